@@ -1,0 +1,3 @@
+//! Black-box tests of the `pbi-bridge` executable: start it as a user would and talk to it over HTTP.
+
+mod sandbox_cli;

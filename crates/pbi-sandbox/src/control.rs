@@ -1,0 +1,633 @@
+//! Test control under `/_sandbox/`: the clock, faults, the request log, the directory, and content commands.
+//! The demo seed is built from the same commands, so what a test can set up is what the seed shows.
+
+use crate::faults::FaultRule;
+use crate::model::{
+    App, ClientSecret, Dashboard, Dataset, Grant, PushState, Report, Retention, SecurityGroup, ServicePrincipal, Tenant, TenantKind,
+    TenantSettings, Tile, User, Visual, Workspace, WorkspaceRole, World,
+};
+use crate::{Shared, ids, push};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use pbi_clock::Clock;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/_sandbox/seed", get(seed))
+        .route("/_sandbox/clock", get(clock))
+        .route("/_sandbox/clock/advance", post(advance_clock))
+        .route("/_sandbox/faults", get(list_faults).post(add_fault).delete(clear_faults))
+        .route("/_sandbox/requests", get(list_requests).delete(clear_requests))
+        .route("/_sandbox/commands", post(command))
+        .route("/_sandbox/push-limits", put(push_limits))
+        .route("/_sandbox/datasets/{datasetId}/tables/{tableName}/rows", get(table_rows))
+        .route("/_sandbox/callback", get(callback).post(callback_form))
+}
+
+/// A redirect URI for people trying the sandbox by hand: shows the code it received and how to redeem it.
+async fn callback(State(shared): State<Arc<Shared>>, Query(params): Query<Vec<(String, String)>>) -> Response {
+    callback_page(&shared, &params)
+}
+
+async fn callback_form(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Form(params): axum::extract::Form<Vec<(String, String)>>,
+) -> Response {
+    callback_page(&shared, &params)
+}
+
+fn callback_page(shared: &Shared, params: &[(String, String)]) -> Response {
+    use crate::pages::esc;
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let body = match (get("code"), get("error"), get("admin_consent")) {
+        (Some(code), _, _) => {
+            let base = &shared.base_url;
+            let curl = format!(
+                "curl -s {base}/{tenant}/oauth2/v2.0/token \\\n  -d grant_type=authorization_code -d client_id={client} \\\n  -d client_secret='{secret}' \\\n  -d redirect_uri={base}/_sandbox/callback -d code='{code}'",
+                tenant = crate::demo::CONTOSO_DOMAIN,
+                client = crate::demo_client_id(),
+                secret = crate::demo::APP_SECRET,
+            );
+            format!(
+                r#"<p>The sandbox redirected here with an authorization code (valid for 10 minutes, single use).</p><p>Code:</p><pre id="code" style="white-space:pre-wrap;word-break:break-all">{}</pre><p>Redeem it (demo app):</p><pre style="white-space:pre-wrap;word-break:break-all">{}</pre><p>State: <code id="state">{}</code></p>"#,
+                esc(code),
+                esc(&curl),
+                esc(get("state").unwrap_or(""))
+            )
+        }
+        (None, Some(error), _) => format!(
+            r#"<p class="error" id="error">{}</p><p id="error-description">{}</p>"#,
+            esc(error),
+            esc(get("error_description").unwrap_or(""))
+        ),
+        (None, None, Some(consent)) => format!(
+            r#"<p id="admin-consent">admin_consent={} for tenant <code>{}</code></p>"#,
+            esc(consent),
+            esc(get("tenant").unwrap_or(""))
+        ),
+        _ => "<p>No code or error was sent to this redirect URI.</p>".to_owned(),
+    };
+    crate::pages::page(StatusCode::OK, "Sandbox callback", &body)
+}
+
+/// A directory or content change. Every creation may carry its own `id` (seeds use stable ones).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum Command {
+    CreateTenant {
+        #[serde(default)]
+        id: Option<Uuid>,
+        display_name: String,
+        domain: String,
+        #[serde(default)]
+        unmanaged: bool,
+        #[serde(default)]
+        settings: Option<TenantSettings>,
+    },
+    UpdateTenantSettings {
+        tenant: Uuid,
+        settings: TenantSettings,
+    },
+    CreateUser {
+        #[serde(default)]
+        id: Option<Uuid>,
+        tenant: Uuid,
+        upn: String,
+        #[serde(default)]
+        display_name: Option<String>,
+        password: String,
+        #[serde(default = "yes")]
+        power_bi_licensed: bool,
+        #[serde(default)]
+        power_bi_admin: bool,
+        #[serde(default)]
+        directory_admin: bool,
+    },
+    SetUserLicense {
+        user: Uuid,
+        power_bi_licensed: bool,
+    },
+    CreateApp {
+        #[serde(default)]
+        client_id: Option<Uuid>,
+        tenant: Uuid,
+        display_name: String,
+        #[serde(default)]
+        multi_tenant: bool,
+        #[serde(default)]
+        redirect_uris: Vec<String>,
+        #[serde(default)]
+        delegated_permissions: Vec<String>,
+    },
+    AddSecret {
+        client_id: Uuid,
+        #[serde(default)]
+        value: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+        /// Days from now until it expires; negative for an already expired secret.
+        expires_in_days: i64,
+    },
+    CreateServicePrincipal {
+        tenant: Uuid,
+        client_id: Uuid,
+    },
+    CreateSecurityGroup {
+        #[serde(default)]
+        id: Option<Uuid>,
+        tenant: Uuid,
+        display_name: String,
+        #[serde(default)]
+        members: Vec<Uuid>,
+    },
+    GrantConsent {
+        tenant: Uuid,
+        client_id: Uuid,
+        /// `None` grants for every user of the tenant (admin consent).
+        #[serde(default)]
+        user: Option<Uuid>,
+        scopes: Vec<String>,
+    },
+    /// Withdraws a user's consent (and admin consent for the app when `all_principals`) and revokes their refresh tokens.
+    RevokeGrants {
+        user: Uuid,
+        #[serde(default)]
+        client_id: Option<Uuid>,
+    },
+    CreateWorkspace {
+        #[serde(default)]
+        id: Option<Uuid>,
+        tenant: Uuid,
+        name: String,
+        #[serde(default)]
+        personal_owner: Option<Uuid>,
+        #[serde(default)]
+        members: Vec<Member>,
+        #[serde(default)]
+        dedicated_capacity: bool,
+    },
+    AddWorkspaceMember {
+        workspace: Uuid,
+        principal: Uuid,
+        role: WorkspaceRole,
+    },
+    CreateDataset {
+        #[serde(default)]
+        id: Option<Uuid>,
+        workspace: Uuid,
+        /// A `POST datasets` body (tables may carry `rows`).
+        definition: Value,
+        #[serde(default = "yes")]
+        push: bool,
+        #[serde(default)]
+        basic_fifo: bool,
+        #[serde(default)]
+        configured_by: Option<String>,
+    },
+    CreateReport {
+        #[serde(default)]
+        id: Option<Uuid>,
+        workspace: Uuid,
+        name: String,
+        #[serde(default)]
+        dataset: Option<Uuid>,
+    },
+    CreateDashboard {
+        #[serde(default)]
+        id: Option<Uuid>,
+        workspace: Uuid,
+        name: String,
+    },
+    CreateTile {
+        #[serde(default)]
+        id: Option<Uuid>,
+        dashboard: Uuid,
+        title: String,
+        #[serde(default)]
+        report: Option<Uuid>,
+        #[serde(default)]
+        dataset: Option<Uuid>,
+        #[serde(default = "one")]
+        row_span: u32,
+        #[serde(default = "one")]
+        col_span: u32,
+        visual: Visual,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Member {
+    pub principal: Uuid,
+    pub role: WorkspaceRole,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ControlError {
+    #[error("{0} was not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub fn execute(shared: &Shared, command: Command) -> Result<Value, ControlError> {
+    let mut world = shared.world();
+    apply(&mut world, &shared.clock, command)
+}
+
+fn missing(what: &str, id: Uuid) -> ControlError {
+    ControlError::NotFound(format!("{what} {id}"))
+}
+
+/// Applies one command to the world. Checks everything before changing anything.
+pub fn apply(world: &mut World, clock: &Clock, command: Command) -> Result<Value, ControlError> {
+    let now = clock.now();
+    match command {
+        Command::CreateTenant { id, display_name, domain, unmanaged, settings } => {
+            let id = id.unwrap_or_else(Uuid::new_v4);
+            if world.tenant_by_segment(&domain).is_some() {
+                return Err(ControlError::Invalid(format!("the domain {domain} is already verified by another tenant")));
+            }
+            let kind = if unmanaged { TenantKind::Unmanaged } else { TenantKind::Managed };
+            world.tenants.insert(
+                id,
+                Tenant { id, display_name, domains: vec![domain.to_ascii_lowercase()], kind, settings: settings.unwrap_or_default() },
+            );
+            Ok(json!({"id": id}))
+        }
+        Command::UpdateTenantSettings { tenant, settings } => {
+            world.tenants.get_mut(&tenant).ok_or_else(|| missing("tenant", tenant))?.settings = settings;
+            Ok(json!({}))
+        }
+        Command::CreateUser { id, tenant, upn, display_name, password, power_bi_licensed, power_bi_admin, directory_admin } => {
+            if !world.tenants.contains_key(&tenant) {
+                return Err(missing("tenant", tenant));
+            }
+            if world.user_by_upn(&upn).is_some() {
+                return Err(ControlError::Invalid(format!("a user {upn} already exists")));
+            }
+            let id = id.unwrap_or_else(Uuid::new_v4);
+            let display_name = display_name.unwrap_or_else(|| upn.split('@').next().unwrap_or(&upn).to_owned());
+            world.users.insert(id, User { id, tenant, upn, display_name, password, power_bi_licensed, power_bi_admin, directory_admin });
+            Ok(json!({"id": id}))
+        }
+        Command::SetUserLicense { user, power_bi_licensed } => {
+            world.users.get_mut(&user).ok_or_else(|| missing("user", user))?.power_bi_licensed = power_bi_licensed;
+            Ok(json!({}))
+        }
+        Command::CreateApp { client_id, tenant, display_name, multi_tenant, redirect_uris, delegated_permissions } => {
+            if !world.tenants.contains_key(&tenant) {
+                return Err(missing("tenant", tenant));
+            }
+            let permissions = delegated_permissions
+                .iter()
+                .map(|p| {
+                    crate::entra::scopes::canonical_permission(p)
+                        .map(str::to_owned)
+                        .ok_or_else(|| ControlError::Invalid(format!("'{p}' is not a Power BI delegated permission")))
+                })
+                .collect::<Result<BTreeSet<_>, _>>()?;
+            let client_id = client_id.unwrap_or_else(Uuid::new_v4);
+            world.apps.insert(
+                client_id,
+                App {
+                    client_id,
+                    home_tenant: tenant,
+                    display_name: display_name.clone(),
+                    multi_tenant,
+                    secrets: Vec::new(),
+                    redirect_uris,
+                    delegated_permissions: permissions,
+                },
+            );
+            let sp = ServicePrincipal { id: ids::stable(&format!("sp:{tenant}:{client_id}")), tenant, client_id, display_name };
+            world.service_principals.insert(sp.id, sp.clone());
+            Ok(json!({"clientId": client_id, "servicePrincipalId": sp.id}))
+        }
+        Command::AddSecret { client_id, value, description, expires_in_days } => {
+            let app = world.apps.get_mut(&client_id).ok_or_else(|| missing("app", client_id))?;
+            let value = value.unwrap_or_else(|| format!("{}~{}", &ids::opaque(3)[..3], ids::opaque(27)));
+            let secret = ClientSecret {
+                id: Uuid::new_v4(),
+                description: description.unwrap_or_else(|| "sandbox secret".into()),
+                value: value.clone(),
+                expires: now + Duration::days(expires_in_days),
+            };
+            let id = secret.id;
+            app.secrets.push(secret);
+            Ok(json!({"id": id, "value": value}))
+        }
+        Command::CreateServicePrincipal { tenant, client_id } => {
+            let app = world.apps.get(&client_id).ok_or_else(|| missing("app", client_id))?;
+            if !world.tenants.contains_key(&tenant) {
+                return Err(missing("tenant", tenant));
+            }
+            if let Some(sp) = world.service_principal(tenant, client_id) {
+                return Ok(json!({"id": sp.id}));
+            }
+            let sp = ServicePrincipal {
+                id: ids::stable(&format!("sp:{tenant}:{client_id}")),
+                tenant,
+                client_id,
+                display_name: app.display_name.clone(),
+            };
+            let id = sp.id;
+            world.service_principals.insert(id, sp);
+            Ok(json!({"id": id}))
+        }
+        Command::CreateSecurityGroup { id, tenant, display_name, members } => {
+            if !world.tenants.contains_key(&tenant) {
+                return Err(missing("tenant", tenant));
+            }
+            let id = id.unwrap_or_else(Uuid::new_v4);
+            world.security_groups.insert(id, SecurityGroup { id, tenant, display_name, members: members.into_iter().collect() });
+            Ok(json!({"id": id}))
+        }
+        Command::GrantConsent { tenant, client_id, user, scopes } => {
+            let scopes = scopes
+                .iter()
+                .map(|s| {
+                    crate::entra::scopes::canonical_permission(s)
+                        .map(str::to_owned)
+                        .ok_or_else(|| ControlError::Invalid(format!("'{s}' is not a Power BI delegated permission")))
+                })
+                .collect::<Result<BTreeSet<_>, _>>()?;
+            if !world.apps.contains_key(&client_id) {
+                return Err(missing("app", client_id));
+            }
+            match world.grants.iter_mut().find(|g| g.tenant == tenant && g.client_id == client_id && g.principal == user) {
+                Some(grant) => grant.scopes.extend(scopes),
+                None => world.grants.push(Grant { tenant, client_id, principal: user, scopes }),
+            }
+            Ok(json!({}))
+        }
+        Command::RevokeGrants { user, client_id } => {
+            if !world.users.contains_key(&user) {
+                return Err(missing("user", user));
+            }
+            let matches_client = |c: Uuid| client_id.is_none_or(|id| id == c);
+            world.grants.retain(|g| !(g.principal == Some(user) && matches_client(g.client_id)));
+            for record in world.oauth.refresh_tokens.values_mut().filter(|r| r.user == user && matches_client(r.client_id)) {
+                record.revoked = true;
+            }
+            world.oauth.sessions.retain(|_, s| s.user != user);
+            Ok(json!({}))
+        }
+        Command::CreateWorkspace { id, tenant, name, personal_owner, members, dedicated_capacity } => {
+            if !world.tenants.contains_key(&tenant) {
+                return Err(missing("tenant", tenant));
+            }
+            let id = id.unwrap_or_else(Uuid::new_v4);
+            let members = members.into_iter().map(|m| (m.principal, m.role)).collect();
+            let capacity_id = dedicated_capacity.then(|| ids::stable(&format!("capacity:{tenant}")));
+            world.workspaces.insert(
+                id,
+                Workspace { id, tenant, name, description: String::new(), personal_owner, members, capacity_id, modified: now },
+            );
+            Ok(json!({"id": id}))
+        }
+        Command::AddWorkspaceMember { workspace, principal, role } => {
+            let ws = world.workspaces.get_mut(&workspace).ok_or_else(|| missing("workspace", workspace))?;
+            ws.members.insert(principal, role);
+            ws.modified = now;
+            Ok(json!({}))
+        }
+        Command::CreateDataset { id, workspace, definition, push, basic_fifo, configured_by } => {
+            if !world.workspaces.contains_key(&workspace) {
+                return Err(missing("workspace", workspace));
+            }
+            let definition = push::parse_dataset(definition).map_err(ControlError::Invalid)?;
+            let id = id.unwrap_or_else(Uuid::new_v4);
+            let retention = if basic_fifo { Retention::BasicFifo } else { Retention::None };
+            world.datasets.insert(
+                id,
+                Dataset {
+                    id,
+                    workspace,
+                    name: definition.name,
+                    description: String::new(),
+                    configured_by: configured_by.unwrap_or_default(),
+                    created: now,
+                    push: push.then(|| PushState { default_mode: definition.default_mode, retention, recent_posts: Default::default() }),
+                    tables: definition.tables,
+                    relationships: definition.relationships,
+                    refreshes: Vec::new(),
+                    upstream_dataflows: Vec::new(),
+                    datasource_usages: Vec::new(),
+                    expressions: Vec::new(),
+                },
+            );
+            Ok(json!({"id": id}))
+        }
+        Command::CreateReport { id, workspace, name, dataset } => {
+            if !world.workspaces.contains_key(&workspace) {
+                return Err(missing("workspace", workspace));
+            }
+            if let Some(d) = dataset
+                && !world.datasets.contains_key(&d)
+            {
+                return Err(missing("dataset", d));
+            }
+            let id = id.unwrap_or_else(Uuid::new_v4);
+            world.reports.insert(
+                id,
+                Report {
+                    id,
+                    workspace,
+                    name,
+                    description: String::new(),
+                    dataset_id: dataset,
+                    paginated: false,
+                    created: now,
+                    modified: now,
+                },
+            );
+            Ok(json!({"id": id}))
+        }
+        Command::CreateDashboard { id, workspace, name } => {
+            if !world.workspaces.contains_key(&workspace) {
+                return Err(missing("workspace", workspace));
+            }
+            let id = id.unwrap_or_else(Uuid::new_v4);
+            world.dashboards.insert(id, Dashboard { id, workspace, display_name: name, is_read_only: false, tiles: Vec::new() });
+            Ok(json!({"id": id}))
+        }
+        Command::CreateTile { id, dashboard, title, report, dataset, row_span, col_span, visual } => {
+            let dataset_id = dataset.or_else(|| report.and_then(|r| world.reports.get(&r)).and_then(|r| r.dataset_id));
+            if let Some(d) = dataset_id {
+                let ds = world.datasets.get(&d).ok_or_else(|| missing("dataset", d))?;
+                let table = ds
+                    .tables
+                    .iter()
+                    .find(|t| t.name.eq_ignore_ascii_case(&visual.table))
+                    .ok_or_else(|| ControlError::Invalid(format!("the dataset has no table '{}'", visual.table)))?;
+                for column in [&visual.value, &visual.category].into_iter().flatten() {
+                    if !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(column)) {
+                        return Err(ControlError::Invalid(format!("the table '{}' has no column '{column}'", table.name)));
+                    }
+                }
+            }
+            let d = world.dashboards.get_mut(&dashboard).ok_or_else(|| missing("dashboard", dashboard))?;
+            let id = id.unwrap_or_else(Uuid::new_v4);
+            d.tiles.push(Tile { id, title, report_id: report, dataset_id, row_span, col_span, visual });
+            Ok(json!({"id": id}))
+        }
+    }
+}
+
+/// The directory as `GET /_sandbox/seed` shows it: everything a script needs to sign in and call the API.
+pub fn directory_json(world: &World) -> Value {
+    let tenants: Vec<Value> = world.tenants.values().map(|t| json!(t)).collect();
+    let users: Vec<Value> = world.users.values().map(|u| json!(u)).collect();
+    let apps: Vec<Value> = world.apps.values().map(|a| json!(a)).collect();
+    let service_principals: Vec<Value> = world.service_principals.values().map(|s| json!(s)).collect();
+    let groups: Vec<Value> = world.security_groups.values().map(|g| json!(g)).collect();
+    let workspaces: Vec<Value> = world
+        .workspaces
+        .values()
+        .map(|w| {
+            json!({
+                "id": w.id, "tenant": w.tenant, "name": w.name, "personalOwner": w.personal_owner,
+                "members": w.members.iter().map(|(p, r)| json!({"principal": p, "role": r})).collect::<Vec<_>>(),
+                "dashboards": world.dashboards.values().filter(|d| d.workspace == w.id).map(|d| json!({"id": d.id, "name": d.display_name, "tiles": d.tiles.iter().map(|t| json!({"id": t.id, "title": t.title})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+                "reports": world.reports.values().filter(|r| r.workspace == w.id).map(|r| json!({"id": r.id, "name": r.name})).collect::<Vec<_>>(),
+                "datasets": world.datasets.values().filter(|d| d.workspace == w.id).map(|d| json!({"id": d.id, "name": d.name, "push": d.push.is_some(), "tables": d.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({"tenants": tenants, "users": users, "apps": apps, "servicePrincipals": service_principals, "securityGroups": groups, "workspaces": workspaces})
+}
+
+fn control_error(error: ControlError) -> Response {
+    let status = match error {
+        ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+        ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+    };
+    (status, Json(json!({"error": error.to_string()}))).into_response()
+}
+
+async fn seed(State(shared): State<Arc<Shared>>) -> Response {
+    let mut doc = directory_json(&shared.world());
+    doc["baseUrl"] = json!(shared.base_url);
+    doc["powerBiApi"] = json!(format!("{}/v1.0/myorg", shared.base_url));
+    Json(doc).into_response()
+}
+
+fn clock_json(now: OffsetDateTime, manual: bool) -> Value {
+    json!({"now": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(), "unix": now.unix_timestamp(), "manual": manual})
+}
+
+async fn clock(State(shared): State<Arc<Shared>>) -> Response {
+    Json(clock_json(shared.clock.now(), shared.clock.is_manual())).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    seconds: i64,
+}
+
+async fn advance_clock(State(shared): State<Arc<Shared>>, Json(advance): Json<Advance>) -> Response {
+    match shared.clock.advance(Duration::seconds(advance.seconds)) {
+        Ok(now) => Json(clock_json(now, true)).into_response(),
+        Err(e) => control_error(ControlError::Invalid(e.to_string())),
+    }
+}
+
+async fn list_faults(State(shared): State<Arc<Shared>>) -> Response {
+    Json(json!({"faults": shared.faults.pending()})).into_response()
+}
+
+async fn add_fault(State(shared): State<Arc<Shared>>, Json(rule): Json<FaultRule>) -> Response {
+    shared.faults.add(rule);
+    (StatusCode::CREATED, Json(json!({"faults": shared.faults.pending()}))).into_response()
+}
+
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
+    shared.faults.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct RequestFilter {
+    #[serde(default)]
+    since: Option<u64>,
+}
+
+async fn list_requests(State(shared): State<Arc<Shared>>, Query(filter): Query<RequestFilter>) -> Response {
+    let since = filter.since.unwrap_or(0);
+    let requests: Vec<_> = shared.log.snapshot().into_iter().filter(|r| r.seq > since && r.service != crate::Service::Control).collect();
+    Json(json!({"requests": requests})).into_response()
+}
+
+async fn clear_requests(State(shared): State<Arc<Shared>>) -> Response {
+    shared.log.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn command(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let command: Command = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return control_error(ControlError::Invalid(format!("not a sandbox command: {e}"))),
+    };
+    match execute(&shared, command) {
+        Ok(value) => Json(value).into_response(),
+        Err(e) => control_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushLimits {
+    enabled: bool,
+}
+
+async fn push_limits(State(shared): State<Arc<Shared>>, Json(limits): Json<PushLimits>) -> Response {
+    shared.push_limits.store(limits.enabled, std::sync::atomic::Ordering::Relaxed);
+    Json(json!({"enabled": limits.enabled})).into_response()
+}
+
+#[derive(Deserialize)]
+struct RowsQuery {
+    #[serde(default)]
+    top: Option<usize>,
+}
+
+/// Power BI has no API to read push rows back; tests and the embed page need one.
+async fn table_rows(
+    State(shared): State<Arc<Shared>>,
+    Path((dataset, table)): Path<(String, String)>,
+    Query(q): Query<RowsQuery>,
+) -> Response {
+    let Some(id) = ids::parse_guid(&dataset) else { return control_error(ControlError::Invalid(format!("'{dataset}' is not a GUID"))) };
+    let world = shared.world();
+    let Some(ds) = world.datasets.get(&id) else { return control_error(missing("dataset", id)) };
+    let Some(t) = ds.tables.iter().find(|t| t.name.eq_ignore_ascii_case(&table)) else {
+        return control_error(ControlError::NotFound(format!("table {table}")));
+    };
+    let columns: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+    let rows: Vec<Value> = t
+        .rows
+        .iter()
+        .take(q.top.unwrap_or(100))
+        .map(|row| Value::Object(columns.iter().zip(row).map(|(c, v)| ((*c).to_owned(), v.to_json())).collect()))
+        .collect();
+    Json(json!({"count": t.rows.len(), "columns": columns, "rows": rows})).into_response()
+}

@@ -1,0 +1,153 @@
+//! Fault injection: the next N requests matching a method and path pattern get a chosen failure.
+
+use serde::{Deserialize, Serialize};
+use std::sync::{Mutex, PoisonError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultRule {
+    /// `GET`, `POST`, ...; `None` matches every method.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// The request path; `*` matches any run of characters (slashes included).
+    pub path: String,
+    /// How many matching requests get the fault before the rule is used up.
+    #[serde(default = "one")]
+    pub count: u32,
+    pub fault: FaultKind,
+}
+
+fn one() -> u32 {
+    1
+}
+
+pub type Fault = FaultKind;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum FaultKind {
+    /// 429 with `Retry-After: retry_after` seconds, as Power BI throttles.
+    Throttle { retry_after: u64 },
+    /// Any status with a Power BI-shaped error body (500, 502, 503, ...). `retry_after` adds the header.
+    Status {
+        status: u16,
+        #[serde(default)]
+        retry_after: Option<u64>,
+    },
+    /// Answer normally, but only after `millis` of real time (for client time-out tests).
+    Delay { millis: u64 },
+    /// Cut the connection before a complete answer reaches the client (it sees an incomplete message).
+    Drop,
+    /// 200 with a body that is not JSON.
+    InvalidBody,
+}
+
+impl FaultRule {
+    pub fn new(method: Option<&str>, path: &str, count: u32, fault: FaultKind) -> Self {
+        Self { method: method.map(str::to_owned), path: path.to_owned(), count, fault }
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && glob_match(&self.path, path)
+    }
+}
+
+#[derive(Default)]
+pub struct Faults {
+    rules: Mutex<Vec<FaultRule>>,
+}
+
+impl Faults {
+    pub fn add(&self, rule: FaultRule) {
+        if rule.count > 0 {
+            self.rules.lock().unwrap_or_else(PoisonError::into_inner).push(rule);
+        }
+    }
+
+    pub fn clear(&self) {
+        self.rules.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    pub fn pending(&self) -> Vec<FaultRule> {
+        self.rules.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Consumes one use of the first rule matching the request, oldest rule first.
+    pub fn take(&self, method: &str, path: &str) -> Option<FaultKind> {
+        let mut rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = rules.iter().position(|r| r.matches(method, path))?;
+        let fault = rules[index].fault.clone();
+        rules[index].count -= 1;
+        if rules[index].count == 0 {
+            rules.remove(index);
+        }
+        Some(fault)
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself, case-insensitively as Power BI paths do.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    let text = text.to_ascii_lowercase();
+    let mut pieces = pattern.split('*');
+    let first = pieces.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let pieces: Vec<&str> = pieces.collect();
+    let Some((last, middle)) = pieces.split_last() else { return rest.is_empty() };
+    for piece in middle {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn globs_match_as_documented() {
+        assert!(glob_match("/v1.0/myorg/groups", "/v1.0/myorg/groups"));
+        assert!(!glob_match("/v1.0/myorg/groups", "/v1.0/myorg/groups/x"));
+        assert!(glob_match("/v1.0/myorg/datasets/*/rows", "/v1.0/myorg/datasets/abc/tables/t/rows"));
+        assert!(glob_match("*", "/anything"));
+        assert!(glob_match("*/token", "/contoso/oauth2/v2.0/token"));
+        assert!(!glob_match("*/token", "/contoso/oauth2/v2.0/authorize"));
+        assert!(!glob_match("/a*a", "/a"));
+    }
+
+    #[test]
+    fn a_rule_is_used_up_after_count_matches() {
+        let faults = Faults::default();
+        faults.add(FaultRule::new(Some("POST"), "/x", 2, FaultKind::Drop));
+        assert_eq!(faults.take("GET", "/x"), None);
+        assert_eq!(faults.take("post", "/x"), Some(FaultKind::Drop));
+        assert_eq!(faults.take("POST", "/x"), Some(FaultKind::Drop));
+        assert_eq!(faults.take("POST", "/x"), None);
+    }
+
+    #[test]
+    fn rules_read_from_the_documented_json() {
+        let rule: FaultRule =
+            serde_json::from_str(r#"{"method":"GET","path":"/v1.0/*","count":3,"fault":{"kind":"throttle","retryAfter":30}}"#)
+                .expect("valid");
+        assert_eq!(rule.fault, FaultKind::Throttle { retry_after: 30 });
+    }
+
+    proptest! {
+        #[test]
+        fn a_literal_pattern_matches_only_itself(a in "[a-z/]{0,12}", b in "[a-z/]{0,12}") {
+            prop_assert_eq!(glob_match(&a, &b), a == b);
+        }
+
+        #[test]
+        fn star_infix_matches_any_middle(prefix in "[a-z/]{0,6}", middle in "[a-z/*]{0,6}", suffix in "[a-z/]{0,6}") {
+            let text = format!("{prefix}{middle}{suffix}");
+            let pattern = format!("{prefix}*{suffix}");
+            prop_assert!(glob_match(&pattern, &text));
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Test control: faults, the request log, the clock over HTTP, the seed document.
+
+use crate::support::*;
+use pbi_sandbox::{FaultKind, FaultRule, Service};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn injected_faults_answer_the_next_matching_requests_then_stop() {
+    let t = TestSandbox::start().await;
+    let alice = t.user_token("alice@contoso.onmicrosoft.com").await;
+    t.sandbox.inject(FaultRule::new(Some("GET"), "/v1.0/myorg/groups", 1, FaultKind::Throttle { retry_after: 42 }));
+    t.sandbox.inject(FaultRule::new(None, "/v1.0/myorg/groups", 2, FaultKind::Status { status: 503, retry_after: None }));
+    let (status, headers, _) = t.call(&alice, reqwest::Method::GET, "/groups", None).await;
+    assert_eq!((status, headers["retry-after"].to_str().ok()), (StatusCode::TOO_MANY_REQUESTS, Some("42")));
+    for _ in 0..2 {
+        assert_eq!(t.api_get(&alice, "/groups").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(t.api_get(&alice, "/groups").await.0, StatusCode::OK);
+
+    // Over HTTP too, with a dropped connection and an invalid body.
+    let response = t
+        .http
+        .post(t.url("/_sandbox/faults"))
+        .json(&json!({"path": "/v1.0/myorg/dashboards", "fault": {"kind": "drop"}}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let dropped = t.http.get(t.url("/v1.0/myorg/dashboards")).bearer_auth(&alice).send().await;
+    let error = dropped.expect_err("the connection is cut before a complete answer");
+    assert!(error.is_request(), "{error}");
+    t.http
+        .post(t.url("/_sandbox/faults"))
+        .json(&json!({"path": "/v1.0/myorg/dashboards", "fault": {"kind": "invalidBody"}}))
+        .send()
+        .await
+        .expect("POST");
+    let garbled = t.http.get(t.url("/v1.0/myorg/dashboards")).bearer_auth(&alice).send().await.expect("GET");
+    assert!(garbled.json::<Value>().await.is_err());
+}
+
+#[tokio::test]
+async fn the_request_log_names_callers_and_never_holds_secrets() {
+    let t = TestSandbox::start().await;
+    t.sandbox.clear_requests();
+    let tokens = t.user_tokens("alice@contoso.onmicrosoft.com").await;
+    let access = tokens["access_token"].as_str().expect("token");
+    t.api_get(access, "/groups").await;
+    let log = t.sandbox.requests();
+    let token_calls: Vec<_> = log.iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token")).collect();
+    assert_eq!(token_calls.len(), 1, "the token endpoint was called exactly once");
+    let api = log.iter().find(|r| r.service == Service::PowerBi).expect("an API call");
+    assert_eq!((api.caller.as_deref(), api.status), (Some("alice@contoso.onmicrosoft.com"), 200));
+
+    let over_http: Value = t.http.get(t.url("/_sandbox/requests")).send().await.expect("GET").json().await.expect("JSON");
+    let text = over_http.to_string();
+    for secret in [access, tokens["refresh_token"].as_str().expect("rt"), pbi_sandbox::demo::APP_SECRET, "alice-password"] {
+        assert!(!text.contains(secret), "the log never holds a secret or token");
+    }
+}
+
+#[tokio::test]
+async fn the_clock_moves_over_http_and_the_seed_lists_the_directory() {
+    let t = TestSandbox::start().await;
+    let before: Value = t.http.get(t.url("/_sandbox/clock")).send().await.expect("GET").json().await.expect("JSON");
+    let after: Value = t
+        .http
+        .post(t.url("/_sandbox/clock/advance"))
+        .json(&json!({"seconds": 3600}))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(after["unix"].as_i64().expect("unix") - before["unix"].as_i64().expect("unix"), 3600);
+
+    let seed: Value = t.http.get(t.url("/_sandbox/seed")).send().await.expect("GET").json().await.expect("JSON");
+    let users: Vec<&str> = seed["users"].as_array().expect("users").iter().filter_map(|u| u["upn"].as_str()).collect();
+    assert!(users.contains(&"alice@contoso.onmicrosoft.com") && users.contains(&"dave@fabrikam.onmicrosoft.com"));
+    assert_eq!(seed["tenants"].as_array().expect("tenants").len(), 2);
+    assert!(seed["apps"].as_array().expect("apps").iter().any(|a| a["clientId"] == t.client_id()));
+
+    let response = t
+        .http
+        .post(t.url("/_sandbox/commands"))
+        .json(&json!({"op": "createUser", "tenant": "00000000-0000-4000-8000-000000000000", "upn": "x@y", "password": "p"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = t.http.post(t.url("/_sandbox/commands")).json(&json!({"op": "launchRockets"})).send().await.expect("POST");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_callback_page_shows_the_code_for_people_trying_it_by_hand() {
+    let t = TestSandbox::start().await;
+    let redirect = t.authorize_as("alice@contoso.onmicrosoft.com", &[]).await;
+    let page = t.http.get(&redirect).send().await.expect("GET").text().await.expect("page");
+    let code = query_param(&redirect, "code").expect("code");
+    assert!(page.contains(&code) && page.contains("grant_type=authorization_code"));
+}

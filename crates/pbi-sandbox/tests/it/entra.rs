@@ -1,0 +1,410 @@
+//! Entra ID flows: discovery, sign-in, consent, codes, PKCE, refresh, client credentials and their errors.
+
+use crate::support::*;
+use base64::Engine as _;
+use pbi_sandbox::demo;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("a JWT has three parts");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
+}
+
+fn header(jwt: &str) -> Value {
+    let head = jwt.split('.').next().expect("header");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head).expect("base64url")).expect("JSON header")
+}
+
+fn aadsts(body: &Value) -> u64 {
+    body["error_codes"][0].as_u64().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn discovery_names_the_sandbox_endpoints_and_keys_verify_tokens() {
+    let t = TestSandbox::start().await;
+    let doc: Value = t
+        .http
+        .get(t.url(&format!("/{TENANT}/v2.0/.well-known/openid-configuration")))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let tenant_id = pbi_sandbox::demo_id("tenant:contoso");
+    assert_eq!(doc["issuer"], format!("{}/{tenant_id}/v2.0", t.sandbox.base_url()));
+    assert_eq!(doc["token_endpoint"], t.url(&format!("/{TENANT}/oauth2/v2.0/token")));
+    let keys: Value = t.http.get(doc["jwks_uri"].as_str().expect("jwks_uri")).send().await.expect("GET").json().await.expect("JSON");
+    let token = t.app_token().await;
+    assert_eq!(keys["keys"][0]["kid"], header(&token)["kid"]);
+    assert_eq!(header(&token)["alg"], "RS256");
+    let common: Value =
+        t.http.get(t.url("/organizations/v2.0/.well-known/openid-configuration")).send().await.expect("GET").json().await.expect("JSON");
+    assert_eq!(common["issuer"], format!("{}/{{tenantid}}/v2.0", t.sandbox.base_url()));
+}
+
+#[tokio::test]
+async fn sign_in_consent_code_and_pkce_give_entra_shaped_tokens() {
+    let t = TestSandbox::start().await;
+    let mut browser = Browser::default();
+    let pkce = Pkce::new();
+    let page = t
+        .get(&browser, &t.authorize_url(&[("code_challenge", &pkce.challenge), ("code_challenge_method", "S256"), ("nonce", "n-1")]))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("Sign in") && page.contains("pbi-bridge"), "{page}");
+
+    let wrong = t.sign_in(&mut browser, &page, "alice@contoso.onmicrosoft.com", "nope").await;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert!(wrong.text().await.expect("page").contains("AADSTS50126"));
+
+    let consent_page =
+        t.sign_in(&mut browser, &page, "alice@contoso.onmicrosoft.com", "alice-password").await.text().await.expect("consent page");
+    for permission in ["Dashboard.Read.All", "Dataset.ReadWrite.All", "Workspace.Read.All", "Report.Read.All", "offline_access"] {
+        assert!(consent_page.contains(&format!(r#"data-scope="{permission}""#)), "consent lists {permission}");
+    }
+    let redirect = location(&t.consent(&browser, &consent_page, "accept").await);
+    assert!(redirect.starts_with(&t.redirect_uri()), "{redirect}");
+    assert_eq!(query_param(&redirect, "state").as_deref(), Some("s-123"));
+    let code = query_param(&redirect, "code").expect("code");
+
+    let (status, body) = t
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &t.client_id()),
+            ("client_secret", demo::APP_SECRET),
+            ("code", &code),
+            ("redirect_uri", &t.redirect_uri()),
+            ("code_verifier", &pkce.verifier),
+            ("client_info", "1"),
+            ("x-client-SKU", "MSAL.Python"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let lifetime = body["expires_in"].as_i64().expect("expires_in");
+    assert!((3600..=5400).contains(&lifetime), "access tokens live 60 to 90 minutes, got {lifetime}");
+    assert!(body["refresh_token"].is_string() && body["id_token"].is_string() && body["client_info"].is_string());
+    let access = claims(body["access_token"].as_str().expect("token"));
+    assert_eq!(access["aud"], PBI);
+    assert_eq!(access["upn"], "alice@contoso.onmicrosoft.com");
+    assert_eq!(access["tid"], pbi_sandbox::demo_id("tenant:contoso").to_string());
+    assert_eq!(access["appid"], t.client_id());
+    assert_eq!(access["ver"], "1.0");
+    assert_eq!(access["exp"].as_i64().expect("exp") - access["iat"].as_i64().expect("iat"), lifetime);
+    let scp: Vec<&str> = access["scp"].as_str().expect("scp").split(' ').collect();
+    assert!(scp.contains(&"Dashboard.Read.All") && scp.contains(&"Workspace.Read.All"), "{scp:?}");
+    let id = claims(body["id_token"].as_str().expect("id token"));
+    assert_eq!(id["nonce"], "n-1");
+    assert_eq!(id["aud"], t.client_id());
+    assert_eq!(id["preferred_username"], "alice@contoso.onmicrosoft.com");
+
+    // The code is single-use.
+    let (status, reused) = t
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &t.client_id()),
+            ("client_secret", demo::APP_SECRET),
+            ("code", &code),
+            ("redirect_uri", &t.redirect_uri()),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .await;
+    assert_eq!((status, aadsts(&reused), reused["error"].as_str()), (StatusCode::BAD_REQUEST, 54005, Some("invalid_grant")));
+    assert!(reused["error_description"].as_str().expect("description").starts_with("AADSTS54005:"));
+    for field in ["trace_id", "correlation_id", "timestamp", "error_uri"] {
+        assert!(reused[field].is_string(), "error bodies carry {field}");
+    }
+
+    // Signed in and consented: the next authorize goes straight back with a code, no pages.
+    let again = t.get(&browser, &t.authorize_url(&[])).await;
+    assert_eq!(again.status(), StatusCode::FOUND);
+    assert!(query_param(&location(&again), "code").is_some());
+
+    // prompt=consent shows the consent page again even though consent exists.
+    let forced = t.get(&browser, &t.authorize_url(&[("prompt", "consent")])).await.text().await.expect("page");
+    assert!(forced.contains("Permissions requested"));
+}
+
+#[tokio::test]
+async fn pkce_verifier_must_match_and_codes_expire_after_ten_minutes() {
+    let t = TestSandbox::start().await;
+    let pkce = Pkce::new();
+    let redirect =
+        t.authorize_as("alice@contoso.onmicrosoft.com", &[("code_challenge", &pkce.challenge), ("code_challenge_method", "S256")]).await;
+    let code = query_param(&redirect, "code").expect("code");
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("client_id", &t.client_id() as &str),
+        ("client_secret", demo::APP_SECRET),
+        ("code", &code),
+        ("redirect_uri", &t.redirect_uri() as &str),
+    ];
+    let (status, body) = t.token(&[&base[..], &[("code_verifier", "a-wrong-verifier-that-is-long-enough-000000000")]].concat()).await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, 501481));
+    let (status, body) = t.token(&base).await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, 501481), "a missing verifier is refused too");
+
+    let redirect = t.authorize_as("alice@contoso.onmicrosoft.com", &[]).await;
+    let code = query_param(&redirect, "code").expect("code");
+    t.sandbox.clock().advance(time::Duration::minutes(11)).expect("manual clock");
+    let (status, body) = t
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &t.client_id()),
+            ("client_secret", demo::APP_SECRET),
+            ("code", &code),
+            ("redirect_uri", &t.redirect_uri()),
+        ])
+        .await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, 70008));
+}
+
+#[tokio::test]
+async fn user_declining_consent_goes_back_with_access_denied() {
+    let t = TestSandbox::start().await;
+    let mut browser = Browser::default();
+    let page = t.get(&browser, &t.authorize_url(&[])).await.text().await.expect("page");
+    let consent = t.sign_in(&mut browser, &page, "bob@contoso.onmicrosoft.com", "bob-password").await.text().await.expect("consent");
+    let redirect = location(&t.consent(&browser, &consent, "cancel").await);
+    assert_eq!(query_param(&redirect, "error").as_deref(), Some("access_denied"));
+    assert!(query_param(&redirect, "error_description").expect("description").starts_with("AADSTS65004:"));
+    assert_eq!(query_param(&redirect, "state").as_deref(), Some("s-123"));
+}
+
+#[tokio::test]
+async fn when_users_may_not_consent_an_admin_must() {
+    let t = TestSandbox::start().await;
+    let tenant = pbi_sandbox::demo_id("tenant:contoso");
+    let mut settings = t.sandbox.directory()["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .find(|x| x["id"] == tenant.to_string())
+        .expect("contoso")["settings"]
+        .clone();
+    settings["usersCanConsent"] = json!(false);
+    t.control(json!({"op": "updateTenantSettings", "tenant": tenant, "settings": settings})).await;
+
+    let mut browser = Browser::default();
+    let page = t.get(&browser, &t.authorize_url(&[])).await.text().await.expect("page");
+    let approval = t.sign_in(&mut browser, &page, "alice@contoso.onmicrosoft.com", "alice-password").await.text().await.expect("page");
+    assert!(approval.contains("Need admin approval") && approval.contains("AADSTS90094"), "{approval}");
+    let redirect = location(&t.consent(&browser, &approval, "return").await);
+    assert!(query_param(&redirect, "error_description").expect("description").starts_with("AADSTS90094:"));
+
+    // The admin consents for the whole organisation through the admin-consent endpoint...
+    let mut admin = Browser::default();
+    let url = t.url(&format!("/{TENANT}/v2.0/adminconsent?client_id={}&redirect_uri={}&state=adm", t.client_id(), t.redirect_uri()));
+    let page = t.get(&admin, &url).await.text().await.expect("page");
+    let consent = t.sign_in(&mut admin, &page, "admin@contoso.onmicrosoft.com", "admin-password").await.text().await.expect("consent");
+    let redirect = location(&t.consent(&admin, &consent, "accept").await);
+    assert_eq!(query_param(&redirect, "admin_consent").as_deref(), Some("True"));
+    assert_eq!(query_param(&redirect, "tenant"), Some(tenant.to_string()));
+
+    // ...after which Alice gets a code without any consent page.
+    let mut browser = Browser::default();
+    let page = t
+        .get(&browser, &t.authorize_url(&[("scope", "openid offline_access https://analysis.windows.net/powerbi/api/.default")]))
+        .await
+        .text()
+        .await
+        .expect("page");
+    let response = t.sign_in(&mut browser, &page, "alice@contoso.onmicrosoft.com", "alice-password").await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(query_param(&location(&response), "code").is_some());
+}
+
+#[tokio::test]
+async fn a_wrong_redirect_uri_or_unknown_app_stays_on_an_error_page() {
+    let t = TestSandbox::start().await;
+    let response = t.get(&Browser::default(), &t.authorize_url(&[("redirect_uri", "https://evil.example/cb")])).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("location").is_none(), "never redirects to an unregistered URI");
+    assert!(response.text().await.expect("page").contains("AADSTS50011"));
+
+    let response = t.get(&Browser::default(), &t.authorize_url(&[("client_id", "6f1c4a8e-0000-4000-8000-000000000001")])).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.expect("page").contains("AADSTS700016"));
+
+    // A single-tenant app cannot use /organizations.
+    let url = t.authorize_url(&[]).replace(&format!("/{TENANT}/"), "/organizations/");
+    assert!(t.get(&Browser::default(), &url).await.text().await.expect("page").contains("AADSTS50194"));
+}
+
+#[tokio::test]
+async fn bad_scopes_come_back_as_redirected_errors() {
+    let t = TestSandbox::start().await;
+    let response = t.get(&Browser::default(), &t.authorize_url(&[("scope", "openid Dashboard.Read.All")])).await;
+    let redirect = location(&response);
+    assert_eq!(query_param(&redirect, "error").as_deref(), Some("invalid_scope"));
+    assert!(query_param(&redirect, "error_description").expect("description").starts_with("AADSTS70011:"));
+    let response = t.get(&Browser::default(), &t.authorize_url(&[("resource", PBI)])).await;
+    assert!(query_param(&location(&response), "error_description").expect("description").starts_with("AADSTS901002:"));
+}
+
+#[tokio::test]
+async fn a_user_of_another_tenant_cannot_sign_in_here() {
+    let t = TestSandbox::start().await;
+    let mut browser = Browser::default();
+    let page = t.get(&browser, &t.authorize_url(&[])).await.text().await.expect("page");
+    let response = t.sign_in(&mut browser, &page, "dave@fabrikam.onmicrosoft.com", "dave-password").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.expect("page").contains("AADSTS50020"));
+}
+
+#[tokio::test]
+async fn prompt_none_needs_a_session_and_consent() {
+    let t = TestSandbox::start().await;
+    let response = t.get(&Browser::default(), &t.authorize_url(&[("prompt", "none")])).await;
+    assert_eq!(query_param(&location(&response), "error").as_deref(), Some("login_required"));
+
+    let mut browser = Browser::default();
+    let page = t.get(&browser, &t.authorize_url(&[])).await.text().await.expect("page");
+    t.sign_in(&mut browser, &page, "bob@contoso.onmicrosoft.com", "bob-password").await;
+    let response = t.get(&browser, &t.authorize_url(&[("prompt", "none")])).await;
+    let redirect = location(&response);
+    assert_eq!(query_param(&redirect, "error").as_deref(), Some("consent_required"));
+    assert!(query_param(&redirect, "error_description").expect("description").starts_with("AADSTS65001:"));
+}
+
+#[tokio::test]
+async fn form_post_response_mode_posts_the_code() {
+    let t = TestSandbox::start().await;
+    let mut browser = Browser::default();
+    t.control(json!({"op": "grantConsent", "tenant": pbi_sandbox::demo_id("tenant:contoso"), "clientId": t.client_id(), "user": pbi_sandbox::demo_id("user:alice@contoso.onmicrosoft.com"), "scopes": ["Dashboard.Read.All", "Dataset.ReadWrite.All", "Workspace.Read.All", "Report.Read.All"]})).await;
+    let page = t.get(&browser, &t.authorize_url(&[("response_mode", "form_post")])).await.text().await.expect("page");
+    let page =
+        t.sign_in(&mut browser, &page, "alice@contoso.onmicrosoft.com", "alice-password").await.text().await.expect("auto-post page");
+    assert!(page.contains(&format!(r#"action="{}""#, t.redirect_uri())), "{page}");
+    assert!(hidden(&page, "code").is_some() && hidden(&page, "state").as_deref() == Some("s-123"));
+}
+
+#[tokio::test]
+async fn client_authentication_errors_are_entras() {
+    let t = TestSandbox::start().await;
+    let client = pbi_sandbox::demo_automation_client_id().to_string();
+    let scope = format!("{PBI}/.default");
+    let cases: [(&[(&str, &str)], u64); 3] = [
+        (&[("client_secret", "wrong")], 7000215),
+        (&[], 7000218),
+        (&[("client_id", &t.client_id()), ("client_secret", demo::EXPIRED_APP_SECRET)], 7000222),
+    ];
+    for (extra, code) in cases {
+        let mut form = vec![("grant_type", "client_credentials"), ("client_id", client.as_str()), ("scope", scope.as_str())];
+        for (k, v) in extra {
+            form.retain(|(name, _)| name != k);
+            form.push((k, v));
+        }
+        let (status, body) = t.token(&form).await;
+        assert_eq!((status, aadsts(&body), body["error"].as_str()), (StatusCode::UNAUTHORIZED, code, Some("invalid_client")), "{body}");
+        assert!(!body.to_string().contains("wrong") && !body.to_string().contains(demo::EXPIRED_APP_SECRET), "errors never echo a secret");
+    }
+    let (status, body) = t
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "6f1c4a8e-0000-4000-8000-000000000001"),
+            ("client_secret", "x"),
+            ("scope", &scope),
+        ])
+        .await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, 700016));
+}
+
+#[tokio::test]
+async fn client_credentials_needs_a_tenant_and_a_default_scope_and_accepts_basic_auth() {
+    let t = TestSandbox::start().await;
+    let client = pbi_sandbox::demo_automation_client_id().to_string();
+    let (status, body) = t
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client),
+            ("client_secret", demo::AUTOMATION_SECRET),
+            ("scope", &format!("{PBI}/Dataset.Read.All")),
+        ])
+        .await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, 1002012));
+    let response = t
+        .http
+        .post(t.url("/organizations/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client),
+            ("client_secret", demo::AUTOMATION_SECRET),
+            ("scope", &format!("{PBI}/.default")),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(aadsts(&response.json().await.expect("JSON")), 50059);
+
+    let response = t
+        .http
+        .post(t.url(&format!("/{TENANT}/oauth2/v2.0/token")))
+        .basic_auth(&client, Some(demo::AUTOMATION_SECRET))
+        .form(&[("grant_type", "client_credentials"), ("scope", &format!("{PBI}/.default"))])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store, no-cache");
+    let body: Value = response.json().await.expect("JSON");
+    let access = claims(body["access_token"].as_str().expect("token"));
+    assert_eq!((access["idtyp"].as_str(), access["appid"].as_str()), (Some("app"), Some(client.as_str())));
+    assert!(access.get("scp").is_none() && body.get("refresh_token").is_none());
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_expire_after_90_idle_days_and_die_with_revocation() {
+    let t = TestSandbox::start().await;
+    let first = t.user_tokens("alice@contoso.onmicrosoft.com").await;
+    let refresh = |token: String| t.refresh(token);
+    let (status, second) = refresh(first["refresh_token"].as_str().expect("rt").to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_ne!(second["refresh_token"], first["refresh_token"], "a new refresh token on every use");
+    assert_ne!(second["access_token"], first["access_token"]);
+
+    t.sandbox.clock().advance(time::Duration::days(89)).expect("manual clock");
+    let (status, third) = refresh(second["refresh_token"].as_str().expect("rt").to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "used within 90 days");
+    t.sandbox.clock().advance(time::Duration::days(91)).expect("manual clock");
+    let (status, expired) = refresh(third["refresh_token"].as_str().expect("rt").to_owned()).await;
+    assert_eq!((status, aadsts(&expired)), (StatusCode::BAD_REQUEST, 700082));
+
+    let fresh = t.user_tokens("bob@contoso.onmicrosoft.com").await;
+    t.control(json!({"op": "revokeGrants", "user": pbi_sandbox::demo_id("user:bob@contoso.onmicrosoft.com")})).await;
+    let (status, revoked) = refresh(fresh["refresh_token"].as_str().expect("rt").to_owned()).await;
+    assert_eq!((status, aadsts(&revoked)), (StatusCode::BAD_REQUEST, 50173));
+}
+
+#[tokio::test]
+async fn v1_endpoints_take_resource_and_answer_with_string_numbers() {
+    let t = TestSandbox::start().await;
+    let client = pbi_sandbox::demo_automation_client_id().to_string();
+    let response = t
+        .http
+        .post(t.url(&format!("/{TENANT}/oauth2/token")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client),
+            ("client_secret", demo::AUTOMATION_SECRET),
+            ("resource", PBI),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    let body: Value = response.json().await.expect("JSON");
+    assert!(body["expires_in"].is_string() && body["expires_on"].is_string() && body["not_before"].is_string(), "{body}");
+    assert_eq!(body["resource"], PBI);
+
+    let url = t.url(&format!(
+        "/{TENANT}/oauth2/authorize?client_id={}&response_type=code&redirect_uri={}&resource={PBI}",
+        t.client_id(),
+        t.redirect_uri()
+    ));
+    let page = t.get(&Browser::default(), &url).await.text().await.expect("page");
+    assert!(page.contains("Sign in"), "{page}");
+}

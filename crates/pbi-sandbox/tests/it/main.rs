@@ -1,0 +1,7 @@
+//! The sandbox's black-box suite: a real sandbox on 127.0.0.1:0, driven over HTTP as clients would.
+
+mod control;
+mod entra;
+mod powerbi;
+mod push;
+mod support;
