@@ -427,7 +427,6 @@ pub fn apply(world: &mut World, clock: &Clock, command: Command) -> Result<Value
                     created: now,
                     push: push.then(|| PushState { default_mode: definition.default_mode, retention, recent_posts: Default::default() }),
                     tables: definition.tables,
-                    relationships: definition.relationships,
                     refreshes: Vec::new(),
                     upstream_dataflows: Vec::new(),
                     datasource_usages: Vec::new(),
@@ -506,7 +505,7 @@ pub fn directory_json(world: &World) -> Value {
             json!({
                 "id": w.id, "tenant": w.tenant, "name": w.name, "personalOwner": w.personal_owner,
                 "members": w.members.iter().map(|(p, r)| json!({"principal": p, "role": r})).collect::<Vec<_>>(),
-                "dashboards": world.dashboards.values().filter(|d| d.workspace == w.id).map(|d| json!({"id": d.id, "name": d.display_name, "tiles": d.tiles.iter().map(|t| json!({"id": t.id, "title": t.title})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+                "dashboards": world.dashboards.values().filter(|d| d.workspace == w.id).map(|d| json!({"id": d.id, "name": d.display_name, "tiles": d.tiles.iter().map(|t| json!({"id": t.id, "title": t.title, "visual": t.visual})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
                 "reports": world.reports.values().filter(|r| r.workspace == w.id).map(|r| json!({"id": r.id, "name": r.name})).collect::<Vec<_>>(),
                 "datasets": world.datasets.values().filter(|d| d.workspace == w.id).map(|d| json!({"id": d.id, "name": d.name, "push": d.push.is_some(), "tables": d.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             })

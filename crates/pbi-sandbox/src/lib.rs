@@ -13,8 +13,6 @@ mod entra;
 mod faults;
 mod ids;
 mod jwt;
-// Some fields are read only by the scanner and the embed page, which land in the next commits.
-#[allow(dead_code)]
 mod model;
 mod pages;
 mod powerbi;

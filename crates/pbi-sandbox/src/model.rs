@@ -22,6 +22,18 @@ pub struct World {
     pub dataflows: BTreeMap<Uuid, Dataflow>,
     pub datasources: BTreeMap<Uuid, Datasource>,
     pub oauth: OAuthState,
+    pub scans: BTreeMap<Uuid, Scan>,
+    /// Recent calls per (tenant, admin API), for the documented hourly quotas.
+    pub admin_calls: HashMap<(Uuid, &'static str), VecDeque<OffsetDateTime>>,
+}
+
+/// A metadata scan (`admin/workspaces/getInfo`). Its result is taken when it is requested.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub id: Uuid,
+    pub tenant: Uuid,
+    pub created: OffsetDateTime,
+    pub result: Value,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -238,7 +250,6 @@ pub struct Dataset {
     /// `Some` for push datasets (`addRowsAPIEnabled`).
     pub push: Option<PushState>,
     pub tables: Vec<Table>,
-    pub relationships: Vec<Value>,
     pub refreshes: Vec<Refresh>,
     pub upstream_dataflows: Vec<Uuid>,
     pub datasource_usages: Vec<Uuid>,
@@ -344,14 +355,6 @@ impl Cell {
             Cell::Number(n) => Value::from(*n),
             Cell::Bool(b) => Value::from(*b),
             Cell::Text(s) | Cell::DateTime(s) => Value::from(s.as_ref()),
-        }
-    }
-
-    pub fn as_number(&self) -> Option<f64> {
-        match self {
-            Cell::Int(i) => Some(*i as f64),
-            Cell::Number(n) => Some(*n),
-            _ => None,
         }
     }
 }

@@ -86,7 +86,7 @@ struct WireMeasure {
     is_hidden: Option<bool>,
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct WireRelationship {
     name: String,
@@ -94,7 +94,7 @@ struct WireRelationship {
     from_column: String,
     to_table: String,
     to_column: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     cross_filtering_behavior: Option<String>,
 }
 
@@ -104,7 +104,6 @@ pub struct DatasetDefinition {
     pub name: String,
     pub default_mode: String,
     pub tables: Vec<Table>,
-    pub relationships: Vec<Value>,
 }
 
 fn field_error(path: &str, error: serde_json::Error) -> String {
@@ -146,12 +145,11 @@ pub fn parse_dataset(body: Value) -> Result<DatasetDefinition, String> {
     if wire.relationships.len() > MAX_RELATIONSHIPS {
         return Err(format!("relationships: at most {MAX_RELATIONSHIPS} relationships are allowed."));
     }
-    let mut relationships = Vec::new();
-    for (i, rel) in wire.relationships.into_iter().enumerate() {
-        check_relationship(&tables, &rel).map_err(|m| format!("relationships[{i}]: {m}"))?;
-        relationships.push(serde_json::to_value(&rel).unwrap_or_default());
+    // Relationships are checked, not kept: Power BI has no API that reads them back.
+    for (i, rel) in wire.relationships.iter().enumerate() {
+        check_relationship(&tables, rel).map_err(|m| format!("relationships[{i}]: {m}"))?;
     }
-    Ok(DatasetDefinition { name, default_mode, tables, relationships })
+    Ok(DatasetDefinition { name, default_mode, tables })
 }
 
 fn check_relationship(tables: &[Table], rel: &WireRelationship) -> Result<(), String> {

@@ -31,8 +31,15 @@ pub enum CallerKind {
 
 const VERIFIED_CACHE_LIMIT: usize = 50_000;
 
-/// Verifies the bearer token, then checks the caller may use Power BI at all.
-pub fn authenticate(shared: &Shared, world: &World, headers: &HeaderMap) -> PbiResult<Caller> {
+/// Which family of APIs a request is for: the admin APIs have their own tenant settings and rights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Regular,
+    Admin,
+}
+
+/// Verifies the bearer token, then checks the caller may use this family of Power BI APIs at all.
+pub fn authenticate(shared: &Shared, world: &World, headers: &HeaderMap, api: Api) -> PbiResult<Caller> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -58,10 +65,21 @@ pub fn authenticate(shared: &Shared, world: &World, headers: &HeaderMap) -> PbiR
     if is_app {
         let client_id = uuid_claim("appid").or_else(|| uuid_claim("azp")).ok_or_else(PbiError::invalid_token)?;
         let settings = &world.tenants.get(&tenant).ok_or_else(PbiError::invalid_token)?.settings;
-        if !settings.service_principals_enabled || !world.is_in_group(principal, settings.service_principals_group) {
-            return Err(PbiError::not_authorized(
-                "The service principal is not allowed to use Power BI APIs: enable the tenant setting 'Service principals can use Fabric APIs' and add the service principal to the security group it names.",
-            ));
+        let allowed = match api {
+            Api::Regular => settings.service_principals_enabled && world.is_in_group(principal, settings.service_principals_group),
+            Api::Admin => {
+                settings.service_principals_admin_apis && world.is_in_group(principal, settings.service_principals_admin_apis_group)
+            }
+        };
+        if !allowed {
+            return Err(PbiError::not_authorized(match api {
+                Api::Regular => {
+                    "The service principal is not allowed to use Power BI APIs: enable the tenant setting 'Service principals can use Fabric APIs' and add the service principal to the security group it names."
+                }
+                Api::Admin => {
+                    "The service principal is not allowed to use the read-only admin APIs: enable the tenant setting 'Service principals can access read-only admin APIs' and add the service principal to the security group it names."
+                }
+            }));
         }
         return Ok(Caller {
             tenant,
@@ -82,7 +100,15 @@ pub fn authenticate(shared: &Shared, world: &World, headers: &HeaderMap) -> PbiR
             ),
         ));
     }
-    let scopes = claims.get("scp").and_then(Value::as_str).unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    let scopes: BTreeSet<String> =
+        claims.get("scp").and_then(Value::as_str).unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    if api == Api::Admin && !(user.power_bi_admin && (scopes.contains("Tenant.Read.All") || scopes.contains("Tenant.ReadWrite.All"))) {
+        return Err(PbiError::not_authorized(format!(
+            "The admin APIs need a Fabric (Power BI) administrator with the delegated permission Tenant.Read.All or Tenant.ReadWrite.All; {} is {}an administrator.",
+            user.upn,
+            if user.power_bi_admin { "" } else { "not " }
+        )));
+    }
     Ok(Caller { tenant, principal, kind: CallerKind::User { power_bi_admin: user.power_bi_admin }, scopes, label: user.upn.clone() })
 }
 

@@ -123,7 +123,6 @@ pub async fn create_dataset(ctx: Ctx, Query(query): QueryPairs, body: Bytes) -> 
             created: ctx.shared.clock.now(),
             push: Some(PushState { default_mode: definition.default_mode, retention, recent_posts: Default::default() }),
             tables: definition.tables,
-            relationships: definition.relationships,
             refreshes: Vec::new(),
             upstream_dataflows: Vec::new(),
             datasource_usages: Vec::new(),
@@ -234,9 +233,13 @@ pub async fn post_rows(ctx: Ctx, body: Bytes) -> Response {
                     .map_err(|t| PbiError::Throttled { retry_after: t.retry_after, message: t.message })?;
             }
         }
-        let table = &mut dataset.tables[index];
-        table.rows.extend(rows);
-        push::apply_retention(table, fifo);
+        // A Streaming dataset has no database: rows go to live visuals only and are not kept.
+        let streaming_only = dataset.push.as_ref().is_some_and(|p| p.default_mode == "Streaming");
+        if !streaming_only {
+            let table = &mut dataset.tables[index];
+            table.rows.extend(rows);
+            push::apply_retention(table, fifo);
+        }
         Ok(StatusCode::OK)
     })();
     ctx.answer(result)

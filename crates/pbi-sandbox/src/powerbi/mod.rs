@@ -1,5 +1,6 @@
 //! The Power BI REST half of the sandbox: `/v1.0/myorg/...` in its My-workspace and `groups/{id}` forms.
 
+mod admin;
 mod auth;
 mod content;
 mod datasets;
@@ -41,6 +42,11 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/datasets/{datasetId}/tables/{tableName}/rows", post(datasets::post_rows).delete(datasets::delete_rows))
         .route("/datasets/{datasetId}/refreshes", post(datasets::refresh).get(datasets::refresh_history));
     Router::new()
+        .route("/v1.0/myorg/admin/groups", get(admin::groups))
+        .route("/v1.0/myorg/admin/workspaces/modified", get(admin::modified))
+        .route("/v1.0/myorg/admin/workspaces/getInfo", post(admin::get_info))
+        .route("/v1.0/myorg/admin/workspaces/scanStatus/{scanId}", get(admin::scan_status))
+        .route("/v1.0/myorg/admin/workspaces/scanResult/{scanId}", get(admin::scan_result))
         .route("/v1.0/myorg/groups", get(content::list_groups).post(content::create_group))
         .route("/v1.0/myorg/groups/{groupId}", get(content::get_group))
         .nest("/v1.0/myorg/groups/{groupId}", content.clone())
@@ -67,9 +73,10 @@ impl FromRequestParts<Arc<Shared>> for Ctx {
         let State(shared) = State::<Arc<Shared>>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
         let raw = RawPathParams::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
         let params = raw.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let api = if parts.uri.path().starts_with("/v1.0/myorg/admin/") { auth::Api::Admin } else { auth::Api::Regular };
         let caller = {
             let world = shared.world();
-            auth::authenticate(&shared, &world, &parts.headers).map_err(IntoResponse::into_response)?
+            auth::authenticate(&shared, &world, &parts.headers, api).map_err(IntoResponse::into_response)?
         };
         Ok(Ctx { shared, caller, params })
     }

@@ -1,5 +1,6 @@
 //! The sandbox's black-box suite: a real sandbox on 127.0.0.1:0, driven over HTTP as clients would.
 
+mod admin;
 mod control;
 mod entra;
 mod powerbi;
