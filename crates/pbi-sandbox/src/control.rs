@@ -427,6 +427,7 @@ pub fn apply(world: &mut World, clock: &Clock, command: Command) -> Result<Value
                     created: now,
                     push: push.then(|| PushState { default_mode: definition.default_mode, retention, recent_posts: Default::default() }),
                     tables: definition.tables,
+                    relationships: definition.relationships,
                     refreshes: Vec::new(),
                     upstream_dataflows: Vec::new(),
                     datasource_usages: Vec::new(),

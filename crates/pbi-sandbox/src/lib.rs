@@ -9,6 +9,7 @@
 //! ```
 
 mod control;
+mod embed;
 mod entra;
 mod faults;
 mod ids;
@@ -138,6 +139,7 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         .merge(entra::routes())
         .merge(powerbi::routes())
         .merge(control::routes())
+        .merge(embed::routes())
         .fallback(powerbi::unknown_route)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), requestlog::log_and_inject_faults))
         .layer(axum::extract::DefaultBodyLimit::max(powerbi::MAX_BODY_BYTES))

@@ -23,8 +23,29 @@ pub struct World {
     pub datasources: BTreeMap<Uuid, Datasource>,
     pub oauth: OAuthState,
     pub scans: BTreeMap<Uuid, Scan>,
+    pub embed_tokens: HashMap<String, EmbedGrant>,
     /// Recent calls per (tenant, admin API), for the documented hourly quotas.
     pub admin_calls: HashMap<(Uuid, &'static str), VecDeque<OffsetDateTime>>,
+}
+
+/// What an embed token (`GenerateToken`) allows, until when.
+#[derive(Debug, Clone)]
+pub struct EmbedGrant {
+    pub resources: Vec<EmbedResource>,
+    pub expires: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmbedResource {
+    Report(Uuid),
+    Dashboard(Uuid),
+    Tile {
+        dashboard: Uuid,
+        tile: Uuid,
+    },
+    Dataset(Uuid),
+    /// May create content (`Create`, or V2 `targetWorkspaces`) in this workspace.
+    Workspace(Uuid),
 }
 
 /// A metadata scan (`admin/workspaces/getInfo`). Its result is taken when it is requested.
@@ -250,10 +271,20 @@ pub struct Dataset {
     /// `Some` for push datasets (`addRowsAPIEnabled`).
     pub push: Option<PushState>,
     pub tables: Vec<Table>,
+    pub relationships: Vec<Relationship>,
     pub refreshes: Vec<Refresh>,
     pub upstream_dataflows: Vec<Uuid>,
     pub datasource_usages: Vec<Uuid>,
     pub expressions: Vec<(String, String)>,
+}
+
+/// `from_table[from_column]` → `to_table[to_column]`: filters on the `to` side reach the `from` side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relationship {
+    pub from_table: String,
+    pub from_column: String,
+    pub to_table: String,
+    pub to_column: String,
 }
 
 #[derive(Debug, Clone, Default)]

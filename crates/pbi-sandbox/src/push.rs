@@ -1,6 +1,6 @@
 //! Push datasets: reading dataset and table definitions, checking rows against a table, and the push limits.
 
-use crate::model::{Cell, Column, DataType, PushState, Table};
+use crate::model::{Cell, Column, DataType, PushState, Relationship, Table};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, VecDeque};
@@ -104,6 +104,7 @@ pub struct DatasetDefinition {
     pub name: String,
     pub default_mode: String,
     pub tables: Vec<Table>,
+    pub relationships: Vec<Relationship>,
 }
 
 fn field_error(path: &str, error: serde_json::Error) -> String {
@@ -145,11 +146,17 @@ pub fn parse_dataset(body: Value) -> Result<DatasetDefinition, String> {
     if wire.relationships.len() > MAX_RELATIONSHIPS {
         return Err(format!("relationships: at most {MAX_RELATIONSHIPS} relationships are allowed."));
     }
-    // Relationships are checked, not kept: Power BI has no API that reads them back.
-    for (i, rel) in wire.relationships.iter().enumerate() {
-        check_relationship(&tables, rel).map_err(|m| format!("relationships[{i}]: {m}"))?;
+    let mut relationships = Vec::with_capacity(wire.relationships.len());
+    for (i, rel) in wire.relationships.into_iter().enumerate() {
+        check_relationship(&tables, &rel).map_err(|m| format!("relationships[{i}]: {m}"))?;
+        relationships.push(Relationship {
+            from_table: rel.from_table,
+            from_column: rel.from_column,
+            to_table: rel.to_table,
+            to_column: rel.to_column,
+        });
     }
-    Ok(DatasetDefinition { name, default_mode, tables })
+    Ok(DatasetDefinition { name, default_mode, tables, relationships })
 }
 
 fn check_relationship(tables: &[Table], rel: &WireRelationship) -> Result<(), String> {

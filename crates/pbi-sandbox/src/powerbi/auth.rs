@@ -21,6 +21,8 @@ pub struct Caller {
     pub scopes: BTreeSet<String>,
     /// How the request log names the caller.
     pub label: String,
+    /// When the caller's access token expires (Unix seconds); embed tokens cannot outlive it.
+    pub token_expires: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +51,8 @@ pub fn authenticate(shared: &Shared, world: &World, headers: &HeaderMap, api: Ap
     let claims = verified_claims(shared, token)?;
     let now = shared.clock.unix();
     let number = |name: &str| claims.get(name).and_then(Value::as_i64);
-    if number("exp").is_none_or(|exp| exp <= now) {
+    let token_expires = number("exp").unwrap_or_default();
+    if token_expires <= now {
         return Err(PbiError::token_expired());
     }
     if number("nbf").is_some_and(|nbf| nbf > now + 300) {
@@ -87,6 +90,7 @@ pub fn authenticate(shared: &Shared, world: &World, headers: &HeaderMap, api: Ap
             kind: CallerKind::ServicePrincipal { client_id },
             scopes: BTreeSet::new(),
             label: format!("app:{client_id}"),
+            token_expires,
         });
     }
     let user = world.users.get(&principal).filter(|u| u.tenant == tenant).ok_or_else(PbiError::invalid_token)?;
@@ -109,7 +113,14 @@ pub fn authenticate(shared: &Shared, world: &World, headers: &HeaderMap, api: Ap
             if user.power_bi_admin { "" } else { "not " }
         )));
     }
-    Ok(Caller { tenant, principal, kind: CallerKind::User { power_bi_admin: user.power_bi_admin }, scopes, label: user.upn.clone() })
+    Ok(Caller {
+        tenant,
+        principal,
+        kind: CallerKind::User { power_bi_admin: user.power_bi_admin },
+        scopes,
+        label: user.upn.clone(),
+        token_expires,
+    })
 }
 
 fn verified_claims(shared: &Shared, token: &str) -> PbiResult<Arc<Value>> {

@@ -123,6 +123,7 @@ pub async fn create_dataset(ctx: Ctx, Query(query): QueryPairs, body: Bytes) -> 
             created: ctx.shared.clock.now(),
             push: Some(PushState { default_mode: definition.default_mode, retention, recent_posts: Default::default() }),
             tables: definition.tables,
+            relationships: definition.relationships,
             refreshes: Vec::new(),
             upstream_dataflows: Vec::new(),
             datasource_usages: Vec::new(),

@@ -4,10 +4,16 @@ mod admin;
 mod auth;
 mod content;
 mod datasets;
+mod embed_token;
 mod error;
 mod odata;
 
 pub use auth::Caller;
+
+/// Verifies a bearer token for the regular (non-admin) APIs; the embed pages use it for `tokenType` Aad.
+pub fn authenticate_regular(shared: &Shared, world: &World, headers: &axum::http::HeaderMap) -> PbiResult<Caller> {
+    auth::authenticate(shared, world, headers, auth::Api::Regular)
+}
 pub use error::{PbiError, PbiResult};
 
 use crate::Shared;
@@ -41,7 +47,15 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/datasets/{datasetId}/tables/{tableName}", axum::routing::put(datasets::put_table))
         .route("/datasets/{datasetId}/tables/{tableName}/rows", post(datasets::post_rows).delete(datasets::delete_rows))
         .route("/datasets/{datasetId}/refreshes", post(datasets::refresh).get(datasets::refresh_history));
+    // Embed tokens exist only in the workspace form (and the multi-resource /GenerateToken).
+    let workspace_only = Router::new()
+        .route("/reports/GenerateToken", post(embed_token::report_create))
+        .route("/reports/{reportId}/GenerateToken", post(embed_token::report))
+        .route("/dashboards/{dashboardId}/GenerateToken", post(embed_token::dashboard))
+        .route("/dashboards/{dashboardId}/tiles/{tileId}/GenerateToken", post(embed_token::tile))
+        .route("/datasets/{datasetId}/GenerateToken", post(embed_token::dataset));
     Router::new()
+        .route("/v1.0/myorg/GenerateToken", post(embed_token::multi))
         .route("/v1.0/myorg/admin/groups", get(admin::groups))
         .route("/v1.0/myorg/admin/workspaces/modified", get(admin::modified))
         .route("/v1.0/myorg/admin/workspaces/getInfo", post(admin::get_info))
@@ -49,7 +63,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1.0/myorg/admin/workspaces/scanResult/{scanId}", get(admin::scan_result))
         .route("/v1.0/myorg/groups", get(content::list_groups).post(content::create_group))
         .route("/v1.0/myorg/groups/{groupId}", get(content::get_group))
-        .nest("/v1.0/myorg/groups/{groupId}", content.clone())
+        .nest("/v1.0/myorg/groups/{groupId}", content.clone().merge(workspace_only))
         .nest("/v1.0/myorg", content)
 }
 

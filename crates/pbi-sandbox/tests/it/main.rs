@@ -1,7 +1,9 @@
 //! The sandbox's black-box suite: a real sandbox on 127.0.0.1:0, driven over HTTP as clients would.
 
 mod admin;
+mod browser;
 mod control;
+mod embed;
 mod entra;
 mod powerbi;
 mod push;

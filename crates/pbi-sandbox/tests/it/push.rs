@@ -19,16 +19,7 @@ fn rows(n: usize, offset: usize) -> Value {
 }
 
 async fn row_count(t: &TestSandbox, dataset: &str, table: &str) -> u64 {
-    let body: Value = t
-        .http
-        .get(t.url(&format!("/_sandbox/datasets/{dataset}/tables/{table}/rows?top=0")))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
-    body["count"].as_u64().expect("count")
+    t.stored_rows(dataset, table, 0).await["count"].as_u64().expect("count")
 }
 
 async fn create(t: &TestSandbox, token: &str, query: &str) -> String {
@@ -145,15 +136,7 @@ async fn basic_fifo_keeps_the_newest_200000_rows() {
         assert_eq!(status, StatusCode::OK);
     }
     assert_eq!(row_count(&t, &id, "Events").await, 200_000);
-    let body: Value = t
-        .http
-        .get(t.url(&format!("/_sandbox/datasets/{id}/tables/Events/rows?top=1")))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let body = t.stored_rows(&id, "Events", 1).await;
     assert_eq!(body["rows"][0]["Count"], 10_000, "the oldest 10,000 were dropped");
 }
 

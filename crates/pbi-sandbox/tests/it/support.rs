@@ -219,6 +219,13 @@ impl TestSandbox {
         (status, body)
     }
 
+    /// The rows the sandbox stores for a push table (Power BI has no API to read them back).
+    pub async fn stored_rows(&self, dataset: &str, table: &str, top: usize) -> Value {
+        let response =
+            self.http.get(self.url(&format!("/_sandbox/datasets/{dataset}/tables/{table}/rows?top={top}"))).send().await.expect("GET");
+        response.json().await.expect("JSON")
+    }
+
     pub async fn control(&self, command: Value) -> Value {
         let response = self.http.post(self.url("/_sandbox/commands")).json(&command).send().await.expect("command");
         assert!(response.status().is_success(), "command failed: {}", response.text().await.unwrap_or_default());
