@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(name = "pbi-bridge", version, about = "Power BI integration server, web UI, CLI and sandbox")]
@@ -31,6 +32,18 @@ struct SandboxArgs {
     /// Switches off Power BI's push-dataset rate limits (for benchmarks).
     #[arg(long)]
     no_push_limits: bool,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a fresh self-signed CA, and write that CA's certificate to this file for clients to trust.
+    #[arg(long, value_name = "CA_FILE")]
+    tls_self_signed: Option<PathBuf>,
+    /// Extra host names for the self-signed certificate (localhost and 127.0.0.1 are always in it).
+    #[arg(long = "tls-name", value_name = "NAME")]
+    tls_names: Vec<String>,
 }
 
 fn parse_seed(text: &str) -> Result<pbi_sandbox::Seed, String> {
@@ -49,19 +62,40 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The TLS settings the flags ask for; a self-signed CA is written where the user said.
+fn tls_config(args: &SandboxArgs) -> anyhow::Result<(Option<pbi_sandbox::TlsConfig>, Option<&PathBuf>)> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let tls = pbi_sandbox::TlsConfig::from_files(cert, key).context("--tls-cert/--tls-key")?;
+        return Ok((Some(tls), None));
+    }
+    let Some(ca_file) = &args.tls_self_signed else { return Ok((None, None)) };
+    let generated = pbi_sandbox::TlsConfig::self_signed(&args.tls_names).context("generating the self-signed certificate")?;
+    if let Some(dir) = ca_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(ca_file, &generated.ca_pem)
+        .with_context(|| format!("--tls-self-signed: writing the CA certificate to {}", ca_file.display()))?;
+    Ok((Some(generated.tls), Some(ca_file)))
+}
+
 async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    let (tls, ca_file) = tls_config(&args)?;
     let config = pbi_sandbox::SandboxConfig {
+        tls,
         addr: args.addr,
         seed: args.seed,
         clock: pbi_clock::Clock::shifted(),
         push_limits: !args.no_push_limits,
-        public_url: args.public_url,
+        public_url: args.public_url.clone(),
         ..Default::default()
     };
     let mut sandbox = pbi_sandbox::Sandbox::start(config).await.with_context(|| format!("could not listen on {}", args.addr))?;
     let base = sandbox.base_url().to_owned();
     // The first line is a contract: scripts and tests read the URL from it.
     println!("pbi-bridge sandbox listening on {base}");
+    if let Some(ca_file) = ca_file {
+        println!("Trust this CA to use HTTPS: {} (Python: REQUESTS_CA_BUNDLE, Node: NODE_EXTRA_CA_CERTS)", ca_file.display());
+    }
     if args.seed == pbi_sandbox::Seed::Demo {
         print_demo_help(&base);
     }

@@ -20,12 +20,14 @@ mod powerbi;
 mod push;
 mod requestlog;
 mod seed;
+mod tls;
 
 pub use faults::{Fault, FaultKind, FaultRule};
 pub use jwt::SigningKeyPair;
 pub use model::{TenantKind, TenantSettings, Visual, VisualKind, WorkspaceRole};
 pub use requestlog::{LoggedRequest, Service};
 pub use seed::{Seed, demo};
+pub use tls::{SelfSigned, TlsConfig, TlsError};
 
 /// The demo seed's pbi-bridge app registration (client id).
 pub fn demo_client_id() -> uuid::Uuid {
@@ -63,6 +65,8 @@ pub struct SandboxConfig {
     /// The base URL the sandbox names in discovery documents and embed URLs; default `http://{bound addr}`.
     pub public_url: Option<String>,
     pub signing_key: SigningKeyPair,
+    /// Serve HTTPS with this certificate (base URL `https://…`); `None` serves plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for SandboxConfig {
@@ -74,6 +78,7 @@ impl Default for SandboxConfig {
             push_limits: true,
             public_url: None,
             signing_key: SigningKeyPair::process_default(),
+            tls: None,
         }
     }
 }
@@ -108,7 +113,8 @@ impl Sandbox {
     pub async fn start(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let local_addr = listener.local_addr()?;
-        let base_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")).trim_end_matches('/').to_owned();
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let base_url = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{local_addr}")).trim_end_matches('/').to_owned();
         let mut world = World::default();
         seed::apply(config.seed, &mut world, &config.clock, &base_url);
         let shared = Arc::new(Shared {
@@ -123,13 +129,16 @@ impl Sandbox {
         });
         let app = router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        let task = match &config.tls {
+            None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await }),
+            Some(tls) => {
+                let listener = tls::TlsListener::new(listener, tls).map_err(std::io::Error::other)?;
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
+            }
+        };
         Ok(SandboxHandle { local_addr, shared, stop: Some(stop), task: Some(task) })
     }
 }

@@ -102,3 +102,24 @@ fn a_bad_seed_is_a_usage_error_that_says_what_to_use() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("use demo or empty"), "{stderr}");
 }
+
+#[tokio::test]
+async fn tls_self_signed_serves_https_and_writes_the_ca_to_trust() {
+    let ca_file = std::env::temp_dir().join(format!("pbi-bridge-ca-{}", std::process::id())).join("ca.pem");
+    let ca_arg = ca_file.display().to_string();
+    let running = start(&["sandbox", "--tls-self-signed", &ca_arg]);
+    assert!(running.base_url.starts_with("https://127.0.0.1:"), "{}", running.base_url);
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_file).expect("the CA was written")).expect("PEM");
+    let trusting = reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca).build().expect("client");
+    let discovery: Value = trusting
+        .get(format!("{}/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration", running.base_url))
+        .send()
+        .await
+        .expect("a TLS connection the CA vouches for")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(discovery["token_endpoint"].as_str().expect("token_endpoint").starts_with("https://"), "discovery names https endpoints");
+    let untrusting = reqwest::Client::builder().tls_built_in_root_certs(false).build().expect("client");
+    assert!(untrusting.get(format!("{}/_sandbox/clock", running.base_url)).send().await.is_err(), "nobody else vouches for it");
+}

@@ -5,6 +5,7 @@ mod browser;
 mod control;
 mod embed;
 mod entra;
+mod msal;
 mod powerbi;
 mod push;
 mod support;
