@@ -8,4 +8,5 @@ mod entra;
 mod msal;
 mod powerbi;
 mod push;
+mod shapes;
 mod support;

@@ -150,8 +150,14 @@ impl TestSandbox {
 
     /// A full authorization-code + PKCE sign-in for a demo user; returns the token response.
     pub async fn user_tokens(&self, upn: &str) -> Value {
+        self.user_tokens_for(upn, API_SCOPES).await
+    }
+
+    /// The same, asking for `scope` (space-separated, as on the wire).
+    pub async fn user_tokens_for(&self, upn: &str, scope: &str) -> Value {
         let pkce = Pkce::new();
-        let redirect = self.authorize_as(upn, &[("code_challenge", &pkce.challenge), ("code_challenge_method", "S256")]).await;
+        let redirect =
+            self.authorize_as(upn, &[("code_challenge", &pkce.challenge), ("code_challenge_method", "S256"), ("scope", scope)]).await;
         let code = query_param(&redirect, "code").expect("a code");
         let (status, body) = self
             .token(&[
