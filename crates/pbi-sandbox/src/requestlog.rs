@@ -42,24 +42,38 @@ pub struct LoggedRequest {
 #[derive(Debug, Clone)]
 pub struct CallerTag(pub String);
 
+/// The newest entries kept; older ones are dropped so a long-running sandbox stays bounded.
+pub const LOG_CAPACITY: usize = 100_000;
+
 #[derive(Default)]
 pub struct RequestLog {
-    entries: Mutex<Vec<LoggedRequest>>,
+    entries: Mutex<LogEntries>,
+}
+
+#[derive(Default)]
+struct LogEntries {
+    next_seq: u64,
+    entries: std::collections::VecDeque<LoggedRequest>,
 }
 
 impl RequestLog {
     pub fn snapshot(&self) -> Vec<LoggedRequest> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).entries.iter().cloned().collect()
     }
 
+    /// Forgets the entries; sequence numbers keep counting so `?since=` stays meaningful.
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).entries.clear();
     }
 
     fn push(&self, mut entry: LoggedRequest) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entry.seq = entries.last().map_or(1, |e| e.seq + 1);
-        entries.push(entry);
+        let mut log = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        log.next_seq += 1;
+        entry.seq = log.next_seq;
+        if log.entries.len() >= LOG_CAPACITY {
+            log.entries.pop_front();
+        }
+        log.entries.push_back(entry);
     }
 }
 
