@@ -408,3 +408,69 @@ async fn v1_endpoints_take_resource_and_answer_with_string_numbers() {
     let page = t.get(&Browser::default(), &url).await.text().await.expect("page");
     assert!(page.contains("Sign in"), "{page}");
 }
+
+#[tokio::test]
+async fn a_multi_tenant_app_is_consented_in_the_users_own_tenant() {
+    let t = TestSandbox::start().await;
+    let contoso = pbi_sandbox::demo_id("tenant:contoso");
+    let app = t.control(json!({"op": "createApp", "tenant": contoso, "displayName": "Catalog SaaS", "multiTenant": true, "redirectUris": [t.redirect_uri()], "delegatedPermissions": ["Workspace.Read.All"]})).await;
+    let client = app["clientId"].as_str().expect("client id").to_owned();
+    let secret =
+        t.control(json!({"op": "addSecret", "clientId": client, "expiresInDays": 30})).await["value"].as_str().expect("secret").to_owned();
+
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", client.as_str()),
+            ("response_type", "code"),
+            ("redirect_uri", &t.redirect_uri()),
+            ("scope", "offline_access https://analysis.windows.net/powerbi/api/Workspace.Read.All"),
+        ])
+        .finish();
+    let mut browser = Browser::default();
+    let page = t.get(&browser, &t.url(&format!("/organizations/oauth2/v2.0/authorize?{query}"))).await.text().await.expect("page");
+    let ctx = hidden(&page, "ctx").expect("ctx");
+    let response = t
+        .post_form(
+            &browser,
+            &t.url("/organizations/login"),
+            &[("ctx", &ctx), ("login", "dave@fabrikam.onmicrosoft.com"), ("passwd", "dave-password")],
+        )
+        .await;
+    browser.cookie =
+        response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).and_then(|c| c.split(';').next()).map(str::to_owned);
+    let consent = response.text().await.expect("consent page");
+    assert!(consent.contains("Catalog SaaS"), "{consent}");
+    let ctx = hidden(&consent, "ctx").expect("ctx");
+    let redirect = location(&t.post_form(&browser, &t.url("/organizations/consent"), &[("ctx", &ctx), ("decision", "accept")]).await);
+    let code = query_param(&redirect, "code").expect("code");
+
+    // Redeeming at the wrong tenant is refused; at the user's tenant (or /organizations) it works.
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client.as_str()),
+        ("client_secret", secret.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", &t.redirect_uri()),
+    ];
+    let wrong: Value =
+        t.http.post(t.url(&format!("/{TENANT}/oauth2/v2.0/token"))).form(&form).send().await.expect("POST").json().await.expect("JSON");
+    assert_eq!(aadsts(&wrong), 700005, "{wrong}");
+    let tokens: Value = t
+        .http
+        .post(t.url("/fabrikam.onmicrosoft.com/oauth2/v2.0/token"))
+        .form(&form)
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    let access = claims(tokens["access_token"].as_str().expect("token"));
+    assert_eq!(access["tid"], pbi_sandbox::demo_id("tenant:fabrikam").to_string());
+    let (status, groups) = t.api_get(tokens["access_token"].as_str().expect("token"), "/groups").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names(&groups, "name"), ["Fabrikam Sales"], "Dave sees his own tenant's content, never Contoso's");
+    let sps =
+        t.sandbox.directory()["servicePrincipals"].as_array().expect("list").iter().filter(|sp| sp["clientId"] == client.as_str()).count();
+    assert_eq!(sps, 2, "one service principal in the home tenant, one provisioned in Fabrikam by consent");
+}
