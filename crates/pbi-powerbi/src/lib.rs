@@ -1,0 +1,30 @@
+//! A typed, well-behaved client for the Power BI REST API: models, paging, errors, retries, token refresh.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pbi_powerbi::PowerBiError> {
+//! use pbi_powerbi::{Cloud, PowerBiClient, StaticToken, AccessToken, Page, Workspace};
+//! use std::sync::Arc;
+//! let client = PowerBiClient::new(&Cloud::Public, Arc::new(StaticToken(AccessToken::new("eyJ..."))));
+//! for group in client.groups(Some("contains(name,'sales')"), Page::default()).await? {
+//!     let dashboards = client.dashboards(Workspace::Group(group.id)).await?;
+//!     println!("{}: {} dashboards", group.name, dashboards.len());
+//! }
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod client;
+mod cloud;
+mod error;
+pub mod models;
+mod raw;
+mod retry;
+mod token;
+
+pub use api::{Page, Top, Workspace};
+pub use client::{Answer, Body, Part, PowerBiClient, Request, classify};
+pub use cloud::Cloud;
+pub use error::{ErrorKind, PowerBiError, Result};
+pub use raw::{RawBody, RawRequest, RawResponse, ResponseType, check_path};
+pub use retry::{Backoff, Decision, RetryOn, RetryPolicy, Sleep, TokioSleep};
+pub use token::{AccessToken, CallbackToken, ClientCredentials, ClientSecret, StaticToken, TokenError, TokenSource, entra_error};

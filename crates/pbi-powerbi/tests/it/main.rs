@@ -1,0 +1,5 @@
+//! The client against the sandbox over real HTTP: every error kind, token refresh, retries, paging, raw requests.
+
+mod calls;
+mod errors;
+mod support;
