@@ -68,8 +68,13 @@ impl Env {
         self.client(Arc::new(StaticToken(AccessToken::new(token))), RetryPolicy::none())
     }
 
+    /// The Entra ID and Power BI calls whose path ends with `path_suffix` (not the tests' own `/_sandbox/` calls).
     pub fn calls_to(&self, path_suffix: &str) -> Vec<pbi_sandbox::LoggedRequest> {
-        self.sandbox.requests().into_iter().filter(|r| r.path.ends_with(path_suffix)).collect()
+        self.sandbox
+            .requests()
+            .into_iter()
+            .filter(|r| r.service != pbi_sandbox::Service::Control && r.path.ends_with(path_suffix))
+            .collect()
     }
 }
 
