@@ -7,19 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p pbi-bridge
-
-work=$(mktemp -d)
-./target/release/pbi-bridge sandbox --addr 127.0.0.1:0 --no-push-limits >"$work/out" 2>"$work/err" &
-pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.1; done
-base=$(head -1 "$work/out" | awk '{print $NF}')
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-
-seed=$(curl -s "$base/_sandbox/seed")
-client=$(echo "$seed" | json '[a["clientId"] for a in d["apps"] if a["displayName"]=="pbi-bridge automation"][0]')
-secret=$(echo "$seed" | json '[a["secrets"][0]["value"] for a in d["apps"] if a["displayName"]=="pbi-bridge automation"][0]')
+. bench/lib.sh
 token=$(curl -s "$base/contoso.onmicrosoft.com/oauth2/v2.0/token" -d grant_type=client_credentials -d client_id="$client" \
   --data-urlencode client_secret="$secret" -d scope=https://analysis.windows.net/powerbi/api/.default | json 'd["access_token"]')
 workspace=$(curl -s -H "Authorization: Bearer $token" "$base/v1.0/myorg/groups" | json 'd["value"][0]["id"]')
@@ -44,4 +32,4 @@ echo "== POST rows, 10,000 rows ($(wc -c <"$work/rows.json") bytes) per request,
 wrk -t1 -c4 -d"${seconds}s" --latency -s "$work/post.lua" "$base/v1.0/myorg/groups/$workspace/datasets/$dataset/tables/Events/rows"
 rows=$(curl -s "$base/_sandbox/datasets/$dataset/tables/Events/rows?top=0" | json 'd["count"]')
 echo "rows kept in the basicFIFO table afterwards: $rows"
-echo "sandbox resident memory: $(ps -o rss= -p $pid | awk '{printf "%.1f MiB", $1/1024}')"
+echo "sandbox resident memory: $(ps -o rss= -p $sandbox_pid | awk '{printf "%.1f MiB", $1/1024}')"

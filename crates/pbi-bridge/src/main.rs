@@ -1,5 +1,7 @@
 //! The pbi-bridge executable: parses the command line and starts what it names.
 
+mod powerbi;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -16,6 +18,8 @@ struct Cli {
 enum Command {
     /// Runs the Entra ID + Power BI REST emulator on one HTTP listener.
     Sandbox(SandboxArgs),
+    /// Calls the Power BI REST API: list, create, push rows, refresh, or any endpoint.
+    Powerbi(Box<powerbi::PowerBiArgs>),
 }
 
 #[derive(clap::Args)]
@@ -51,14 +55,22 @@ fn parse_seed(text: &str) -> Result<pbi_sandbox::Seed, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PBI_BRIDGE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Sandbox(args) => run_sandbox(args).await,
+        Command::Powerbi(args) => powerbi::run(*args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::from(powerbi::exit_code(&error))
+        }
     }
 }
 

@@ -1,3 +1,4 @@
 //! Black-box tests of the `pbi-bridge` executable: start it as a user would and talk to it over HTTP.
 
+mod powerbi_cli;
 mod sandbox_cli;
