@@ -118,6 +118,11 @@ impl PowerBiClient {
         &self.retry
     }
 
+    /// The client's way of waiting (polling helpers use it too).
+    pub fn sleeper(&self) -> &dyn Sleep {
+        self.sleep.as_ref()
+    }
+
     /// Sends `request` under the client's retry policy.
     pub async fn execute(&self, request: &Request) -> Result<Answer> {
         self.execute_with(request, &self.retry).await
@@ -170,10 +175,13 @@ impl PowerBiClient {
             Body::Form(fields) => builder.form(fields),
             Body::Multipart(parts) => builder.multipart(multipart(parts)),
         };
+        // Debug logging names the call, never the token: the Authorization header is not logged.
+        tracing::debug!(method = %request.method, url = %url, "Power BI request");
         let response = builder.send().await.map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
         let request_id = request_id(&headers);
+        tracing::debug!(status = status.as_u16(), request_id = request_id.as_deref().unwrap_or("-"), "Power BI answer");
         let body = response.bytes().await.map_err(transport)?;
         if status.is_success() {
             return Ok(Answer { status, headers, body, request_id });

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod api;
 mod client;
 mod cloud;
@@ -22,6 +23,7 @@ mod raw;
 mod retry;
 mod token;
 
+pub use admin::{Import, NameConflict, ScanOptions, ScanStatus};
 pub use api::{Page, Top, Workspace};
 pub use client::{Answer, Body, Part, PowerBiClient, Request, classify};
 pub use cloud::Cloud;

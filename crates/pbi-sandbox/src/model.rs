@@ -24,8 +24,20 @@ pub struct World {
     pub oauth: OAuthState,
     pub scans: BTreeMap<Uuid, Scan>,
     pub embed_tokens: HashMap<String, EmbedGrant>,
+    pub imports: BTreeMap<Uuid, Import>,
     /// Recent calls per (tenant, admin API), for the documented hourly quotas.
     pub admin_calls: HashMap<(Uuid, &'static str), VecDeque<OffsetDateTime>>,
+}
+
+/// A `.pbix` upload: `Publishing` for a few seconds of sandbox time, then `Succeeded`.
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub id: Uuid,
+    pub workspace: Uuid,
+    pub name: String,
+    pub created: OffsetDateTime,
+    pub report: Uuid,
+    pub dataset: Uuid,
 }
 
 /// What an embed token (`GenerateToken`) allows, until when.

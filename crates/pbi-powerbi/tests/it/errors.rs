@@ -121,3 +121,47 @@ async fn a_wrong_secret_is_a_token_error_with_entras_message() {
     let ErrorKind::Token(message) = &error.kind else { panic!("{error}") };
     assert!(message.contains("AADSTS7000215") && !message.contains("wrong"), "names the code, never echoes the secret: {message}");
 }
+
+/// A `MakeWriter` that keeps everything logged in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn debug_logs_name_each_call_and_never_the_token_or_secret() {
+    let env = Env::start().await;
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // The client sends exactly this token, so its absence from the log means something.
+    let token = pbi_powerbi::TokenSource::token(&env.app_tokens(env.sandbox.clock().clone()), false).await.expect("token");
+    let client = env.client(Arc::new(pbi_powerbi::StaticToken(token.clone())), fixed_retry(1));
+    env.sandbox.inject(FaultRule::new(None, "/v1.0/myorg/groups", 1, FaultKind::Status { status: 503, retry_after: None }));
+    client.groups(None, Default::default()).await.expect("groups");
+    let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf8");
+    assert!(text.contains("/v1.0/myorg/groups") && text.contains("status=503") && text.contains("retrying"), "{text}");
+    for secret in [token.secret(), pbi_sandbox::demo::AUTOMATION_SECRET] {
+        assert!(!text.contains(secret), "a secret reached the log");
+    }
+    // Tokens are JWTs: not even their signature part may show.
+    let signature = token.secret().rsplit('.').next().expect("signature");
+    assert!(!text.contains(signature));
+}

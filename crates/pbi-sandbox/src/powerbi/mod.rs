@@ -6,6 +6,7 @@ mod content;
 mod datasets;
 mod embed_token;
 mod error;
+mod imports;
 mod odata;
 
 pub use auth::Caller;
@@ -46,7 +47,9 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/datasets/{datasetId}/tables", get(datasets::list_tables))
         .route("/datasets/{datasetId}/tables/{tableName}", axum::routing::put(datasets::put_table))
         .route("/datasets/{datasetId}/tables/{tableName}/rows", post(datasets::post_rows).delete(datasets::delete_rows))
-        .route("/datasets/{datasetId}/refreshes", post(datasets::refresh).get(datasets::refresh_history));
+        .route("/datasets/{datasetId}/refreshes", post(datasets::refresh).get(datasets::refresh_history))
+        .route("/imports", post(imports::create))
+        .route("/imports/{importId}", get(imports::get));
     // Embed tokens exist only in the workspace form (and the multi-resource /GenerateToken).
     let workspace_only = Router::new()
         .route("/reports/GenerateToken", post(embed_token::report_create))

@@ -104,3 +104,28 @@ async fn a_delay_fault_answers_normally_after_the_delay() {
     let logged = t.sandbox.requests().into_iter().rfind(|r| r.path == "/v1.0/myorg/groups").expect("logged");
     assert_eq!(logged.fault.as_deref(), Some("Delay { millis: 20 }"));
 }
+
+#[tokio::test]
+async fn import_bodies_match_the_swagger() {
+    let t = TestSandbox::start().await;
+    let alice = t.user_token("alice@contoso.onmicrosoft.com").await;
+    let ws = demo_id("ws:sales");
+    let form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"PK\x03\x04 pbix".to_vec()).file_name("Q.pbix"));
+    let response = t
+        .http
+        .post(t.url(&format!("/v1.0/myorg/groups/{ws}/imports?datasetDisplayName=Q")))
+        .bearer_auth(&alice)
+        .multipart(form)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let started: serde_json::Value = response.json().await.expect("JSON");
+    swagger().check_response("Imports_PostImportInGroup", 202, &started).expect("documented");
+    t.sandbox.clock().advance(time::Duration::seconds(10)).expect("manual clock");
+    let (status, import) = t.api_get(&alice, &format!("/groups/{ws}/imports/{}", started["id"].as_str().expect("id"))).await;
+    assert_eq!(status, StatusCode::OK);
+    swagger().check_response("Imports_GetImportInGroup", 200, &import).expect("documented");
+    assert_eq!(import["importState"], "Succeeded");
+}
