@@ -420,7 +420,7 @@ async fn create_rows(
     print_one(
         json,
         &serde_json::json!({"rows": summary.rows, "requests": summary.requests}),
-        &format!("pushed {} rows in {} requests", summary.rows, summary.requests),
+        &format!("pushed {} rows in {} request{}", summary.rows, summary.requests, if summary.requests == 1 { "" } else { "s" }),
     );
     Ok(())
 }

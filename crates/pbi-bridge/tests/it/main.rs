@@ -2,3 +2,4 @@
 
 mod powerbi_cli;
 mod sandbox_cli;
+mod tidy;
