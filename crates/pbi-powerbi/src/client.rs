@@ -146,7 +146,7 @@ impl PowerBiClient {
             }
             match policy.decide(attempt, &error, waited) {
                 Decision::RetryAfter(wait) => {
-                    tracing::debug!(%error, wait_ms = wait.as_millis() as u64, attempt, "retrying Power BI request");
+                    tracing::debug!(%url, %error, wait_ms = wait.as_millis() as u64, attempt, "retrying Power BI request");
                     self.sleep.sleep(wait).await;
                     waited += wait;
                     attempt += 1;
@@ -181,7 +181,7 @@ impl PowerBiClient {
         let status = response.status();
         let headers = response.headers().clone();
         let request_id = request_id(&headers);
-        tracing::debug!(status = status.as_u16(), request_id = request_id.as_deref().unwrap_or("-"), "Power BI answer");
+        tracing::debug!(url = %url, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or("-"), "Power BI answer");
         let body = response.bytes().await.map_err(transport)?;
         if status.is_success() {
             return Ok(Answer { status, headers, body, request_id });

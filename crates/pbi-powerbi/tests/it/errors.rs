@@ -122,7 +122,8 @@ async fn a_wrong_secret_is_a_token_error_with_entras_message() {
     assert!(message.contains("AADSTS7000215") && !message.contains("wrong"), "names the code, never echoes the secret: {message}");
 }
 
-/// A `MakeWriter` that keeps everything logged in memory.
+/// Everything this test binary logs, kept in memory by one global subscriber. (A thread-scoped subscriber
+/// is unreliable here: tracing caches each callsite's interest globally, across parallel tests.)
 #[derive(Clone, Default)]
 struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -145,23 +146,41 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
+fn captured_logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("pbi_powerbi=trace,reqwest=trace,hyper_util=trace")
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of this test binary");
+        logs
+    })
+}
+
 #[tokio::test]
 async fn debug_logs_name_each_call_and_never_the_token_or_secret() {
+    let logs = captured_logs();
     let env = Env::start().await;
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
     // The client sends exactly this token, so its absence from the log means something.
     let token = pbi_powerbi::TokenSource::token(&env.app_tokens(env.sandbox.clock().clone()), false).await.expect("token");
     let client = env.client(Arc::new(pbi_powerbi::StaticToken(token.clone())), fixed_retry(1));
     env.sandbox.inject(FaultRule::new(None, "/v1.0/myorg/groups", 1, FaultKind::Status { status: 503, retry_after: None }));
     client.groups(None, Default::default()).await.expect("groups");
-    let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf8");
-    assert!(text.contains("/v1.0/myorg/groups") && text.contains("status=503") && text.contains("retrying"), "{text}");
-    for secret in [token.secret(), pbi_sandbox::demo::AUTOMATION_SECRET] {
-        assert!(!text.contains(secret), "a secret reached the log");
-    }
-    // Tokens are JWTs: not even their signature part may show.
+    let all = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    let port = format!(":{}/", env.sandbox.local_addr().port());
+    let mine: Vec<&str> = all.lines().filter(|l| l.contains(&port)).collect();
+    assert!(
+        mine.iter().any(|l| l.contains("Power BI request") && l.contains("method=GET") && l.contains("/v1.0/myorg/groups")),
+        "{mine:#?}"
+    );
+    assert!(mine.iter().any(|l| l.contains("Power BI answer") && l.contains("status=503")), "{mine:#?}");
+    assert!(mine.iter().any(|l| l.contains("retrying")), "{mine:#?}");
+    // Tokens are JWTs: not even their signature part may show, anywhere in the log.
     let signature = token.secret().rsplit('.').next().expect("signature");
-    assert!(!text.contains(signature));
+    for secret in [token.secret(), signature, pbi_sandbox::demo::AUTOMATION_SECRET] {
+        assert!(!all.contains(secret), "a secret reached the log");
+    }
 }

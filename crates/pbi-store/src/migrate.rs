@@ -1,0 +1,105 @@
+//! Schema migrations: numbered steps applied once each, in order, inside a transaction.
+
+use crate::{Backend, StoreError};
+use sqlx::AnyPool;
+
+/// `{blob}` becomes the backend's binary type.
+const STEPS: &[(i64, &str, &str)] = &[(
+    1,
+    "registrations, secrets, connections, oauth states",
+    r"
+CREATE TABLE registrations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    cloud TEXT NOT NULL,
+    redirect_urls TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    authorize_url TEXT,
+    token_url TEXT,
+    enabled BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    removed_at BIGINT
+);
+CREATE UNIQUE INDEX registrations_name ON registrations (name);
+CREATE TABLE registration_secrets (
+    id TEXT PRIMARY KEY,
+    registration_id TEXT NOT NULL REFERENCES registrations (id),
+    secret {blob} NOT NULL,
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX registration_secrets_registration ON registration_secrets (registration_id);
+CREATE TABLE connections (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    registration_id TEXT NOT NULL REFERENCES registrations (id),
+    tenant_id TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    upn TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    access_token {blob},
+    access_expires_at BIGINT,
+    refresh_token {blob},
+    refresh_expires_at BIGINT,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    last_refresh_at BIGINT,
+    last_error TEXT,
+    refresh_lease_until BIGINT NOT NULL DEFAULT 0,
+    refresh_lease_owner TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX connections_owner ON connections (owner);
+CREATE UNIQUE INDEX connections_account ON connections (owner, registration_id, tenant_id, object_id);
+CREATE TABLE oauth_states (
+    state_hash TEXT PRIMARY KEY,
+    browser_session TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    registration_id TEXT NOT NULL,
+    pkce_verifier {blob} NOT NULL,
+    return_to TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+",
+)];
+
+pub async fn run(pool: &AnyPool, backend: Backend) -> Result<u32, StoreError> {
+    let mut tx = pool.begin().await?;
+    if backend == Backend::Postgres {
+        // Several instances may start at once: one migrates, the others wait, then find nothing to do.
+        sqlx::query("SELECT pg_advisory_xact_lock(7301984)").execute(&mut *tx).await?;
+    }
+    sqlx::query("CREATE TABLE IF NOT EXISTS pbi_schema (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM pbi_schema").fetch_all(&mut *tx).await?;
+    let mut count = 0;
+    for (version, name, sql) in STEPS {
+        if applied.iter().any(|(v,)| v == version) {
+            continue;
+        }
+        let sql = sql.replace("{blob}", backend.blob_type());
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO pbi_schema (version, name, applied_at) VALUES ($1, $2, 0)")
+            .bind(version)
+            .bind(*name)
+            .execute(&mut *tx)
+            .await?;
+        count += 1;
+        tracing::info!(version, name, "applied migration");
+    }
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// The newest schema version this build knows.
+pub fn latest() -> i64 {
+    STEPS.last().map_or(0, |(v, _, _)| *v)
+}

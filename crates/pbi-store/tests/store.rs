@@ -1,0 +1,247 @@
+//! The store's suite, run on SQLite and on PostgreSQL (127.0.0.1:5432; each test makes its own database).
+
+use pbi_crypto::KeyRing;
+use pbi_store::{Account, ConnectionStatus, NewRegistration, PendingState, Store, StoreError, Tokens};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh database of one backend, dropped when the test ends (even when it fails).
+struct TestDb {
+    url: String,
+    postgres_name: Option<String>,
+}
+
+impl TestDb {
+    async fn new(postgres: bool) -> Self {
+        if postgres {
+            let name = format!("pbi_test_{}", Uuid::new_v4().simple());
+            let admin = sqlx::PgPool::connect(POSTGRES_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test starts it)");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
+            admin.close().await;
+            TestDb { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), postgres_name: Some(name) }
+        } else {
+            let path = std::env::temp_dir().join(format!("pbi-store-{}.db", Uuid::new_v4()));
+            TestDb { url: format!("sqlite://{}", path.display()), postgres_name: None }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.postgres_name {
+            Some(name) => {
+                let name = name.clone();
+                // Drop is synchronous: a short-lived runtime on its own thread does the async cleanup.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                    runtime.block_on(async {
+                        if let Ok(admin) = sqlx::PgPool::connect(POSTGRES_ADMIN).await {
+                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+                        }
+                    });
+                })
+                .join();
+            }
+            None => {
+                let path = self.url.trim_start_matches("sqlite://").to_owned();
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
+        }
+    }
+}
+
+fn keys(text: &str) -> KeyRing {
+    KeyRing::parse(&SecretString::from(text.to_owned())).expect("keys")
+}
+
+fn key_line(id: u32) -> String {
+    KeyRing::new_key_line(id).expose_secret().to_owned()
+}
+
+fn registration(name: &str) -> NewRegistration {
+    NewRegistration {
+        name: name.into(),
+        client_id: Uuid::new_v4().to_string(),
+        tenant: "contoso.onmicrosoft.com".into(),
+        cloud: "public".into(),
+        redirect_urls: vec!["http://localhost:8080/oauth/callback".into()],
+        scopes: vec!["Dashboard.Read.All".into(), "offline_access".into()],
+        authorize_url: None,
+        token_url: None,
+        enabled: true,
+    }
+}
+
+fn tokens(access: &str, refresh: Option<&str>, now: i64) -> Tokens {
+    Tokens {
+        access: SecretString::from(access.to_owned()),
+        access_expires_at: now + 3600,
+        refresh: refresh.map(|r| SecretString::from(r.to_owned())),
+        refresh_expires_at: refresh.map(|_| now + 90 * 86_400),
+    }
+}
+
+/// Runs each check on both backends.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
+        mod postgres { $( #[tokio::test] async fn $name() { super::$name(true).await } )* }
+    };
+}
+
+on_both!(
+    migrations_apply_once,
+    registrations_round_trip_and_unregister_keeps_data,
+    secrets_are_encrypted_and_bound_to_their_row,
+    connections_keep_tokens_encrypted_and_disconnect_deletes_them,
+    oauth_states_are_single_use,
+    refresh_leases_are_exclusive,
+    key_rotation_rewrites_everything_and_can_be_rerun
+);
+
+async fn migrations_apply_once(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let line = key_line(1);
+    let store = Store::connect(&db.url, keys(&line)).await.expect("connect");
+    assert_eq!(store.schema_version().await.expect("version"), Store::latest_schema_version());
+    store.close().await;
+    let again = Store::connect(&db.url, keys(&line)).await.expect("reconnect without re-applying");
+    assert_eq!(again.schema_version().await.expect("version"), Store::latest_schema_version());
+}
+
+async fn registrations_round_trip_and_unregister_keeps_data(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let created = store.add_registration(&registration("erp"), 100).await.expect("added");
+    assert_eq!(store.registration(created.id).await.expect("read"), created);
+    assert!(matches!(store.add_registration(&registration("erp"), 101).await, Err(StoreError::Conflict(_))), "names are unique");
+    let mut details = created.details.clone();
+    details.redirect_urls.push("https://erp.example/oauth/callback".into());
+    let updated = store.update_registration(created.id, &details, 200).await.expect("updated");
+    assert_eq!((updated.details.redirect_urls.len(), updated.updated_at), (2, 200));
+    store.remove_registration(created.id, 300).await.expect("removed");
+    assert!(store.registrations(false).await.expect("list").is_empty());
+    let kept = store.registration_by_name("erp").await.expect("kept");
+    assert_eq!((kept.removed_at, kept.details.enabled), (Some(300), false));
+    assert!(matches!(store.registration(Uuid::new_v4()).await, Err(StoreError::NotFound(_))));
+}
+
+async fn secrets_are_encrypted_and_bound_to_their_row(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let reg = store.add_registration(&registration("erp"), 0).await.expect("added");
+    store.add_secret(reg.id, &SecretString::from("old~secret-value".to_owned()), 1_000, 0).await.expect("secret");
+    let newest = store.add_secret(reg.id, &SecretString::from("new~secret-value".to_owned()), 2_000, 0).await.expect("secret");
+    let (info, value) = store.current_secret(reg.id).await.expect("read").expect("a secret");
+    assert_eq!((info.id, value.expose_secret()), (newest.id, "new~secret-value"));
+    assert_eq!(store.secrets(reg.id).await.expect("list").len(), 2);
+
+    // At rest: neither value is in the database as text.
+    let raw = sqlx_dump(&db.url, "SELECT secret FROM registration_secrets").await;
+    assert!(!raw.iter().any(|bytes| bytes.windows(6).any(|w| w == b"secret")), "stored encrypted");
+}
+
+async fn connections_keep_tokens_encrypted_and_disconnect_deletes_them(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let reg = store.add_registration(&registration("erp"), 0).await.expect("added");
+    let account = Account {
+        owner: "user-1".into(),
+        registration_id: reg.id,
+        tenant_id: "t".into(),
+        object_id: "o".into(),
+        upn: "alice@contoso.onmicrosoft.com".into(),
+    };
+    let scopes = vec!["Dashboard.Read.All".to_owned()];
+    let connection = store.save_connection(&account, &scopes, &tokens("access-AAA", Some("refresh-RRR"), 10), 10).await.expect("saved");
+    assert_eq!(connection.status, ConnectionStatus::Active);
+    let again = store.save_connection(&account, &scopes, &tokens("access-BBB", None, 20), 20).await.expect("same account");
+    assert_eq!(again.id, connection.id, "one connection per account");
+    let (access, refresh) = store.connection_tokens(connection.id).await.expect("tokens");
+    assert_eq!(access.expect("access").expose_secret(), "access-BBB");
+    assert_eq!(refresh.expect("refresh kept when none is returned").expose_secret(), "refresh-RRR");
+    assert!(store.connections_of("user-2").await.expect("list").is_empty(), "another user sees none");
+
+    let raw = sqlx_dump(&db.url, "SELECT access_token FROM connections UNION ALL SELECT refresh_token FROM connections").await;
+    assert!(!raw.iter().any(|b| b.windows(6).any(|w| w == b"access" || w == b"refres")));
+
+    store.mark_needs_sign_in(connection.id, "AADSTS700082: the refresh token expired after 90 days without use", 30).await.expect("marked");
+    let marked = store.connection(connection.id).await.expect("read");
+    assert_eq!(marked.status, ConnectionStatus::NeedsSignIn);
+    assert!(marked.status_reason.expect("reason").contains("90 days"));
+    store.disconnect(connection.id, 40).await.expect("disconnected");
+    let (access, refresh) = store.connection_tokens(connection.id).await.expect("tokens");
+    assert!(access.is_none() && refresh.is_none(), "disconnect deletes the tokens");
+    assert_eq!(store.connection(connection.id).await.expect("kept").status, ConnectionStatus::Revoked);
+}
+
+async fn oauth_states_are_single_use(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let state = PendingState {
+        state_hash: "h1".into(),
+        browser_session: "s1".into(),
+        owner: "user-1".into(),
+        registration_id: Uuid::new_v4(),
+        pkce_verifier: SecretString::from("verifier-1".to_owned()),
+        return_to: "/settings".into(),
+        created_at: 0,
+        expires_at: 600,
+    };
+    store.put_state(&state).await.expect("stored");
+    let taken = store.take_state("h1").await.expect("take").expect("present");
+    assert_eq!((taken.browser_session.as_str(), taken.pkce_verifier.expose_secret()), ("s1", "verifier-1"));
+    assert!(store.take_state("h1").await.expect("take").is_none(), "single use");
+    store.put_state(&PendingState { state_hash: "h2".into(), expires_at: 5, ..state }).await.expect("stored");
+    assert_eq!(store.purge_states(10).await.expect("purged"), 1);
+}
+
+async fn refresh_leases_are_exclusive(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let reg = store.add_registration(&registration("erp"), 0).await.expect("added");
+    let account = Account { owner: "u".into(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "u@x".into() };
+    let id = store.save_connection(&account, &[], &tokens("a", Some("r"), 0), 0).await.expect("saved").id;
+    assert!(store.try_lease_refresh(id, "instance-a", 30, 0).await.expect("lease"));
+    assert!(!store.try_lease_refresh(id, "instance-b", 30, 10).await.expect("lease"), "held by a");
+    assert!(store.try_lease_refresh(id, "instance-b", 60, 31).await.expect("lease"), "a's lease ran out");
+    store.release_lease(id, "instance-b").await.expect("released");
+    assert!(store.try_lease_refresh(id, "instance-a", 90, 32).await.expect("lease"));
+}
+
+async fn key_rotation_rewrites_everything_and_can_be_rerun(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let old = key_line(1);
+    let store = Store::connect(&db.url, keys(&old)).await.expect("connect");
+    let reg = store.add_registration(&registration("erp"), 0).await.expect("added");
+    store.add_secret(reg.id, &SecretString::from("client-secret".to_owned()), 1_000, 0).await.expect("secret");
+    let account = Account { owner: "u".into(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "u@x".into() };
+    let connection = store.save_connection(&account, &[], &tokens("access", Some("refresh"), 0), 0).await.expect("saved");
+    store.close().await;
+
+    let new = key_line(2);
+    let rotated = Store::connect(&db.url, keys(&format!("{old}{new}"))).await.expect("both keys");
+    let report = rotated.rotate_keys().await.expect("rotated");
+    assert_eq!(report.rewritten, 3, "the secret and both tokens");
+    assert_eq!(rotated.rotate_keys().await.expect("again").rewritten, 0, "a second run finds nothing to do");
+    rotated.close().await;
+
+    // The old key can now be retired: everything still reads under the new key alone.
+    let retired = Store::connect(&db.url, keys(&new)).await.expect("new key only");
+    assert_eq!(retired.current_secret(reg.id).await.expect("read").expect("secret").1.expose_secret(), "client-secret");
+    let (access, refresh) = retired.connection_tokens(connection.id).await.expect("tokens");
+    assert_eq!((access.expect("access").expose_secret(), refresh.expect("refresh").expose_secret()), ("access", "refresh"));
+}
+
+/// Raw bytes of one column, read past the store (what a database dump would show).
+async fn sqlx_dump(url: &str, query: &str) -> Vec<Vec<u8>> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.expect("raw connection");
+    let rows: Vec<(Option<Vec<u8>>,)> = sqlx::query_as(query).fetch_all(&pool).await.expect("dump");
+    pool.close().await;
+    rows.into_iter().filter_map(|(b,)| b).collect()
+}
