@@ -210,6 +210,14 @@ impl SandboxHandle {
         control::execute(&self.shared, command)
     }
 
+    /// Changes a tenant's settings (admin portal switches) in place.
+    pub fn update_tenant_settings(&self, tenant: uuid::Uuid, change: impl FnOnce(&mut TenantSettings)) -> Result<(), ControlError> {
+        let mut world = self.shared.world();
+        let tenant = world.tenants.get_mut(&tenant).ok_or_else(|| ControlError::NotFound(format!("tenant {tenant}")))?;
+        change(&mut tenant.settings);
+        Ok(())
+    }
+
     /// Stops accepting connections, lets in-flight requests finish, and waits for the server task.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {

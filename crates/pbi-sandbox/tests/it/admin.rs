@@ -96,15 +96,7 @@ async fn a_scan_runs_its_life_cycle_and_returns_lineage_and_schema() {
 async fn detail_is_silently_left_out_when_the_tenant_settings_are_off() {
     let t = TestSandbox::start().await;
     let tenant = demo_id("tenant:contoso");
-    let mut settings = t.sandbox.directory()["tenants"]
-        .as_array()
-        .expect("tenants")
-        .iter()
-        .find(|x| x["id"] == tenant.to_string())
-        .expect("contoso")["settings"]
-        .clone();
-    settings["detailedMetadata"] = json!(false);
-    t.control(json!({"op": "updateTenantSettings", "tenant": tenant, "settings": settings})).await;
+    t.sandbox.update_tenant_settings(tenant, |s| s.detailed_metadata = false).expect("contoso");
     let app = t.app_token().await;
     let id = scan(&t, &app, &[demo_id("ws:operations").to_string()], ALL_FLAGS).await;
     t.sandbox.clock().advance(time::Duration::seconds(20)).expect("manual clock");
@@ -135,15 +127,7 @@ async fn admin_apis_need_an_administrator_or_an_allowed_service_principal() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "$top is required");
 
     let tenant = demo_id("tenant:contoso");
-    let mut settings = t.sandbox.directory()["tenants"]
-        .as_array()
-        .expect("tenants")
-        .iter()
-        .find(|x| x["id"] == tenant.to_string())
-        .expect("contoso")["settings"]
-        .clone();
-    settings["servicePrincipalsAdminApis"] = json!(false);
-    t.control(json!({"op": "updateTenantSettings", "tenant": tenant, "settings": settings})).await;
+    t.sandbox.update_tenant_settings(tenant, |s| s.service_principals_admin_apis = false).expect("contoso");
     let app = t.app_token().await;
     let (status, _, _) = t.call(&app, Method::POST, "/admin/workspaces/getInfo", Some(json!({"workspaces": [demo_id("ws:sales")]}))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

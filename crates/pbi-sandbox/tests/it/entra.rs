@@ -179,15 +179,7 @@ async fn user_declining_consent_goes_back_with_access_denied() {
 async fn when_users_may_not_consent_an_admin_must() {
     let t = TestSandbox::start().await;
     let tenant = pbi_sandbox::demo_id("tenant:contoso");
-    let mut settings = t.sandbox.directory()["tenants"]
-        .as_array()
-        .expect("tenants")
-        .iter()
-        .find(|x| x["id"] == tenant.to_string())
-        .expect("contoso")["settings"]
-        .clone();
-    settings["usersCanConsent"] = json!(false);
-    t.control(json!({"op": "updateTenantSettings", "tenant": tenant, "settings": settings})).await;
+    t.sandbox.update_tenant_settings(tenant, |s| s.users_can_consent = false).expect("contoso");
 
     let mut browser = Browser::default();
     let page = t.get(&browser, &t.authorize_url(&[])).await.text().await.expect("page");

@@ -172,15 +172,7 @@ async fn service_principals_see_only_their_workspaces_and_need_the_tenant_settin
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no My workspace for service principals: {body}");
 
     let tenant = demo_id("tenant:contoso");
-    let mut settings = t.sandbox.directory()["tenants"]
-        .as_array()
-        .expect("tenants")
-        .iter()
-        .find(|x| x["id"] == tenant.to_string())
-        .expect("contoso")["settings"]
-        .clone();
-    settings["servicePrincipalsEnabled"] = json!(false);
-    t.control(json!({"op": "updateTenantSettings", "tenant": tenant, "settings": settings})).await;
+    t.sandbox.update_tenant_settings(tenant, |s| s.service_principals_enabled = false).expect("contoso");
     let (status, body) = t.api_get(&app, "/groups").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "PowerBINotAuthorizedException");

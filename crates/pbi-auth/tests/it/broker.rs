@@ -1,0 +1,149 @@
+//! The token broker: refresh ahead of expiry, one refresh for many callers, sign-in needed, outages, secrets.
+
+use crate::support::*;
+use pbi_auth::{Auth, AuthError, AuthSettings};
+use pbi_sandbox::{FaultKind, FaultRule};
+use pbi_store::ConnectionStatus;
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn tokens_are_served_from_memory_and_refreshed_ahead_of_expiry() {
+    let env = Env::start().await;
+    let connection = env.connect("alice@contoso.onmicrosoft.com").await;
+    let first = env.auth.access_token(connection.id, Some("alice@contoso.onmicrosoft.com")).await.expect("token");
+    let again = env.auth.access_token(connection.id, None).await.expect("token");
+    assert!(first.expose_secret() == again.expose_secret(), "the cached token");
+    assert_eq!(env.token_requests().len(), 1, "only the code redemption so far");
+
+    let expires = env.store.connection(connection.id).await.expect("read").access_expires_at.expect("expiry");
+    let until_refresh = expires - env.sandbox.clock().unix() - 299;
+    env.sandbox.clock().advance(time::Duration::seconds(until_refresh)).expect("manual clock");
+    let refreshed = env.auth.access_token(connection.id, None).await.expect("refreshed");
+    assert!(refreshed.expose_secret() != first.expose_secret(), "renewed 5 minutes before expiry");
+    assert_eq!(env.token_requests().len(), 2);
+    let stored = env.store.connection(connection.id).await.expect("read");
+    assert_eq!((stored.status, stored.last_refresh_at), (ConnectionStatus::Active, Some(env.sandbox.clock().unix())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_callers_on_an_expired_token_cause_exactly_one_refresh() {
+    let env = Env::start().await;
+    let connection = env.connect("alice@contoso.onmicrosoft.com").await;
+    env.sandbox.clock().advance(time::Duration::hours(2)).expect("manual clock");
+    env.sandbox.clear_requests();
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let auth = env.auth.clone();
+            tokio::spawn(async move { auth.access_token(connection.id, None).await.map(|t| t.expose_secret().to_owned()) })
+        })
+        .collect();
+    let mut tokens = std::collections::BTreeSet::new();
+    for caller in callers {
+        tokens.insert(caller.await.expect("task").expect("a token"));
+    }
+    assert_eq!(tokens.len(), 1, "everyone got the same fresh token");
+    assert_eq!(env.token_requests().len(), 1, "exactly one token request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_the_store_refresh_once() {
+    let env = Env::start().await;
+    let connection = env.connect("alice@contoso.onmicrosoft.com").await;
+    let other = Arc::new(
+        Auth::new(env.store.clone(), env.sandbox.clock().clone(), AuthSettings::default())
+            .with_sleep(Arc::new(ClockSleep(env.sandbox.clock().clone()))),
+    );
+    env.sandbox.clock().advance(time::Duration::hours(2)).expect("manual clock");
+    env.sandbox.clear_requests();
+    let (a, b) = (env.auth.clone(), other.clone());
+    let (ta, tb) = tokio::join!(
+        tokio::spawn(async move { a.access_token(connection.id, None).await }),
+        tokio::spawn(async move { b.access_token(connection.id, None).await })
+    );
+    let (ta, tb) = (ta.expect("task").expect("token"), tb.expect("task").expect("token"));
+    assert!(ta.expose_secret() == tb.expose_secret(), "both instances hand out the same token");
+    assert_eq!(env.token_requests().len(), 1, "the store's lease kept the second instance from refreshing too");
+}
+
+#[tokio::test]
+async fn after_90_idle_days_the_user_must_sign_in_again_and_it_is_not_retried() {
+    let env = Env::start().await;
+    let connection = env.connect("alice@contoso.onmicrosoft.com").await;
+    env.sandbox.clock().advance(time::Duration::days(91)).expect("manual clock");
+    let error = env.auth.access_token(connection.id, None).await.expect_err("expired");
+    let AuthError::NeedsSignIn { reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("expired after 90 days without use") && reason.contains("AADSTS700082"), "{reason}");
+    let stored = env.store.connection(connection.id).await.expect("read");
+    assert_eq!(stored.status, ConnectionStatus::NeedsSignIn);
+    let before = env.token_requests().len();
+    assert!(matches!(env.auth.access_token(connection.id, None).await, Err(AuthError::NeedsSignIn { .. })));
+    assert_eq!(env.token_requests().len(), before, "a dead grant is never retried");
+    // Signing in again revives the same connection.
+    let again = env.connect("alice@contoso.onmicrosoft.com").await;
+    assert_eq!((again.id, again.status), (connection.id, ConnectionStatus::Active));
+}
+
+#[tokio::test]
+async fn a_revoked_grant_needs_sign_in() {
+    let env = Env::start().await;
+    let connection = env.connect("bob@contoso.onmicrosoft.com").await;
+    env.sandbox
+        .control(pbi_sandbox::Command::RevokeGrants { user: pbi_sandbox::demo_id("user:bob@contoso.onmicrosoft.com"), client_id: None })
+        .expect("revoked");
+    env.sandbox.clock().advance(time::Duration::hours(2)).expect("manual clock");
+    let error = env.auth.access_token(connection.id, None).await.expect_err("revoked");
+    assert!(matches!(&error, AuthError::NeedsSignIn { reason, .. } if reason.contains("revoked")), "{error}");
+}
+
+#[tokio::test]
+async fn outages_are_retried_and_never_mark_the_connection() {
+    let env = Env::start().await;
+    let connection = env.connect("alice@contoso.onmicrosoft.com").await;
+    env.sandbox.clock().advance(time::Duration::hours(2)).expect("manual clock");
+    env.sandbox.inject(FaultRule::new(Some("POST"), "*/oauth2/v2.0/token", 2, FaultKind::Status { status: 503, retry_after: None }));
+    env.auth.access_token(connection.id, None).await.expect("third attempt works");
+    env.sandbox.clock().advance(time::Duration::hours(2)).expect("manual clock");
+    env.sandbox.inject(FaultRule::new(Some("POST"), "*/oauth2/v2.0/token", 5, FaultKind::Drop));
+    let error = env.auth.access_token(connection.id, None).await.expect_err("still down");
+    assert!(matches!(error, AuthError::Unavailable(_)), "{error}");
+    let stored = env.store.connection(connection.id).await.expect("read");
+    assert_eq!(stored.status, ConnectionStatus::Active, "an outage is not the user's problem");
+    assert!(stored.last_error.is_some());
+}
+
+#[tokio::test]
+async fn a_user_cannot_use_or_see_another_users_connection() {
+    let env = Env::start().await;
+    let alices = env.connect("alice@contoso.onmicrosoft.com").await;
+    let _ = env.auth.access_token(alices.id, Some("alice@contoso.onmicrosoft.com")).await.expect("hers");
+    for attempt in [
+        env.auth.access_token(alices.id, Some("bob@contoso.onmicrosoft.com")).await.err(),
+        env.auth.disconnect(alices.id, Some("bob@contoso.onmicrosoft.com")).await.err(),
+    ] {
+        assert!(matches!(attempt, Some(AuthError::NotFound(_))), "{attempt:?}");
+    }
+    env.auth.disconnect(alices.id, Some("alice@contoso.onmicrosoft.com")).await.expect("her own");
+    assert!(matches!(env.auth.access_token(alices.id, None).await, Err(AuthError::NeedsSignIn { .. })));
+}
+
+#[tokio::test]
+async fn no_token_or_secret_is_in_the_database_file() {
+    let env = Env::start().await;
+    let connection = env.connect("alice@contoso.onmicrosoft.com").await;
+    let first = env.auth.access_token(connection.id, None).await.expect("token");
+    env.sandbox.clock().advance(time::Duration::hours(2)).expect("manual clock");
+    let second = env.auth.access_token(connection.id, None).await.expect("refreshed");
+    let (_, refresh) = env.store.connection_tokens(connection.id).await.expect("tokens");
+    env.store.close().await;
+    let mut raw = Vec::new();
+    for suffix in ["", "-wal"] {
+        raw.extend(std::fs::read(format!("{}{suffix}", env.db_path.display())).unwrap_or_default());
+    }
+    assert!(raw.len() > 4096, "the database was read");
+    let refresh = refresh.expect("a refresh token");
+    for secret in [first.expose_secret(), second.expose_secret(), refresh.expose_secret(), pbi_sandbox::demo::APP_SECRET] {
+        let needle = &secret.as_bytes()[secret.len().saturating_sub(24)..];
+        assert!(!raw.windows(needle.len()).any(|w| w == needle), "a secret is readable in the database file");
+    }
+}

@@ -1,0 +1,129 @@
+//! The consent flow: hop by hop, and every way it can go wrong.
+
+use crate::support::*;
+use pbi_auth::{AuthError, StartOptions};
+use pbi_sandbox::demo_id;
+use secrecy::{ExposeSecret, SecretString};
+
+#[tokio::test]
+async fn a_user_consents_once_and_the_connection_records_their_account() {
+    let env = Env::start().await;
+    let url = env
+        .auth
+        .start_authorization(
+            env.registration.id,
+            "user-1",
+            "session-1",
+            "/workspaces/7",
+            &StartOptions { login_hint: Some("alice@contoso.onmicrosoft.com".into()), ..Default::default() },
+        )
+        .await
+        .expect("start");
+    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(param("code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(param("code_challenge").map(|c| c.len()), Some(43));
+    assert!(param("scope").expect("scope").contains("offline_access https://analysis.windows.net/powerbi/api/Content.Create"));
+    let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
+    let completed = env.auth.complete_authorization("session-1", &callback).await.expect("completed");
+    assert_eq!(completed.return_to, "/workspaces/7");
+    let account = &completed.connection.account;
+    assert_eq!(
+        (account.owner.as_str(), account.upn.as_str(), account.tenant_id.clone()),
+        ("user-1", "alice@contoso.onmicrosoft.com", demo_id("tenant:contoso").to_string())
+    );
+    assert!(completed.connection.scopes.contains(&"Dashboard.Read.All".to_owned()));
+
+    let token = env.auth.access_token(completed.connection.id, Some("user-1")).await.expect("a token");
+    let groups: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/v1.0/myorg/groups", env.sandbox.base_url()))
+        .bearer_auth(token.expose_secret())
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(groups["value"][1]["name"], "Sales Analytics", "the token acts as Alice");
+    let code_redemptions: Vec<_> = env.token_requests().into_iter().filter(|r| r.status == 200).collect();
+    assert_eq!(code_redemptions.len(), 1, "the PKCE verifier was accepted (the sandbox refuses a code without it)");
+}
+
+#[tokio::test]
+async fn the_state_is_single_use_short_lived_and_bound_to_the_browser_session() {
+    let env = Env::start().await;
+    let url = env.auth.start_authorization(env.registration.id, "user-1", "session-1", "/", &StartOptions::default()).await.expect("start");
+    let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
+    let stolen = env.auth.complete_authorization("session-of-an-attacker", &callback).await;
+    assert!(matches!(stolen, Err(AuthError::InvalidState(ref why)) if why.contains("another browser session")), "{:?}", stolen.err());
+    let replay = env.auth.complete_authorization("session-1", &callback).await;
+    assert!(
+        matches!(replay, Err(AuthError::InvalidState(ref why)) if why.contains("already used")),
+        "consumed by the failed attempt: {:?}",
+        replay.err()
+    );
+
+    let url = env.auth.start_authorization(env.registration.id, "user-1", "session-1", "/", &StartOptions::default()).await.expect("start");
+    let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
+    env.sandbox.clock().advance(time::Duration::minutes(11)).expect("manual clock");
+    let late = env.auth.complete_authorization("session-1", &callback).await;
+    assert!(matches!(late, Err(AuthError::InvalidState(ref why)) if why.contains("expired")), "{:?}", late.err());
+    assert!(env.store.all_connections().await.expect("list").is_empty(), "nothing was connected");
+}
+
+#[tokio::test]
+async fn a_user_who_declines_is_told_what_to_do() {
+    let env = Env::start().await;
+    let url = env.auth.start_authorization(env.registration.id, "user-2", "s", "/", &StartOptions::default()).await.expect("start");
+    let callback = env.browse(&url, "bob@contoso.onmicrosoft.com", "cancel").await;
+    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback).await else { panic!("refused") };
+    assert_eq!(explained.code.as_deref(), Some("AADSTS65004"));
+    assert!(explained.what_to_do.contains("Get started"), "{explained}");
+}
+
+#[tokio::test]
+async fn when_users_may_not_consent_the_message_says_an_administrator_must() {
+    let env = Env::start().await;
+    let tenant = demo_id("tenant:contoso");
+    env.sandbox.update_tenant_settings(tenant, |s| s.users_can_consent = false).expect("contoso");
+    let url = env.auth.start_authorization(env.registration.id, "user-2", "s", "/", &StartOptions::default()).await.expect("start");
+    let callback = env.browse(&url, "bob@contoso.onmicrosoft.com", "return").await;
+    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback).await else { panic!("refused") };
+    assert!(explained.what_happened.starts_with("Error when authorizing Power BI"), "{explained}");
+    assert!(explained.what_to_do.contains("Users can consent to apps accessing company data on their behalf"));
+}
+
+#[tokio::test]
+async fn a_wrong_secret_and_an_expired_secret_say_what_to_fix() {
+    let env = Env::start().await;
+    let now = env.sandbox.clock().unix();
+    env.store
+        .add_secret(env.registration.id, &SecretString::from("the-secret-id-not-its-value".to_owned()), now + 400 * 86_400, now)
+        .await
+        .expect("a wrong secret, newest");
+    let url = env.auth.start_authorization(env.registration.id, "user-1", "s", "/", &StartOptions::default()).await.expect("start");
+    let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
+    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback).await else { panic!("refused") };
+    assert_eq!(explained.code.as_deref(), Some("AADSTS7000215"));
+    assert!(explained.what_happened.contains("The authentication process was not successful"), "{explained}");
+    assert!(!explained.to_string().contains("the-secret-id-not-its-value"), "never echoes the secret");
+
+    // A registration whose only secret expires in a minute: the sign-in outlives it.
+    let now = env.sandbox.clock().unix();
+    let mut details = env.registration.details.clone();
+    details.name = "erp-short-secret".into();
+    let short = env.store.add_registration(&details, now).await.expect("registration");
+    env.store.add_secret(short.id, &SecretString::from(pbi_sandbox::demo::APP_SECRET.to_owned()), now + 60, now).await.expect("secret");
+    let url = env.auth.start_authorization(short.id, "user-1", "s2", "/", &StartOptions::default()).await.expect("start");
+    let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
+    env.sandbox.clock().advance(time::Duration::minutes(2)).expect("manual clock");
+    let error = env.auth.complete_authorization("s2", &callback).await.expect_err("the secret expired");
+    let expected_date = time::OffsetDateTime::from_unix_timestamp(now + 60).expect("time").date().to_string();
+    assert!(matches!(error, AuthError::SecretExpired { .. }), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the client secret expired on {expected_date}: create a new one in Certificates & secrets and update the registration 'erp-short-secret'"
+        )
+    );
+}
