@@ -2,6 +2,9 @@
 
 pub mod entra;
 pub mod explain;
+mod validate;
+
+pub use validate::{Check, Outcome, SECRET_WARNING_DAYS, ServicePrincipal, Validation};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -132,7 +135,7 @@ pub fn state_hash(state: &str) -> String {
     Sha256::digest(state.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn date_of(unix: i64) -> String {
+pub(crate) fn date_of(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date().to_string()).unwrap_or_else(|_| unix.to_string())
 }
 
@@ -529,7 +532,7 @@ impl Auth {
     }
 }
 
-fn not_found(error: StoreError) -> AuthError {
+pub(crate) fn not_found(error: StoreError) -> AuthError {
     match error {
         StoreError::NotFound(what) => AuthError::NotFound(what),
         other => AuthError::Store(other),

@@ -3,3 +3,4 @@
 mod broker;
 mod flow;
 mod support;
+mod validate;
