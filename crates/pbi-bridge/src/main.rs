@@ -1,5 +1,7 @@
 //! The pbi-bridge executable: parses the command line and starts what it names.
 
+mod admin;
+mod config;
 mod powerbi;
 
 use anyhow::Context as _;
@@ -20,6 +22,34 @@ enum Command {
     Sandbox(SandboxArgs),
     /// Calls the Power BI REST API: list, create, push rows, refresh, or any endpoint.
     Powerbi(Box<powerbi::PowerBiArgs>),
+    /// Manages Entra ID app registrations (add, update, show, validate, remove).
+    Registration {
+        #[command(subcommand)]
+        command: admin::RegistrationCommand,
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Lists, refreshes and disconnects users' Power BI connections.
+    Connections {
+        #[command(subcommand)]
+        command: admin::ConnectionsCommand,
+        #[command(flatten)]
+        store: config::StoreArgs,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Encryption keys: add one, and re-encrypt everything under the newest.
+    Keys {
+        #[command(subcommand)]
+        command: admin::KeysCommand,
+        #[command(flatten)]
+        store: config::StoreArgs,
+        #[arg(long, global = true)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -64,6 +94,9 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Sandbox(args) => run_sandbox(args).await,
         Command::Powerbi(args) => powerbi::run(*args).await,
+        Command::Registration { command, store, json } => admin::registration(&store, command, json).await,
+        Command::Connections { command, store, json } => admin::connections(&store, command, json).await,
+        Command::Keys { command, store, json } => admin::keys(&store, command, json).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

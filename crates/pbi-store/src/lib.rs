@@ -21,7 +21,7 @@ pub enum StoreError {
     Crypto(#[from] CryptoError),
     #[error("a stored row is not valid: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]
+    #[error("unsupported database URL scheme '{0}': use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
 }
 
@@ -74,7 +74,8 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            // Only the scheme: a database URL may carry a password.
+            return Err(StoreError::UnsupportedUrl(url.split(':').next().unwrap_or_default().to_owned()));
         };
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" }),

@@ -1,6 +1,6 @@
 //! `pbi-bridge powerbi <action>`: the connector actions of seed 004 (and a few more) from the command line.
 
-mod output;
+pub mod output;
 mod rows;
 
 use anyhow::Context as _;
@@ -215,7 +215,12 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         Some(ErrorKind::Invalid(_) | ErrorKind::Schema { .. }) => 2,
         Some(_) => 3,
         None if error.downcast_ref::<UsageError>().is_some() => 2,
-        None => 1,
+        None => match (error.downcast_ref::<pbi_auth::AuthError>(), error.downcast_ref::<pbi_store::StoreError>()) {
+            (Some(pbi_auth::AuthError::Unavailable(_)), _) => 4,
+            (Some(pbi_auth::AuthError::Store(_)), _) => 1,
+            (Some(_), _) | (_, Some(pbi_store::StoreError::NotFound(_) | pbi_store::StoreError::Conflict(_))) => 3,
+            _ => 1,
+        },
     }
 }
 
@@ -226,6 +231,10 @@ pub struct UsageError(String);
 
 fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
+}
+
+pub fn usage_error(message: impl Into<String>) -> UsageError {
+    UsageError(message.into())
 }
 
 fn client(common: &Common) -> anyhow::Result<PowerBiClient> {

@@ -1,0 +1,153 @@
+//! `pbi-bridge registration|connections|keys` against the sandbox, with a data directory of its own.
+
+use pbi_sandbox::{Sandbox, SandboxConfig, demo};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let data_dir = data_dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let stdin = stdin.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pbi-bridge"))
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env_remove("PBI_BRIDGE__CRYPTO__KEYS")
+            .env_remove("PBI_BRIDGE__DATABASE__URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs");
+        if let Some(text) = stdin {
+            child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("finishes");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("task")
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pbi-admin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_validate_update_and_remove_an_app() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    let base = sandbox.base_url().to_owned();
+    let dir = temp_dir();
+    let client_id = pbi_sandbox::demo_client_id().to_string();
+    let authorize = format!("{base}/{}/oauth2/v2.0/authorize", demo::CONTOSO_DOMAIN);
+    let token = format!("{base}/{}/oauth2/v2.0/token", demo::CONTOSO_DOMAIN);
+    let callback = format!("{base}/_sandbox/callback");
+    let add = [
+        "registration",
+        "add",
+        "--name",
+        "erp",
+        "--client-id",
+        &client_id,
+        "--tenant",
+        demo::CONTOSO_DOMAIN,
+        "--redirect-url",
+        &callback,
+        "--authorize-url",
+        &authorize,
+        "--token-url",
+        &token,
+        "--secret-stdin",
+        "--secret-expires",
+        "2099-01-31",
+    ];
+    let added = run(&dir, &add, Some(demo::APP_SECRET)).await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    assert!(added.stdout.contains("secret expires 2099-01-31"), "{}", added.stdout);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(dir.join("keys")).expect("key file").permissions().mode() & 0o777, 0o600, "the key file is private");
+    }
+    let raw = std::fs::read(dir.join("pbi-bridge.db")).expect("database");
+    assert!(!raw.windows(demo::APP_SECRET.len()).any(|w| w == demo::APP_SECRET.as_bytes()), "the secret is encrypted at rest");
+
+    let shown: Value = serde_json::from_str(&run(&dir, &["registration", "show", "--json"], None).await.stdout).expect("JSON");
+    assert_eq!(shown[0]["scopes"].as_array().map(Vec::len), Some(7), "seed 000's permissions and offline_access by default");
+    assert!(!shown.to_string().contains(demo::APP_SECRET), "show never prints a secret");
+
+    let validated = run(&dir, &["registration", "validate", "--name", "erp", "--callback-url", &callback], None).await;
+    assert_eq!(validated.code, Some(0), "{}{}", validated.stdout, validated.stderr);
+    assert!(validated.stdout.contains("Entra ID accepted the Application ID and the client secret"), "{}", validated.stdout);
+
+    let updated = run(
+        &dir,
+        &[
+            "registration",
+            "update",
+            "--name",
+            "erp",
+            "--add-redirect-url",
+            "https://erp.example/oauth/callback",
+            "--secret-stdin",
+            "--secret-expires",
+            "2099-06-30",
+        ],
+        Some("the-secret-id-by-mistake"),
+    )
+    .await;
+    assert_eq!(updated.code, Some(0), "{}", updated.stderr);
+    let refused = run(&dir, &["registration", "validate", "--name", "erp"], None).await;
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(refused.stdout.contains("AADSTS7000215") && !refused.stdout.contains("the-secret-id-by-mistake"), "{}", refused.stdout);
+
+    let no_flag_secret = run(
+        &dir,
+        &["registration", "add", "--name", "x", "--client-id", "c", "--tenant", "t", "--redirect-url", "https://x", "--secret", "s3cret"],
+        None,
+    )
+    .await;
+    assert_eq!(no_flag_secret.code, Some(2), "there is no way to pass a secret as an argument");
+
+    let removed = run(&dir, &["registration", "remove", "--name", "erp"], None).await;
+    assert!(removed.stdout.contains("unregistered 'erp'"), "{}", removed.stdout);
+    assert!(run(&dir, &["registration", "show"], None).await.stdout.contains("(none)"));
+    assert!(run(&dir, &["registration", "show", "--all"], None).await.stdout.contains("removed"));
+
+    let added_key = run(&dir, &["keys", "add"], None).await;
+    assert!(added_key.stdout.contains("added key 2"), "{}", added_key.stdout);
+    let rotated: Value = serde_json::from_str(&run(&dir, &["keys", "rotate", "--json"], None).await.stdout).expect("JSON");
+    assert_eq!((rotated["currentKey"].as_u64(), rotated["rewritten"].as_u64()), (Some(2), Some(2)), "both secrets re-encrypted");
+    let again: Value = serde_json::from_str(&run(&dir, &["keys", "rotate", "--json"], None).await.stdout).expect("JSON");
+    assert_eq!(again["rewritten"], 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn connections_list_is_empty_and_unknown_ids_are_not_found() {
+    let dir = temp_dir();
+    let listed = run(&dir, &["connections", "list"], None).await;
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert!(listed.stdout.contains("(none)"));
+    let missing = run(&dir, &["connections", "refresh", "--id", &uuid::Uuid::new_v4().to_string()], None).await;
+    assert_eq!(missing.code, Some(3), "{}", missing.stderr);
+    assert!(missing.stderr.contains("was not found"), "{}", missing.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
