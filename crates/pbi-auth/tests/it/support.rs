@@ -46,17 +46,51 @@ pub const SEED_000_SCOPES: &[&str] = &[
     "offline_access",
 ];
 
+/// A PostgreSQL database of the test's own, dropped when the guard goes.
+pub struct PostgresDb {
+    pub url: String,
+    name: String,
+}
+
+const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+impl PostgresDb {
+    pub async fn new() -> Self {
+        let name = format!("pbi_auth_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(POSTGRES_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test starts it)");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
+        admin.close().await;
+        Self { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
+    }
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::AnyPool::connect(POSTGRES_ADMIN).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 impl Env {
     pub async fn start() -> Self {
-        let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
         let db_path = std::env::temp_dir().join(format!("pbi-auth-{}.db", uuid::Uuid::new_v4()));
+        Self::start_on(format!("sqlite://{}", db_path.display()), db_path).await
+    }
+
+    /// The same, with the store at `url` (a PostgreSQL test database, say).
+    pub async fn start_on(url: String, db_path: std::path::PathBuf) -> Self {
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
         let key_text = KeyRing::new_key_line(1).expose_secret().to_owned();
-        let store = Store::connect(
-            &format!("sqlite://{}", db_path.display()),
-            KeyRing::parse(&SecretString::from(key_text.clone())).expect("keys"),
-        )
-        .await
-        .expect("store");
+        let store = Store::connect(&url, KeyRing::parse(&SecretString::from(key_text.clone())).expect("keys")).await.expect("store");
         let now = sandbox.clock().unix();
         let base = sandbox.base_url().to_owned();
         let registration = store
