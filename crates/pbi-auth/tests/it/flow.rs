@@ -127,3 +127,44 @@ async fn a_wrong_secret_and_an_expired_secret_say_what_to_fix() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_redirect_url_the_app_does_not_know_stops_at_entras_error_page() {
+    let env = Env::start().await;
+    let mut details = env.registration.details.clone();
+    details.name = "wrong-redirect".into();
+    details.redirect_urls = vec!["https://erp.example/not-registered".into()];
+    let registration = env.store.add_registration(&details, 0).await.expect("registration");
+    env.store
+        .add_secret(registration.id, &SecretString::from(pbi_sandbox::demo::APP_SECRET.to_owned()), i64::MAX / 2, 0)
+        .await
+        .expect("secret");
+    let url = env.auth.start_authorization(registration.id, "user-1", "s", "/", &StartOptions::default()).await.expect("start");
+    let response =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client").get(url).send().await.expect("GET");
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("location").is_none(), "Entra never redirects to an unknown URL");
+    assert!(response.text().await.expect("page").contains("AADSTS50011"));
+    let explained = pbi_auth::explain::entra(
+        Some(50011),
+        "invalid_request",
+        "",
+        None,
+        &pbi_auth::explain::Context { redirect_url: Some("https://erp.example/not-registered".into()), ..Default::default() },
+    );
+    assert!(explained.what_to_do.contains("Add https://erp.example/not-registered to the app's Redirect URIs"), "{explained}");
+}
+
+#[tokio::test]
+async fn removing_a_registration_keeps_its_connections_and_they_say_why_they_stopped() {
+    let env = Env::start().await;
+    let connection = env.connect("alice@contoso.onmicrosoft.com").await;
+    env.store.remove_registration(env.registration.id, env.sandbox.clock().unix()).await.expect("removed");
+    env.sandbox.clock().advance(time::Duration::hours(2)).expect("manual clock");
+    let error = env.auth.access_token(connection.id, None).await.expect_err("stopped");
+    assert!(matches!(error, AuthError::RegistrationRemoved { .. }), "{error}");
+    assert!(error.to_string().contains("was removed (unregistered)") && error.to_string().contains("no longer work"), "{error}");
+    assert_eq!(env.store.connection(connection.id).await.expect("kept").account.upn, "alice@contoso.onmicrosoft.com");
+    let new_sign_in = env.auth.start_authorization(env.registration.id, "user-1", "s", "/", &StartOptions::default()).await;
+    assert!(matches!(new_sign_in, Err(AuthError::RegistrationRemoved { .. })));
+}
