@@ -637,6 +637,115 @@ impl Store {
     }
 }
 
+// ---------------------------------------------------------------- users and sessions
+
+/// A pbi-bridge account (not a Power BI one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+/// A signed-in browser. The cookie's token is stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token_hash: String,
+    pub user: User,
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+fn user_from(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: uuid_of(row, "id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Adds a user; `password_hash` is a PHC string (argon2), never a password.
+    pub async fn add_user(&self, username: &str, display_name: &str, password_hash: &str, is_admin: bool, now: i64) -> Result<User> {
+        let id = Uuid::new_v4();
+        sqlx::query("INSERT INTO users (id, username, display_name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id.to_string())
+            .bind(username)
+            .bind(display_name)
+            .bind(password_hash)
+            .bind(i64::from(is_admin))
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("a user named '{username}' already exists")),
+                other => other,
+            })?;
+        Ok(User { id, username: username.to_owned(), display_name: display_name.to_owned(), is_admin, created_at: now })
+    }
+
+    /// A user and their password hash, by user name (for signing in).
+    pub async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
+        let row = sqlx::query("SELECT id, username, display_name, is_admin, created_at, password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((user_from(&r)?, r.try_get("password_hash")?))).transpose()
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT id, username, display_name, is_admin, created_at FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    pub async fn put_session(&self, token_hash: &str, user: Uuid, csrf_token: &str, now: i64, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token_hash)
+            .bind(user.to_string())
+            .bind(csrf_token)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The live session with that token hash, and its user.
+    pub async fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT s.token_hash, s.csrf_token, s.expires_at, u.id, u.username, u.display_name, u.is_admin, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Session {
+                token_hash: r.try_get("token_hash")?,
+                user: user_from(&r)?,
+                csrf_token: r.try_get("csrf_token")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn purge_sessions(&self, now: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?.rows_affected())
+    }
+}
+
 // ---------------------------------------------------------------- key rotation
 
 /// What `rotate_keys` did.

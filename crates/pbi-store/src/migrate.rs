@@ -4,10 +4,11 @@ use crate::{Backend, StoreError};
 use sqlx::AnyPool;
 
 /// `{blob}` becomes the backend's binary type.
-const STEPS: &[(i64, &str, &str)] = &[(
-    1,
-    "registrations, secrets, connections, oauth states",
-    r"
+const STEPS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "registrations, secrets, connections, oauth states",
+        r"
 CREATE TABLE registrations (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -66,7 +67,31 @@ CREATE TABLE oauth_states (
     expires_at BIGINT NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        "pbi-bridge's own users and their sessions",
+        r"
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    is_admin BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX users_username ON users (username);
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    csrf_token TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+",
+    ),
+];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<u32, StoreError> {
     let mut tx = pool.begin().await?;

@@ -100,7 +100,8 @@ on_both!(
     connections_keep_tokens_encrypted_and_disconnect_deletes_them,
     oauth_states_are_single_use,
     refresh_leases_are_exclusive,
-    key_rotation_rewrites_everything_and_can_be_rerun
+    key_rotation_rewrites_everything_and_can_be_rerun,
+    users_and_sessions
 );
 
 async fn migrations_apply_once(postgres: bool) {
@@ -244,4 +245,21 @@ async fn sqlx_dump(url: &str, query: &str) -> Vec<Vec<u8>> {
     let rows: Vec<(Option<Vec<u8>>,)> = sqlx::query_as(query).fetch_all(&pool).await.expect("dump");
     pool.close().await;
     rows.into_iter().filter_map(|(b,)| b).collect()
+}
+
+async fn users_and_sessions(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let admin = store.add_user("admin", "Administrator", "$argon2id$v=19$hash", true, 0).await.expect("user");
+    assert!(matches!(store.add_user("admin", "Again", "x", false, 0).await, Err(StoreError::Conflict(_))));
+    let (found, hash) = store.user_credentials("admin").await.expect("read").expect("present");
+    assert_eq!((found.clone(), hash.as_str()), (admin.clone(), "$argon2id$v=19$hash"));
+    assert!(store.user_credentials("nobody").await.expect("read").is_none());
+    store.put_session("hash-1", admin.id, "csrf-1", 0, 100).await.expect("session");
+    let session = store.session("hash-1", 50).await.expect("read").expect("live");
+    assert_eq!((session.user.username.as_str(), session.csrf_token.as_str()), ("admin", "csrf-1"));
+    assert!(store.session("hash-1", 100).await.expect("read").is_none(), "expired");
+    store.delete_session("hash-1").await.expect("signed out");
+    assert!(store.session("hash-1", 1).await.expect("read").is_none());
+    assert_eq!(store.users().await.expect("list").len(), 1);
 }
