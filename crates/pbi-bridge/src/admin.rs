@@ -134,6 +134,23 @@ pub enum ConnectionsCommand {
 }
 
 #[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Adds a pbi-bridge user; the password is read from stdin or a no-echo prompt.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// May configure Power BI and see every user's connections.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
 pub enum KeysCommand {
     /// Re-encrypts every stored secret and token under the newest key (safe to stop and run again).
     Rotate,
@@ -389,6 +406,44 @@ pub async fn keys(store_args: &StoreArgs, command: KeysCommand, json_output: boo
             std::io::Write::write_all(&mut file, secrecy::ExposeSecret::expose_secret(&pbi_crypto::KeyRing::new_key_line(id)).as_bytes())
                 .context("writing the key")?;
             println!("added key {id} to {}; run `pbi-bridge keys rotate` to re-encrypt under it", path.display());
+        }
+    }
+    Ok(())
+}
+
+pub async fn users(store_args: &StoreArgs, command: UsersCommand, json_output: bool) -> anyhow::Result<()> {
+    let store = store_args.open().await?;
+    match command {
+        UsersCommand::Add { username, display_name, admin, password_stdin } => {
+            let password = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).context("reading the password from stdin")?;
+                text.trim_end_matches(['\r', '\n']).to_owned()
+            } else if std::io::stdin().is_terminal() {
+                rpassword::prompt_password("Password: ").context("reading the password")?
+            } else {
+                bail!(crate::powerbi::usage_error("give the password with --password-stdin or at the prompt (never on the command line)"));
+            };
+            let hash =
+                pbi_server::users::hash_password(&SecretString::from(password)).map_err(|e| crate::powerbi::usage_error(e.to_string()))?;
+            let user = store.add_user(&username, display_name.as_deref().unwrap_or(&username), &hash, admin, now()).await?;
+            if json_output {
+                println!("{}", json!({"id": user.id, "username": user.username, "admin": user.is_admin}))
+            } else {
+                println!("added {}user '{}'", if admin { "admin " } else { "" }, user.username)
+            }
+        }
+        UsersCommand::List => {
+            let list = store.users().await?;
+            let items: Vec<_> = list
+                .iter()
+                .map(|u| json!({"id": u.id, "username": u.username, "displayName": u.display_name, "admin": u.is_admin}))
+                .collect();
+            let rows = list
+                .iter()
+                .map(|u| vec![u.username.clone(), u.display_name.clone(), if u.is_admin { "admin" } else { "user" }.to_owned()])
+                .collect();
+            print_list(json_output, &items, &["USER", "NAME", "ROLE"], rows);
         }
     }
     Ok(())

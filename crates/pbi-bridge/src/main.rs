@@ -41,6 +41,17 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Runs the pbi-bridge server (web UI) over the data directory's store.
+    Serve(ServeArgs),
+    /// pbi-bridge's own user accounts.
+    Users {
+        #[command(subcommand)]
+        command: admin::UsersCommand,
+        #[command(flatten)]
+        store: config::StoreArgs,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Encryption keys: add one, and re-encrypt everything under the newest.
     Keys {
         #[command(subcommand)]
@@ -80,6 +91,34 @@ struct SandboxArgs {
     tls_names: Vec<String>,
 }
 
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PBI_BRIDGE__SERVER__ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// The URL people reach the server at (behind a proxy); cookies are Secure when it is https.
+    #[arg(long, env = "PBI_BRIDGE__SERVER__PUBLIC_URL")]
+    public_url: Option<String>,
+    #[command(flatten)]
+    store: config::StoreArgs,
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    let clock = pbi_clock::Clock::system();
+    let auth = std::sync::Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));
+    let config = pbi_server::ServerConfig { addr: args.addr, public_url: args.public_url, ..Default::default() };
+    let mut server =
+        pbi_server::Server::start(config, store, auth, clock).await.with_context(|| format!("could not listen on {}", args.addr))?;
+    println!("pbi-bridge server listening on {}", server.base_url());
+    let interrupted = tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C"),
+        result = server.stopped() => return result.context("the server stopped"),
+    };
+    interrupted?;
+    server.shutdown().await.context("stopping the server")
+}
+
 fn parse_seed(text: &str) -> Result<pbi_sandbox::Seed, String> {
     text.parse()
 }
@@ -97,6 +136,8 @@ async fn main() -> std::process::ExitCode {
         Command::Registration { command, store, json } => admin::registration(&store, command, json).await,
         Command::Connections { command, store, json } => admin::connections(&store, command, json).await,
         Command::Keys { command, store, json } => admin::keys(&store, command, json).await,
+        Command::Serve(args) => run_serve(args).await,
+        Command::Users { command, store, json } => admin::users(&store, command, json).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

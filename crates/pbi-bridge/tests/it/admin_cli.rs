@@ -151,3 +151,40 @@ async fn connections_list_is_empty_and_unknown_ids_are_not_found() {
     assert!(missing.stderr.contains("was not found"), "{}", missing.stderr);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn users_are_added_from_stdin_and_serve_answers_on_its_printed_url() {
+    let dir = temp_dir();
+    let added = run(&dir, &["users", "add", "--username", "admin", "--admin", "--password-stdin"], Some("a long enough password\n")).await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let short = run(&dir, &["users", "add", "--username", "bob", "--password-stdin"], Some("short\n")).await;
+    assert_eq!(short.code, Some(2), "{}", short.stderr);
+    assert!(short.stderr.contains("at least 10 characters"), "{}", short.stderr);
+    let listed = run(&dir, &["users", "list"], None).await;
+    assert!(listed.stdout.contains("admin") && !listed.stdout.contains("bob"), "{}", listed.stdout);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pbi-bridge"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env_remove("PBI_BRIDGE__CRYPTO__KEYS")
+        .env_remove("PBI_BRIDGE__DATABASE__URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("a first line");
+        line
+    })
+    .await
+    .expect("task");
+    let base =
+        first.trim().strip_prefix("pbi-bridge server listening on ").unwrap_or_else(|| panic!("unexpected first line: {first}")).to_owned();
+    let ready: Value = reqwest::get(format!("{base}/readyz")).await.expect("GET").json().await.expect("JSON");
+    assert_eq!(ready["status"], "ready");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}

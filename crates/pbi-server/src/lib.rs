@@ -1,0 +1,128 @@
+//! The pbi-bridge server: web UI and JSON API over the store, the OAuth flow and the Power BI client.
+
+mod pages;
+mod session;
+pub mod users;
+
+use axum::Router;
+use axum::routing::{get, post};
+use pbi_auth::Auth;
+use pbi_clock::Clock;
+use pbi_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    /// The URL people reach the server at (cookies are `Secure` when it is https); default `http://{addr}`.
+    pub public_url: Option<String>,
+    /// How long a sign-in lasts.
+    pub session_hours: i64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), public_url: None, session_hours: 12 }
+    }
+}
+
+/// What every handler can reach.
+pub(crate) struct AppState {
+    pub store: Store,
+    #[allow(dead_code)] // the connect flow (next) uses it
+    pub auth: Arc<Auth>,
+    pub clock: Clock,
+    pub secure_cookies: bool,
+    pub session_seconds: i64,
+}
+
+pub struct Server;
+
+impl Server {
+    pub async fn start(config: ServerConfig, store: Store, auth: Arc<Auth>, clock: Clock) -> std::io::Result<ServerHandle> {
+        let listener = tokio::net::TcpListener::bind(config.addr).await?;
+        let local_addr = listener.local_addr()?;
+        let base_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")).trim_end_matches('/').to_owned();
+        let state = Arc::new(AppState {
+            store,
+            auth,
+            clock,
+            secure_cookies: base_url.starts_with("https://"),
+            session_seconds: config.session_hours * 3600,
+        });
+        let app = router(state);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(ServerHandle { base_url, local_addr, stop: Some(stop), task: Some(task) })
+    }
+}
+
+/// Form bodies are small; anything bigger is refused with 413.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(pages::healthz))
+        .route("/readyz", get(pages::readyz))
+        .route("/login", get(pages::login_page).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/", get(pages::home))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// A running server. Dropping it stops the server.
+pub struct ServerHandle {
+    base_url: String,
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl ServerHandle {
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and waits.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves when the server task ends on its own (an I/O failure).
+    pub async fn stopped(&mut self) -> std::io::Result<()> {
+        let result = match self.task.as_mut() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => return Ok(()),
+        };
+        self.task = None;
+        result
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

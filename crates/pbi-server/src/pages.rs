@@ -1,0 +1,177 @@
+//! The HTML pages and the health endpoints.
+
+use crate::session::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SignedIn};
+use crate::{AppState, users};
+use askama::Template;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::sync::Arc;
+
+fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "rendering a page");
+            server_error()
+        }
+    }
+}
+
+/// A 500 that says nothing of the internals (they are in the log).
+pub fn server_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html("<h1>Something went wrong</h1><p>Please try again. If it keeps happening, tell your administrator the time it happened.</p>"),
+    )
+        .into_response()
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the database answers and is at the schema this build expects.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.schema_version().await {
+        Ok(version) if version == pbi_store::Store::latest_schema_version() => {
+            (StatusCode::OK, axum::Json(serde_json::json!({"status": "ready", "schema": version}))).into_response()
+        }
+        Ok(version) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "schema mismatch", "schema": version})))
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "database unavailable"}))).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    next: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn login_form(state: &AppState, status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let csrf = session::random_token();
+    let mut response = render(status, &LoginPage { csrf: &csrf, next: session::safe_next(next), error });
+    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.secure_cookies));
+    response
+}
+
+pub async fn login_page(State(state): State<Arc<AppState>>, Query(query): Query<NextQuery>) -> Response {
+    login_form(&state, StatusCode::OK, query.next.as_deref().unwrap_or("/"), None)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+    let cookie_csrf = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if cookie_csrf.is_empty() || !session::same(&cookie_csrf, &form.csrf) {
+        return login_form(&state, StatusCode::FORBIDDEN, &form.next, Some("This sign-in form expired. Please sign in again."));
+    }
+    let found = match state.store.user_credentials(form.username.trim()).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::error!(%error, "reading a user");
+            return server_error();
+        }
+    };
+    // The same work whether or not the user exists, so the answer does not reveal which user names exist.
+    let (user, hash) = match &found {
+        Some((user, hash)) => (Some(user), hash.as_str()),
+        None => (None, users::decoy_hash()),
+    };
+    let password_ok = users::verify_password(&form.password, hash);
+    let Some(user) = user.filter(|_| password_ok) else {
+        return login_form(&state, StatusCode::UNAUTHORIZED, &form.next, Some("The user name or password is wrong."));
+    };
+    let token = session::random_token();
+    let now = state.clock.unix();
+    if let Err(error) =
+        state.store.put_session(&session::hash(&token), user.id, &session::random_token(), now, now + state.session_seconds).await
+    {
+        tracing::error!(%error, "storing a session");
+        return server_error();
+    }
+    tracing::info!(user = %user.username, "signed in");
+    let mut response = Redirect::to(session::safe_next(&form.next)).into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session::set_cookie(SESSION_COOKIE, &token, state.session_seconds, state.secure_cookies));
+    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(LOGIN_CSRF_COOKIE, "", 0, state.secure_cookies));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<CsrfForm>) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return (StatusCode::FORBIDDEN, Html("<h1>Forbidden</h1><p>This form expired. Go back, reload the page and try again.</p>"))
+            .into_response();
+    }
+    if let Err(error) = state.store.delete_session(&session.token_hash).await {
+        tracing::error!(%error, "deleting a session");
+        return server_error();
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(SESSION_COOKIE, "", 0, state.secure_cookies));
+    response
+}
+
+struct ConnectionRow {
+    upn: String,
+    status: &'static str,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    user_name: &'a str,
+    is_admin: bool,
+    csrf: &'a str,
+    connections: Vec<ConnectionRow>,
+}
+
+pub async fn home(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {
+    let connections = match state.store.connections_of(&session.user.id.to_string()).await {
+        Ok(list) => list,
+        Err(error) => {
+            tracing::error!(%error, "listing connections");
+            return server_error();
+        }
+    };
+    let rows = connections
+        .into_iter()
+        .map(|c| ConnectionRow {
+            upn: c.account.upn,
+            status: match c.status {
+                pbi_store::ConnectionStatus::Active => "connected",
+                pbi_store::ConnectionStatus::NeedsSignIn => "sign in again",
+                pbi_store::ConnectionStatus::Revoked => "disconnected",
+            },
+            reason: c.status_reason.unwrap_or_default(),
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &HomePage { user_name: &session.user.display_name, is_admin: session.user.is_admin, csrf: &session.csrf_token, connections: rows },
+    )
+}

@@ -1,0 +1,164 @@
+//! The server over real HTTP: health, sign-in, sessions, CSRF and redirects.
+
+use pbi_auth::{Auth, AuthSettings};
+use pbi_crypto::KeyRing;
+use pbi_server::{Server, ServerConfig, ServerHandle, users};
+use pbi_store::Store;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use std::sync::Arc;
+
+struct App {
+    server: ServerHandle,
+    store: Store,
+    http: reqwest::Client,
+    db: std::path::PathBuf,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.db.display()));
+        }
+    }
+}
+
+const PASSWORD: &str = "a long enough password";
+
+impl App {
+    async fn start() -> Self {
+        let db = std::env::temp_dir().join(format!("pbi-server-{}.db", uuid::Uuid::new_v4()));
+        let store = Store::connect(&format!("sqlite://{}", db.display()), KeyRing::parse(&KeyRing::new_key_line(1)).expect("keys"))
+            .await
+            .expect("store");
+        let clock = pbi_clock::Clock::manual_from_now();
+        let hash = users::hash_password(&SecretString::from(PASSWORD.to_owned())).expect("hash");
+        store.add_user("alice", "Alice Johnson", &hash, false, clock.unix()).await.expect("user");
+        let auth = Arc::new(Auth::new(store.clone(), clock.clone(), AuthSettings::default()));
+        let server = Server::start(ServerConfig::default(), store.clone(), auth, clock).await.expect("server");
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Self { server, store, http, db }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base_url())
+    }
+
+    /// The login form's CSRF cookie and field.
+    async fn login_form(&self) -> (String, String) {
+        let response = self.http.get(self.url("/login")).send().await.expect("GET");
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .expect("csrf cookie")
+            .to_owned();
+        let page = response.text().await.expect("page");
+        (cookie, hidden(&page, "csrf").expect("csrf field"))
+    }
+
+    async fn sign_in(&self, username: &str, password: &str, next: &str) -> reqwest::Response {
+        let (cookie, csrf) = self.login_form().await;
+        self.http
+            .post(self.url("/login"))
+            .header("cookie", cookie)
+            .form(&[("csrf", csrf.as_str()), ("username", username), ("password", password), ("next", next)])
+            .send()
+            .await
+            .expect("POST")
+    }
+}
+
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..start + html[start..].find('"')?].to_owned())
+}
+
+fn session_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("pbi_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = App::start().await;
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.expect("GET").text().await.expect("body"), "ok");
+    let ready: serde_json::Value = app.http.get(app.url("/readyz")).send().await.expect("GET").json().await.expect("JSON");
+    assert_eq!(ready["status"], "ready");
+}
+
+#[tokio::test]
+async fn signing_in_and_out() {
+    let app = App::start().await;
+    let anonymous = app.http.get(app.url("/")).send().await.expect("GET");
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.headers()["location"], "/login?next=/");
+
+    let wrong = app.sign_in("alice", "wrong password!!", "/").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().await.expect("page").contains("The user name or password is wrong."));
+    let unknown = app.sign_in("mallory", PASSWORD, "/").await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED, "unknown users get the same answer");
+
+    let signed_in = app.sign_in("alice", PASSWORD, "/").await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let set_cookie = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("pbi_session="))
+        .expect("cookie")
+        .to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax") && !set_cookie.contains("Secure"), "{set_cookie}");
+    let cookie = session_cookie(&signed_in);
+    let home = app.http.get(app.url("/")).header("cookie", &cookie).send().await.expect("GET").text().await.expect("page");
+    assert!(home.contains("Alice Johnson") && home.contains("not connected a Power BI account yet"), "{home}");
+
+    let token = cookie.trim_start_matches("pbi_session=");
+    let raw = std::fs::read(&app.db).expect("database");
+    assert!(!raw.windows(token.len()).any(|w| w == token.as_bytes()), "the session token is stored only as a hash");
+
+    let csrf = hidden(&home, "csrf").expect("csrf");
+    let forged = app.http.post(app.url("/logout")).header("cookie", &cookie).form(&[("csrf", "forged")]).send().await.expect("POST");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN, "every form checks its CSRF token");
+    let out = app.http.post(app.url("/logout")).header("cookie", &cookie).form(&[("csrf", csrf.as_str())]).send().await.expect("POST");
+    assert_eq!((out.status(), out.headers()["location"].to_str().expect("ascii")), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        app.http.get(app.url("/")).header("cookie", &cookie).send().await.expect("GET").status(),
+        StatusCode::SEE_OTHER,
+        "the session is gone"
+    );
+    let _ = app.store.users().await.expect("users");
+}
+
+#[tokio::test]
+async fn the_login_form_needs_its_csrf_cookie_and_redirects_only_to_own_paths() {
+    let app = App::start().await;
+    let (_, csrf) = app.login_form().await;
+    let without_cookie = app
+        .http
+        .post(app.url("/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "alice"), ("password", PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(without_cookie.status(), StatusCode::FORBIDDEN);
+    for (next, expected) in [("/workspaces/3", "/workspaces/3"), ("//evil.example/steal", "/"), ("https://evil.example", "/")] {
+        let response = app.sign_in("alice", PASSWORD, next).await;
+        assert_eq!(response.headers()["location"], expected, "{next}");
+    }
+    let huge = "x".repeat(100 * 1024);
+    let response =
+        app.http.post(app.url("/login")).form(&[("csrf", "x"), ("username", huge.as_str()), ("password", "x")]).send().await.expect("POST");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
