@@ -46,12 +46,11 @@ pub fn demo_id(name: &str) -> uuid::Uuid {
 
 use model::World;
 use pbi_clock::Clock;
+use pbi_serve::ServeTask;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// How to start a sandbox.
 #[derive(Clone)]
@@ -128,18 +127,11 @@ impl Sandbox {
             verified_tokens: Mutex::new(HashMap::new()),
         });
         let app = router(shared.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let stopped = async {
-            let _ = stopped.await;
-        };
         let task = match &config.tls {
-            None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await }),
-            Some(tls) => {
-                let listener = tls::TlsListener::new(listener, tls).map_err(std::io::Error::other)?;
-                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
-            }
+            None => ServeTask::spawn(listener, app),
+            Some(tls) => ServeTask::spawn(tls::TlsListener::new(listener, tls).map_err(std::io::Error::other)?, app),
         };
-        Ok(SandboxHandle { local_addr, shared, stop: Some(stop), task: Some(task) })
+        Ok(SandboxHandle { local_addr, shared, task })
     }
 }
 
@@ -159,8 +151,7 @@ fn router(shared: Arc<Shared>) -> axum::Router {
 pub struct SandboxHandle {
     local_addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: ServeTask,
 }
 
 impl SandboxHandle {
@@ -219,32 +210,13 @@ impl SandboxHandle {
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and waits for the server task.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            None => Ok(()),
-        }
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.task.shutdown().await
     }
 
     /// Resolves when the server task ends on its own (an I/O failure); it never ends otherwise.
     pub async fn stopped(&mut self) -> std::io::Result<()> {
-        let result = match self.task.as_mut() {
-            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            None => return Ok(()),
-        };
-        self.task = None;
-        result
-    }
-}
-
-impl Drop for SandboxHandle {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.task.stopped().await
     }
 }
 

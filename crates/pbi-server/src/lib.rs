@@ -8,11 +8,10 @@ use axum::Router;
 use axum::routing::{get, post};
 use pbi_auth::Auth;
 use pbi_clock::Clock;
+use pbi_serve::ServeTask;
 use pbi_store::Store;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -53,16 +52,8 @@ impl Server {
             secure_cookies: base_url.starts_with("https://"),
             session_seconds: config.session_hours * 3600,
         });
-        let app = router(state);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        Ok(ServerHandle { base_url, local_addr, stop: Some(stop), task: Some(task) })
+        let task = ServeTask::spawn(listener, router(state));
+        Ok(ServerHandle { base_url, local_addr, task })
     }
 }
 
@@ -84,8 +75,7 @@ fn router(state: Arc<AppState>) -> Router {
 pub struct ServerHandle {
     base_url: String,
     local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: ServeTask,
 }
 
 impl ServerHandle {
@@ -98,31 +88,12 @@ impl ServerHandle {
     }
 
     /// Stops accepting connections, lets requests in flight finish, and waits.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            None => Ok(()),
-        }
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.task.shutdown().await
     }
 
     /// Resolves when the server task ends on its own (an I/O failure).
     pub async fn stopped(&mut self) -> std::io::Result<()> {
-        let result = match self.task.as_mut() {
-            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            None => return Ok(()),
-        };
-        self.task = None;
-        result
-    }
-}
-
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.task.stopped().await
     }
 }
