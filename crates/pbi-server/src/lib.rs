@@ -1,5 +1,6 @@
 //! The pbi-bridge server: web UI and JSON API over the store, the OAuth flow and the Power BI client.
 
+mod connect;
 mod pages;
 mod session;
 pub mod users;
@@ -31,7 +32,6 @@ impl Default for ServerConfig {
 /// What every handler can reach.
 pub(crate) struct AppState {
     pub store: Store,
-    #[allow(dead_code)] // the connect flow (next) uses it
     pub auth: Arc<Auth>,
     pub clock: Clock,
     pub secure_cookies: bool,
@@ -67,6 +67,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/login", get(pages::login_page).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/", get(pages::home))
+        .route("/settings", get(connect::settings))
+        .route("/connect", post(connect::connect))
+        .route("/oauth/callback", get(connect::callback))
+        .route("/disconnect", post(connect::disconnect))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -8,11 +8,14 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use std::sync::Arc;
 
+mod connect;
+
 struct App {
     server: ServerHandle,
     store: Store,
     http: reqwest::Client,
     db: std::path::PathBuf,
+    clock: pbi_clock::Clock,
 }
 
 impl Drop for App {
@@ -27,17 +30,21 @@ const PASSWORD: &str = "a long enough password";
 
 impl App {
     async fn start() -> Self {
+        Self::start_with_clock(pbi_clock::Clock::manual_from_now()).await
+    }
+
+    async fn start_with_clock(clock: pbi_clock::Clock) -> Self {
         let db = std::env::temp_dir().join(format!("pbi-server-{}.db", uuid::Uuid::new_v4()));
         let store = Store::connect(&format!("sqlite://{}", db.display()), KeyRing::parse(&KeyRing::new_key_line(1)).expect("keys"))
             .await
             .expect("store");
-        let clock = pbi_clock::Clock::manual_from_now();
         let hash = users::hash_password(&SecretString::from(PASSWORD.to_owned())).expect("hash");
         store.add_user("alice", "Alice Johnson", &hash, false, clock.unix()).await.expect("user");
+        store.add_user("bob", "Bob Smith", &hash, false, clock.unix()).await.expect("user");
         let auth = Arc::new(Auth::new(store.clone(), clock.clone(), AuthSettings::default()));
-        let server = Server::start(ServerConfig::default(), store.clone(), auth, clock).await.expect("server");
+        let server = Server::start(ServerConfig::default(), store.clone(), auth, clock.clone()).await.expect("server");
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { server, store, http, db }
+        Self { server, store, http, db, clock }
     }
 
     fn url(&self, path: &str) -> String {
@@ -56,6 +63,16 @@ impl App {
             .to_owned();
         let page = response.text().await.expect("page");
         (cookie, hidden(&page, "csrf").expect("csrf field"))
+    }
+
+    /// Signs a pbi-bridge user in and returns their session cookie.
+    async fn session(&self, username: &str) -> String {
+        session_cookie(&self.sign_in(username, PASSWORD, "/").await)
+    }
+
+    async fn page(&self, cookie: &str, path: &str) -> (StatusCode, String) {
+        let response = self.http.get(self.url(path)).header("cookie", cookie).send().await.expect("GET");
+        (response.status(), response.text().await.expect("page"))
     }
 
     async fn sign_in(&self, username: &str, password: &str, next: &str) -> reqwest::Response {

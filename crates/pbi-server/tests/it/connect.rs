@@ -1,0 +1,177 @@
+//! My settings: Get started through the sandbox, the callback, status, and disconnect.
+
+use crate::{App, hidden};
+use pbi_sandbox::{Command, Sandbox, SandboxConfig, demo};
+use pbi_store::NewRegistration;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+
+struct World {
+    app: App,
+    sandbox: pbi_sandbox::SandboxHandle,
+}
+
+/// A sandbox, a server on the sandbox's clock, and a registration of an app whose redirect URI is the
+/// server's own callback.
+async fn world() -> World {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    let app = App::start_with_clock(sandbox.clock().clone()).await;
+    let callback = app.url("/oauth/callback");
+    let tenant = pbi_sandbox::demo_id("tenant:contoso");
+    let created = sandbox
+        .control(Command::CreateApp {
+            client_id: None,
+            tenant,
+            display_name: "ERP".into(),
+            multi_tenant: false,
+            redirect_uris: vec![callback.clone()],
+            delegated_permissions: vec!["Dashboard.Read.All".into(), "Workspace.Read.All".into()],
+        })
+        .expect("app");
+    let client_id = created["clientId"].as_str().expect("client id").to_owned();
+    let secret = sandbox
+        .control(Command::AddSecret { client_id: client_id.parse().expect("uuid"), value: None, description: None, expires_in_days: 365 })
+        .expect("secret")["value"]
+        .as_str()
+        .expect("value")
+        .to_owned();
+    let base = sandbox.base_url().to_owned();
+    let now = app.clock.unix();
+    let registration = app
+        .store
+        .add_registration(
+            &NewRegistration {
+                name: "erp".into(),
+                client_id,
+                tenant: demo::CONTOSO_DOMAIN.into(),
+                cloud: "public".into(),
+                redirect_urls: vec![callback],
+                scopes: vec!["Dashboard.Read.All".into(), "Workspace.Read.All".into(), "offline_access".into()],
+                authorize_url: Some(format!("{base}/{}/oauth2/v2.0/authorize", demo::CONTOSO_DOMAIN)),
+                token_url: Some(format!("{base}/{}/oauth2/v2.0/token", demo::CONTOSO_DOMAIN)),
+                enabled: true,
+            },
+            now,
+        )
+        .await
+        .expect("registration");
+    app.store.add_secret(registration.id, &SecretString::from(secret), now + 365 * 86_400, now).await.expect("secret");
+    World { app, sandbox }
+}
+
+impl World {
+    /// Clicks Get started and walks the sandbox's sign-in and consent; returns Entra's redirect to the callback.
+    async fn get_started(&self, cookie: &str, upn: &str) -> String {
+        let (_, settings) = self.app.page(cookie, "/settings").await;
+        let csrf = hidden(&settings, "csrf").expect("csrf");
+        let to_entra = self
+            .app
+            .http
+            .post(self.app.url("/connect"))
+            .header("cookie", cookie)
+            .form(&[("csrf", csrf.as_str()), ("reconsent", "false")])
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(to_entra.status(), StatusCode::SEE_OTHER);
+        let authorize = to_entra.headers()["location"].to_str().expect("ascii").to_owned();
+        assert!(authorize.starts_with(self.sandbox.base_url()) && authorize.contains("code_challenge_method=S256"), "{authorize}");
+        let page = self.app.http.get(&authorize).send().await.expect("GET").text().await.expect("page");
+        let base = self.sandbox.base_url();
+        let password = format!("{}-password", upn.split('@').next().unwrap_or_default());
+        let ctx = hidden(&page, "ctx").expect("sign-in form");
+        let signed_in = self
+            .app
+            .http
+            .post(format!("{base}/{}/login", demo::CONTOSO_DOMAIN))
+            .form(&[("ctx", ctx.as_str()), ("login", upn), ("passwd", password.as_str())])
+            .send()
+            .await
+            .expect("POST");
+        let entra_cookie = signed_in.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("cookie").to_owned();
+        let consent = signed_in.text().await.expect("consent page");
+        let ctx = hidden(&consent, "ctx").expect("consent form");
+        let accepted = self
+            .app
+            .http
+            .post(format!("{base}/{}/consent", demo::CONTOSO_DOMAIN))
+            .header("cookie", entra_cookie)
+            .form(&[("ctx", ctx.as_str()), ("decision", "accept")])
+            .send()
+            .await
+            .expect("POST");
+        accepted.headers()["location"].to_str().expect("ascii").to_owned()
+    }
+}
+
+#[tokio::test]
+async fn get_started_connects_the_users_own_power_bi_account() {
+    let world = world().await;
+    let alice = world.app.session("alice").await;
+    let (_, before) = world.app.page(&alice, "/settings").await;
+    assert!(before.contains(r#"id="get-started""#), "{before}");
+
+    let back = world.get_started(&alice, "alice@contoso.onmicrosoft.com").await;
+    assert!(back.starts_with(&world.app.url("/oauth/callback?code=")), "{back}");
+    let landed = world.app.http.get(&back).header("cookie", &alice).send().await.expect("GET");
+    assert_eq!((landed.status(), landed.headers()["location"].to_str().expect("ascii")), (StatusCode::SEE_OTHER, "/settings"));
+    let (_, after) = world.app.page(&alice, "/settings").await;
+    assert!(after.contains("alice@contoso.onmicrosoft.com") && after.contains(r#"id="status">connected"#), "{after}");
+    assert!(after.contains("Dashboard.Read.All"));
+
+    // Bob sees none of it.
+    let bob = world.app.session("bob").await;
+    let (_, bobs) = world.app.page(&bob, "/settings").await;
+    assert!(!bobs.contains("alice@contoso.onmicrosoft.com") && bobs.contains(r#"id="get-started""#));
+}
+
+#[tokio::test]
+async fn a_callback_completes_only_in_the_session_that_started_it() {
+    let world = world().await;
+    let alice = world.app.session("alice").await;
+    let back = world.get_started(&alice, "alice@contoso.onmicrosoft.com").await;
+    let bob = world.app.session("bob").await;
+    let stolen = world.app.http.get(&back).header("cookie", &bob).send().await.expect("GET");
+    assert_eq!(stolen.status(), StatusCode::BAD_REQUEST);
+    assert!(stolen.text().await.expect("page").contains("another browser session"));
+    assert!(world.app.store.all_connections().await.expect("list").is_empty(), "nobody got Alice's Power BI account");
+}
+
+#[tokio::test]
+async fn declining_says_what_to_do_and_disconnect_deletes_the_tokens() {
+    let world = world().await;
+    let alice = world.app.session("alice").await;
+    let back = world.get_started(&alice, "alice@contoso.onmicrosoft.com").await;
+    world.app.http.get(&back).header("cookie", &alice).send().await.expect("connected");
+    let (_, settings) = world.app.page(&alice, "/settings").await;
+    let connection = hidden(&settings, "connection").expect("a connection");
+    let csrf = hidden(&settings, "csrf").expect("csrf");
+    let out = world
+        .app
+        .http
+        .post(world.app.url("/disconnect"))
+        .header("cookie", &alice)
+        .form(&[("csrf", csrf.as_str()), ("connection", connection.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let (_, after) = world.app.page(&alice, "/settings").await;
+    assert!(after.contains(r#"id="status">disconnected"#) && after.contains(r#"id="sign-in-again""#), "{after}");
+    let (access, refresh) = world.app.store.connection_tokens(connection.parse().expect("uuid")).await.expect("tokens");
+    assert!(access.is_none() && refresh.is_none());
+
+    let bob = world.app.session("bob").await;
+    let (_, bobs) = world.app.page(&bob, "/settings").await;
+    let bob_csrf = hidden(&bobs, "csrf").expect("csrf");
+    let foreign = world
+        .app
+        .http
+        .post(world.app.url("/disconnect"))
+        .header("cookie", &bob)
+        .form(&[("csrf", bob_csrf.as_str()), ("connection", connection.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(foreign.status(), StatusCode::NOT_FOUND, "Bob cannot touch Alice's connection");
+}
