@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod powerbi;
+mod up;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -41,6 +42,8 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Runs everything for a first look: the sandbox, the server on SQLite, a demo registration and users.
+    Up(up::UpArgs),
     /// Runs the pbi-bridge server (web UI) over the data directory's store.
     Serve(ServeArgs),
     /// pbi-bridge's own user accounts.
@@ -137,6 +140,7 @@ async fn main() -> std::process::ExitCode {
         Command::Connections { command, store, json } => admin::connections(&store, command, json).await,
         Command::Keys { command, store, json } => admin::keys(&store, command, json).await,
         Command::Serve(args) => run_serve(args).await,
+        Command::Up(args) => up::run(args).await,
         Command::Users { command, store, json } => admin::users(&store, command, json).await,
     };
     match result {

@@ -128,6 +128,11 @@ pub enum Command {
         #[serde(default)]
         delegated_permissions: Vec<String>,
     },
+    /// Adds a redirect URI to an app registration (as the Azure portal's Authentication page does).
+    AddRedirectUri {
+        client_id: Uuid,
+        uri: String,
+    },
     AddSecret {
         client_id: Uuid,
         #[serde(default)]
@@ -320,6 +325,16 @@ pub fn apply(world: &mut World, clock: &Clock, command: Command) -> Result<Value
             let sp = ServicePrincipal { id: ids::stable(&format!("sp:{tenant}:{client_id}")), tenant, client_id, display_name };
             world.service_principals.insert(sp.id, sp.clone());
             Ok(json!({"clientId": client_id, "servicePrincipalId": sp.id}))
+        }
+        Command::AddRedirectUri { client_id, uri } => {
+            let app = world.apps.get_mut(&client_id).ok_or_else(|| missing("app", client_id))?;
+            if !uri.starts_with("http://") && !uri.starts_with("https://") {
+                return Err(ControlError::Invalid(format!("'{uri}' is not an http(s) URL")));
+            }
+            if !app.redirect_uris.contains(&uri) {
+                app.redirect_uris.push(uri);
+            }
+            Ok(json!({}))
         }
         Command::AddSecret { client_id, value, description, expires_in_days } => {
             let app = world.apps.get_mut(&client_id).ok_or_else(|| missing("app", client_id))?;

@@ -4,3 +4,4 @@ mod admin_cli;
 mod powerbi_cli;
 mod sandbox_cli;
 mod tidy;
+mod up_cli;
