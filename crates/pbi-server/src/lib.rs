@@ -1,5 +1,6 @@
 //! The pbi-bridge server: web UI and JSON API over the store, the OAuth flow and the Power BI client.
 
+mod admin;
 mod connect;
 mod pages;
 mod session;
@@ -36,6 +37,8 @@ pub(crate) struct AppState {
     pub clock: Clock,
     pub secure_cookies: bool,
     pub session_seconds: i64,
+    /// Where people reach the server (its OAuth callback is `{base_url}/oauth/callback`).
+    pub base_url: String,
 }
 
 pub struct Server;
@@ -51,6 +54,7 @@ impl Server {
             clock,
             secure_cookies: base_url.starts_with("https://"),
             session_seconds: config.session_hours * 3600,
+            base_url: base_url.clone(),
         });
         let task = ServeTask::spawn(listener, router(state));
         Ok(ServerHandle { base_url, local_addr, task })
@@ -71,6 +75,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/connect", post(connect::connect))
         .route("/oauth/callback", get(connect::callback))
         .route("/disconnect", post(connect::disconnect))
+        .route("/admin/powerbi", get(admin::show).post(admin::save))
+        .route("/admin/powerbi/validate", post(admin::validate))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use std::sync::Arc;
 
+mod admin_page;
 mod connect;
 
 struct App {
@@ -41,6 +42,7 @@ impl App {
         let hash = users::hash_password(&SecretString::from(PASSWORD.to_owned())).expect("hash");
         store.add_user("alice", "Alice Johnson", &hash, false, clock.unix()).await.expect("user");
         store.add_user("bob", "Bob Smith", &hash, false, clock.unix()).await.expect("user");
+        store.add_user("admin", "Contoso Admin", &hash, true, clock.unix()).await.expect("user");
         let auth = Arc::new(Auth::new(store.clone(), clock.clone(), AuthSettings::default()));
         let server = Server::start(ServerConfig::default(), store.clone(), auth, clock.clone()).await.expect("server");
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
