@@ -32,6 +32,7 @@ async fn main() {
                 scopes: vec!["Dashboard.Read.All".into(), "offline_access".into()],
                 authorize_url: Some(format!("{base}/{}/oauth2/v2.0/authorize", demo::CONTOSO_DOMAIN)),
                 token_url: Some(format!("{base}/{}/oauth2/v2.0/token", demo::CONTOSO_DOMAIN)),
+                api_base: Some(base.clone()),
                 enabled: true,
             },
             now,

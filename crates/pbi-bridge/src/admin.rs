@@ -60,6 +60,9 @@ pub enum RegistrationCommand {
         authorize_url: Option<String>,
         #[arg(long)]
         token_url: Option<String>,
+        /// The Power BI API base to call instead of the cloud's (e.g. the sandbox).
+        #[arg(long)]
+        api_base: Option<String>,
         #[arg(long)]
         disabled: bool,
         #[command(flatten)]
@@ -202,7 +205,7 @@ fn registration_json(store_secrets: &[pbi_store::SecretInfo], r: &Registration) 
     let date = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).map(|d| d.date().to_string()).unwrap_or_default();
     json!({
         "id": r.id, "name": r.details.name, "clientId": r.details.client_id, "tenant": r.details.tenant, "cloud": r.details.cloud,
-        "redirectUrls": r.details.redirect_urls, "scopes": r.details.scopes, "authorizeUrl": r.details.authorize_url, "tokenUrl": r.details.token_url,
+        "redirectUrls": r.details.redirect_urls, "scopes": r.details.scopes, "authorizeUrl": r.details.authorize_url, "apiBase": r.details.api_base, "tokenUrl": r.details.token_url,
         "enabled": r.details.enabled, "removed": r.removed_at.map(date),
         "secrets": store_secrets.iter().map(|s| json!({"id": s.id, "expires": date(s.expires_at)})).collect::<Vec<_>>(),
     })
@@ -211,11 +214,33 @@ fn registration_json(store_secrets: &[pbi_store::SecretInfo], r: &Registration) 
 pub async fn registration(store_args: &StoreArgs, command: RegistrationCommand, json_output: bool) -> anyhow::Result<()> {
     let store = store_args.open().await?;
     match command {
-        RegistrationCommand::Add { name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, disabled, secret } => {
+        RegistrationCommand::Add {
+            name,
+            client_id,
+            tenant,
+            cloud,
+            redirect_urls,
+            scopes,
+            authorize_url,
+            token_url,
+            api_base,
+            disabled,
+            secret,
+        } => {
             let secret = read_secret(&secret, true)?;
             let scopes = if scopes.is_empty() { DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect() } else { scopes };
-            let details =
-                NewRegistration { name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, enabled: !disabled };
+            let details = NewRegistration {
+                name,
+                client_id,
+                tenant,
+                cloud,
+                redirect_urls,
+                scopes,
+                authorize_url,
+                token_url,
+                api_base,
+                enabled: !disabled,
+            };
             let created = store.add_registration(&details, now()).await?;
             if let Some((secret, expires)) = secret {
                 store.add_secret(created.id, &secret, expires, now()).await?;

@@ -30,6 +30,7 @@ struct ConfigPage<'a> {
     cloud: String,
     authorize_url: String,
     token_url: String,
+    api_base: String,
     secret_state: String,
     redirect_url: String,
     clouds: &'static [&'static str],
@@ -95,6 +96,7 @@ async fn page(
             cloud: d.as_ref().map_or_else(|| "public".into(), |d| d.cloud.clone()),
             authorize_url: d.as_ref().and_then(|d| d.authorize_url.clone()).unwrap_or_default(),
             token_url: d.as_ref().and_then(|d| d.token_url.clone()).unwrap_or_default(),
+            api_base: d.as_ref().and_then(|d| d.api_base.clone()).unwrap_or_default(),
             secret_state,
             redirect_url: format!("{}/oauth/callback", state.base_url),
             clouds: CLOUDS,
@@ -137,6 +139,8 @@ pub struct ConfigForm {
     authorize_url: String,
     #[serde(default)]
     token_url: String,
+    #[serde(default)]
+    api_base: String,
 }
 
 /// A new application key and its expiry (Unix seconds).
@@ -173,6 +177,7 @@ fn read_form(form: &ConfigForm, redirect_url: &str) -> Result<(NewRegistration, 
     };
     let authorize_url = url("Authorize URL", &form.authorize_url, &mut errors);
     let token_url = url("Token URL", &form.token_url, &mut errors);
+    let api_base = url("Power BI API URL", &form.api_base, &mut errors);
     let secret = form.secret.trim();
     let new_secret = if secret.is_empty() {
         None
@@ -205,6 +210,7 @@ fn read_form(form: &ConfigForm, redirect_url: &str) -> Result<(NewRegistration, 
             scopes,
             authorize_url,
             token_url,
+            api_base,
             enabled: form.enabled.as_deref() == Some("true"),
         },
         new_secret,

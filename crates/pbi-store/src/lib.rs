@@ -154,6 +154,8 @@ pub struct NewRegistration {
     pub scopes: Vec<String>,
     pub authorize_url: Option<String>,
     pub token_url: Option<String>,
+    /// The Power BI API base to call instead of the cloud's (the sandbox, say).
+    pub api_base: Option<String>,
     pub enabled: bool,
 }
 
@@ -176,8 +178,7 @@ pub struct SecretInfo {
     pub created_at: i64,
 }
 
-const REGISTRATION_COLUMNS: &str =
-    "id, name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, enabled, created_at, updated_at, removed_at";
+const REGISTRATION_COLUMNS: &str = "id, name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, api_base, enabled, created_at, updated_at, removed_at";
 
 fn registration_from(row: &AnyRow) -> Result<Registration> {
     Ok(Registration {
@@ -191,6 +192,7 @@ fn registration_from(row: &AnyRow) -> Result<Registration> {
             scopes: list_of(row, "scopes")?,
             authorize_url: row.try_get("authorize_url")?,
             token_url: row.try_get("token_url")?,
+            api_base: row.try_get("api_base")?,
             enabled: row.try_get::<i64, _>("enabled")? != 0,
         },
         created_at: row.try_get("created_at")?,
@@ -199,7 +201,7 @@ fn registration_from(row: &AnyRow) -> Result<Registration> {
     })
 }
 
-/// Binds a registration's details as `$1`..`$9`, in the column order both INSERT and UPDATE use.
+/// Binds a registration's details as `$1`..`$10`, in the column order both INSERT and UPDATE use.
 fn bind_details<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     details: &'q NewRegistration,
@@ -214,6 +216,7 @@ fn bind_details<'q>(
         .bind(details.authorize_url.clone())
         .bind(details.token_url.clone())
         .bind(i64::from(details.enabled))
+        .bind(details.api_base.clone())
 }
 
 fn secret_context(id: impl std::fmt::Display) -> String {
@@ -223,7 +226,7 @@ fn secret_context(id: impl std::fmt::Display) -> String {
 impl Store {
     pub async fn add_registration(&self, new: &NewRegistration, now: i64) -> Result<Registration> {
         let id = Uuid::new_v4();
-        let insert = "INSERT INTO registrations (name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, enabled, id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)";
+        let insert = "INSERT INTO registrations (name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, enabled, api_base, id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
         bind_details(sqlx::query(insert), new).bind(id.to_string()).bind(now).execute(&self.pool).await.map_err(
             |e| match StoreError::from(e) {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("a registration named '{}' already exists", new.name)),
@@ -255,7 +258,7 @@ impl Store {
     }
 
     pub async fn update_registration(&self, id: Uuid, details: &NewRegistration, now: i64) -> Result<Registration> {
-        let update = "UPDATE registrations SET name = $1, client_id = $2, tenant = $3, cloud = $4, redirect_urls = $5, scopes = $6, authorize_url = $7, token_url = $8, enabled = $9, updated_at = $10 WHERE id = $11";
+        let update = "UPDATE registrations SET name = $1, client_id = $2, tenant = $3, cloud = $4, redirect_urls = $5, scopes = $6, authorize_url = $7, token_url = $8, enabled = $9, api_base = $10, updated_at = $11 WHERE id = $12";
         let changed = bind_details(sqlx::query(update), details).bind(now).bind(id.to_string()).execute(&self.pool).await?.rows_affected();
         if changed == 0 {
             return Err(StoreError::NotFound(format!("registration {id}")));
@@ -743,6 +746,172 @@ impl Store {
 
     pub async fn purge_sessions(&self, now: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?.rows_affected())
+    }
+}
+
+// ---------------------------------------------------------------- workspaces and pins
+
+/// A pbi-bridge workspace: a user's page of pinned Power BI tiles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: Uuid,
+    pub owner: Uuid,
+    pub name: String,
+    /// Seed 000's company filter: show only rows of this `Company[ID]`.
+    pub company_filter: Option<String>,
+    pub created_at: i64,
+}
+
+/// A tile pinned to a workspace, as Power BI described it when it was pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub connection_id: Uuid,
+    /// The Power BI workspace (`None` for My workspace).
+    pub group_id: Option<String>,
+    pub dashboard_id: String,
+    pub tile_id: String,
+    pub title: String,
+    pub row_span: i64,
+    pub col_span: i64,
+    pub embed_url: String,
+    pub position: i64,
+}
+
+fn workspace_from(row: &AnyRow) -> Result<Workspace> {
+    Ok(Workspace {
+        id: uuid_of(row, "id")?,
+        owner: uuid_of(row, "owner")?,
+        name: row.try_get("name")?,
+        company_filter: row.try_get("company_filter")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn pin_from(row: &AnyRow) -> Result<Pin> {
+    Ok(Pin {
+        id: uuid_of(row, "id")?,
+        workspace_id: uuid_of(row, "workspace_id")?,
+        connection_id: uuid_of(row, "connection_id")?,
+        group_id: row.try_get("group_id")?,
+        dashboard_id: row.try_get("dashboard_id")?,
+        tile_id: row.try_get("tile_id")?,
+        title: row.try_get("title")?,
+        row_span: row.try_get("row_span")?,
+        col_span: row.try_get("col_span")?,
+        embed_url: row.try_get("embed_url")?,
+        position: row.try_get("position")?,
+    })
+}
+
+const PIN_COLUMNS: &str =
+    "id, workspace_id, connection_id, group_id, dashboard_id, tile_id, title, row_span, col_span, embed_url, position";
+
+impl Store {
+    pub async fn add_workspace(&self, owner: Uuid, name: &str, now: i64) -> Result<Workspace> {
+        let id = Uuid::new_v4();
+        sqlx::query("INSERT INTO workspaces (id, owner, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .bind(name)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(Workspace { id, owner, name: name.to_owned(), company_filter: None, created_at: now })
+    }
+
+    /// A workspace, only if `owner` owns it: another user's id is "not found".
+    pub async fn workspace(&self, id: Uuid, owner: Uuid) -> Result<Workspace> {
+        let row = sqlx::query("SELECT id, owner, name, company_filter, created_at FROM workspaces WHERE id = $1 AND owner = $2")
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        workspace_from(&row.ok_or_else(|| StoreError::NotFound(format!("workspace {id}")))?)
+    }
+
+    pub async fn workspaces_of(&self, owner: Uuid) -> Result<Vec<Workspace>> {
+        let rows = sqlx::query("SELECT id, owner, name, company_filter, created_at FROM workspaces WHERE owner = $1 ORDER BY created_at")
+            .bind(owner.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(workspace_from).collect()
+    }
+
+    pub async fn set_company_filter(&self, id: Uuid, owner: Uuid, company: Option<&str>) -> Result<()> {
+        one_changed(
+            sqlx::query("UPDATE workspaces SET company_filter = $1 WHERE id = $2 AND owner = $3")
+                .bind(company.map(str::to_owned))
+                .bind(id.to_string())
+                .bind(owner.to_string())
+                .execute(&self.pool)
+                .await?,
+            || format!("workspace {id}"),
+        )
+    }
+
+    /// Pins a tile at the end of the workspace (the workspace's owner is checked by the caller via `workspace`).
+    pub async fn add_pin(&self, pin: &Pin, now: i64) -> Result<Pin> {
+        let (last,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(position), -1) FROM pins WHERE workspace_id = $1")
+            .bind(pin.workspace_id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        let stored = Pin { id: Uuid::new_v4(), position: last + 1, ..pin.clone() };
+        sqlx::query(&format!("INSERT INTO pins ({PIN_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+            .bind(stored.id.to_string())
+            .bind(stored.workspace_id.to_string())
+            .bind(stored.connection_id.to_string())
+            .bind(stored.group_id.clone())
+            .bind(&stored.dashboard_id)
+            .bind(&stored.tile_id)
+            .bind(&stored.title)
+            .bind(stored.row_span)
+            .bind(stored.col_span)
+            .bind(&stored.embed_url)
+            .bind(stored.position)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(stored)
+    }
+
+    pub async fn pins(&self, workspace_id: Uuid) -> Result<Vec<Pin>> {
+        let rows = sqlx::query(&format!("SELECT {PIN_COLUMNS} FROM pins WHERE workspace_id = $1 ORDER BY position"))
+            .bind(workspace_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(pin_from).collect()
+    }
+
+    pub async fn remove_pin(&self, workspace_id: Uuid, pin: Uuid) -> Result<()> {
+        one_changed(
+            sqlx::query("DELETE FROM pins WHERE id = $1 AND workspace_id = $2")
+                .bind(pin.to_string())
+                .bind(workspace_id.to_string())
+                .execute(&self.pool)
+                .await?,
+            || format!("pin {pin}"),
+        )
+    }
+
+    /// Puts the workspace's pins in the order given (ids not in the workspace are refused).
+    pub async fn reorder_pins(&self, workspace_id: Uuid, order: &[Uuid]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (position, pin) in order.iter().enumerate() {
+            let changed = sqlx::query("UPDATE pins SET position = $1 WHERE id = $2 AND workspace_id = $3")
+                .bind(position as i64)
+                .bind(pin.to_string())
+                .bind(workspace_id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("pin {pin}")));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -72,6 +72,7 @@ fn registration(name: &str) -> NewRegistration {
         scopes: vec!["Dashboard.Read.All".into(), "offline_access".into()],
         authorize_url: None,
         token_url: None,
+        api_base: None,
         enabled: true,
     }
 }
@@ -101,7 +102,8 @@ on_both!(
     oauth_states_are_single_use,
     refresh_leases_are_exclusive,
     key_rotation_rewrites_everything_and_can_be_rerun,
-    users_and_sessions
+    users_and_sessions,
+    workspaces_and_pins
 );
 
 async fn migrations_apply_once(postgres: bool) {
@@ -262,4 +264,42 @@ async fn users_and_sessions(postgres: bool) {
     store.delete_session("hash-1").await.expect("signed out");
     assert!(store.session("hash-1", 1).await.expect("read").is_none());
     assert_eq!(store.users().await.expect("list").len(), 1);
+}
+
+async fn workspaces_and_pins(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let alice = store.add_user("alice", "Alice", "h", false, 0).await.expect("user");
+    let bob = store.add_user("bob", "Bob", "h", false, 0).await.expect("user");
+    let reg = store.add_registration(&registration("erp"), 0).await.expect("registration");
+    let account =
+        Account { owner: alice.id.to_string(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "a@x".into() };
+    let connection = store.save_connection(&account, &[], &tokens("a", None, 0), 0).await.expect("connection");
+    let workspace = store.add_workspace(alice.id, "Sales", 0).await.expect("workspace");
+    assert!(matches!(store.workspace(workspace.id, bob.id).await, Err(StoreError::NotFound(_))), "Bob cannot read Alice's workspace");
+    let pin = |tile: &str| pbi_store::Pin {
+        id: Uuid::nil(),
+        workspace_id: workspace.id,
+        connection_id: connection.id,
+        group_id: Some("g".into()),
+        dashboard_id: "d".into(),
+        tile_id: tile.into(),
+        title: tile.to_uppercase(),
+        row_span: 2,
+        col_span: 3,
+        embed_url: "https://x/embed".into(),
+        position: 0,
+    };
+    let first = store.add_pin(&pin("t1"), 0).await.expect("pinned");
+    let second = store.add_pin(&pin("t2"), 0).await.expect("pinned");
+    assert_eq!((first.position, second.position), (0, 1));
+    store.reorder_pins(workspace.id, &[second.id, first.id]).await.expect("reordered");
+    let titles: Vec<String> = store.pins(workspace.id).await.expect("pins").into_iter().map(|p| p.title).collect();
+    assert_eq!(titles, ["T2", "T1"]);
+    assert!(store.reorder_pins(workspace.id, &[Uuid::new_v4()]).await.is_err());
+    store.set_company_filter(workspace.id, alice.id, Some("USMF")).await.expect("filter");
+    assert_eq!(store.workspace(workspace.id, alice.id).await.expect("read").company_filter.as_deref(), Some("USMF"));
+    assert!(store.set_company_filter(workspace.id, bob.id, Some("X")).await.is_err());
+    store.remove_pin(workspace.id, first.id).await.expect("unpinned");
+    assert_eq!(store.pins(workspace.id).await.expect("pins").len(), 1);
 }

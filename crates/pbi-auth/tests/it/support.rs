@@ -104,6 +104,7 @@ impl Env {
                     scopes: SEED_000_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
                     authorize_url: Some(format!("{base}/{}/oauth2/v2.0/authorize", demo::CONTOSO_DOMAIN)),
                     token_url: Some(format!("{base}/{}/oauth2/v2.0/token", demo::CONTOSO_DOMAIN)),
+                    api_base: Some(base.clone()),
                     enabled: true,
                 },
                 now,

@@ -49,6 +49,7 @@ async fn world() -> World {
                 scopes: vec!["Dashboard.Read.All".into(), "Workspace.Read.All".into(), "offline_access".into()],
                 authorize_url: Some(format!("{base}/{}/oauth2/v2.0/authorize", demo::CONTOSO_DOMAIN)),
                 token_url: Some(format!("{base}/{}/oauth2/v2.0/token", demo::CONTOSO_DOMAIN)),
+                api_base: Some(base.clone()),
                 enabled: true,
             },
             now,
