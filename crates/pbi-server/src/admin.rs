@@ -222,7 +222,7 @@ pub async fn save(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
         return forbidden();
     }
     if !session::same(&session.csrf_token, &form.csrf) {
-        return (StatusCode::FORBIDDEN, Html("<h1>Forbidden</h1><p>This form expired. Reload the page and try again.</p>")).into_response();
+        return crate::pages::form_expired();
     }
     let redirect_url = format!("{}/oauth/callback", state.base_url);
     let (mut details, secret) = match read_form(&form, &redirect_url) {
@@ -271,7 +271,7 @@ pub async fn validate(State(state): State<Arc<AppState>>, SignedIn(session): Sig
         return forbidden();
     }
     if !session::same(&session.csrf_token, &form.csrf) {
-        return (StatusCode::FORBIDDEN, Html("<h1>Forbidden</h1><p>This form expired. Reload the page and try again.</p>")).into_response();
+        return crate::pages::form_expired();
     }
     let registration = match active_registration_any(&state).await {
         Ok(Some(r)) => r,

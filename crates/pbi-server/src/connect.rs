@@ -101,15 +101,10 @@ pub struct ConnectForm {
     reconsent: Option<String>,
 }
 
-fn forbidden() -> Response {
-    (StatusCode::FORBIDDEN, axum::response::Html("<h1>Forbidden</h1><p>This form expired. Go back, reload the page and try again.</p>"))
-        .into_response()
-}
-
 /// "Get started": sends the browser to Entra ID with a state bound to this pbi-bridge session.
 pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<ConnectForm>) -> Response {
     if !session::same(&session.csrf_token, &form.csrf) {
-        return forbidden();
+        return crate::pages::form_expired();
     }
     let registration = match active_registration(&state).await {
         Ok(Some(r)) => r,
@@ -160,7 +155,7 @@ pub struct DisconnectForm {
 
 pub async fn disconnect(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<DisconnectForm>) -> Response {
     if !session::same(&session.csrf_token, &form.csrf) {
-        return forbidden();
+        return crate::pages::form_expired();
     }
     match state.auth.disconnect(form.connection, Some(&session.user.id.to_string())).await {
         Ok(()) => Redirect::to("/settings").into_response(),

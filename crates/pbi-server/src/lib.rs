@@ -5,6 +5,7 @@ mod connect;
 mod pages;
 mod session;
 pub mod users;
+mod workspaces;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -75,6 +76,12 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/connect", post(connect::connect))
         .route("/oauth/callback", get(connect::callback))
         .route("/disconnect", post(connect::disconnect))
+        .route("/workspaces", get(workspaces::list).post(workspaces::create))
+        .route("/workspaces/{id}", get(workspaces::show))
+        .route("/workspaces/{id}/pin", get(workspaces::pin_page).post(workspaces::pin))
+        .route("/workspaces/{id}/filter", post(workspaces::set_filter))
+        .route("/workspaces/{id}/pins/{pin}/remove", post(workspaces::unpin))
+        .route("/workspaces/{id}/pins/{pin}/token", get(workspaces::tile_token))
         .route("/admin/powerbi", get(admin::show).post(admin::save))
         .route("/admin/powerbi/validate", post(admin::validate))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -20,6 +20,11 @@ pub fn render(status: StatusCode, template: &impl Template) -> Response {
 }
 
 /// A 500 that says nothing of the internals (they are in the log).
+/// A form whose CSRF token does not match the session's: most often a page left open across a sign-in.
+pub fn form_expired() -> Response {
+    (StatusCode::FORBIDDEN, Html("<h1>Forbidden</h1><p>This form expired. Go back, reload the page and try again.</p>")).into_response()
+}
+
 pub fn server_error() -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,8 +128,7 @@ pub struct CsrfForm {
 
 pub async fn logout(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<CsrfForm>) -> Response {
     if !session::same(&session.csrf_token, &form.csrf) {
-        return (StatusCode::FORBIDDEN, Html("<h1>Forbidden</h1><p>This form expired. Go back, reload the page and try again.</p>"))
-            .into_response();
+        return form_expired();
     }
     if let Err(error) = state.store.delete_session(&session.token_hash).await {
         tracing::error!(%error, "deleting a session");

@@ -6,14 +6,14 @@ use pbi_store::NewRegistration;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 
-struct World {
-    app: App,
-    sandbox: pbi_sandbox::SandboxHandle,
+pub(crate) struct World {
+    pub(crate) app: App,
+    pub(crate) sandbox: pbi_sandbox::SandboxHandle,
 }
 
 /// A sandbox, a server on the sandbox's clock, and a registration of an app whose redirect URI is the
 /// server's own callback.
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
     let app = App::start_with_clock(sandbox.clock().clone()).await;
     let callback = app.url("/oauth/callback");
@@ -62,7 +62,7 @@ async fn world() -> World {
 
 impl World {
     /// Clicks Get started and walks the sandbox's sign-in and consent; returns Entra's redirect to the callback.
-    async fn get_started(&self, cookie: &str, upn: &str) -> String {
+    pub(crate) async fn get_started(&self, cookie: &str, upn: &str) -> String {
         let (_, settings) = self.app.page(cookie, "/settings").await;
         let csrf = hidden(&settings, "csrf").expect("csrf");
         let to_entra = self

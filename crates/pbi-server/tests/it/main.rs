@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod admin_page;
 mod connect;
+mod workspaces;
 
 struct App {
     server: ServerHandle,

@@ -1,0 +1,194 @@
+//! Workspaces and pinned tiles: each user pins from their own Power BI content and sees only their own pages.
+
+use crate::connect::{World, world};
+use crate::hidden;
+use reqwest::StatusCode;
+
+impl World {
+    /// Signs `user` in, connects their Power BI account through the sandbox and returns their session cookie.
+    async fn connected(&self, user: &str) -> String {
+        let cookie = self.app.session(user).await;
+        let back = self.get_started(&cookie, &format!("{user}@contoso.onmicrosoft.com")).await;
+        let landed = self.app.http.get(&back).header("cookie", &cookie).send().await.expect("GET");
+        assert_eq!(landed.status(), StatusCode::SEE_OTHER, "{user} connected");
+        cookie
+    }
+
+    async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.app.http.post(self.app.url(path)).header("cookie", cookie).form(form).send().await.expect("POST")
+    }
+
+    /// Creates a workspace and returns its path.
+    async fn new_workspace(&self, cookie: &str, name: &str) -> String {
+        let (_, page) = self.app.page(cookie, "/workspaces").await;
+        let csrf = hidden(&page, "csrf").expect("csrf");
+        let created = self.post(cookie, "/workspaces", &[("csrf", csrf.as_str()), ("name", name)]).await;
+        assert_eq!(created.status(), StatusCode::SEE_OTHER);
+        created.headers()["location"].to_str().expect("ascii").to_owned()
+    }
+}
+
+/// The (key, title) of every tile offered on a pin page.
+fn offered(page: &str) -> Vec<(String, String)> {
+    page.split(r#"name="tile" value=""#)
+        .skip(1)
+        .map(|rest| {
+            let key = rest[..rest.find('"').expect("end of key")].to_owned();
+            let label = &rest[rest.find("<label").expect("label")..];
+            let title = label[label.find('>').expect(">") + 1..label.find("</label>").expect("</label>")].to_owned();
+            (key, title)
+        })
+        .collect()
+}
+
+fn key_of<'a>(tiles: &'a [(String, String)], title: &str) -> &'a str {
+    &tiles.iter().find(|(_, t)| t == title).unwrap_or_else(|| panic!("{title} is offered in {tiles:?}")).0
+}
+
+#[tokio::test]
+async fn a_user_pins_their_own_tiles_and_the_workspace_draws_them() {
+    let world = world().await;
+    let alice = world.connected("alice").await;
+    let workspace = world.new_workspace(&alice, "Sales floor").await;
+
+    let (status, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    assert_eq!(status, StatusCode::OK);
+    let tiles = offered(&pin_page);
+    let titles: Vec<&str> = tiles.iter().map(|(_, t)| t.as_str()).collect();
+    for expected in ["Total Sales", "Sales by Region", "Sales by Month", "Recent Sales"] {
+        assert!(titles.contains(&expected), "Alice is an admin of Sales Analytics: {titles:?}");
+    }
+    assert!(!titles.contains(&"Actual Spend"), "Finance is Bob's workspace, not Alice's: {titles:?}");
+    assert!(pin_page.contains("Sales Overview") && pin_page.contains("Sales Analytics"), "dashboard and workspace are named");
+
+    let csrf = hidden(&pin_page, "csrf").expect("csrf");
+    let form = [("csrf", csrf.as_str()), ("tile", key_of(&tiles, "Total Sales")), ("tile", key_of(&tiles, "Sales by Month"))];
+    let pinned = world.post(&alice, &format!("{workspace}/pin"), &form).await;
+    assert_eq!((pinned.status(), pinned.headers()["location"].to_str().expect("ascii")), (StatusCode::SEE_OTHER, workspace.as_str()));
+
+    let (status, page) = world.app.page(&alice, &workspace).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"id="workspace-name">Sales floor<"#), "{page}");
+    let total = page.find(r#"data-title="Total Sales""#).expect("Total Sales drawn");
+    let by_month = page.find(r#"data-title="Sales by Month""#).expect("Sales by Month drawn");
+    assert!(total < by_month, "tiles are drawn in the order they were pinned");
+    assert!(page.contains("grid-row:span 2;grid-column:span 3"), "a tile keeps its Power BI size");
+    assert_eq!(page.matches(r#"<iframe class="tile-frame""#).count(), 2);
+    assert!(
+        page.contains(&format!(r#"src="{}/embed?dashboardId="#, world.sandbox.base_url())),
+        "the frame is the tile's embed URL: {page}"
+    );
+
+    let pin = hidden_attribute(&page, "data-pin").expect("a pin id");
+    let token =
+        world.app.http.get(world.app.url(&format!("{workspace}/pins/{pin}/token"))).header("cookie", &alice).send().await.expect("GET");
+    assert_eq!(token.status(), StatusCode::OK);
+    assert_eq!(token.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = token.json().await.expect("JSON");
+    assert!(body["accessToken"].as_str().is_some_and(|t| t.split('.').count() == 3), "a JWT for drawing the tile");
+    assert!(body["renewInSeconds"].as_i64().is_some_and(|s| s >= 60));
+}
+
+fn hidden_attribute(html: &str, attribute: &str) -> Option<String> {
+    let marker = format!(r#"{attribute}=""#);
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..start + html[start..].find('"')?].to_owned())
+}
+
+#[tokio::test]
+async fn another_user_cannot_see_use_or_change_a_workspace_that_is_not_theirs() {
+    let world = world().await;
+    let alice = world.connected("alice").await;
+    let bob = world.connected("bob").await;
+    let workspace = world.new_workspace(&alice, "Alice's page").await;
+    let (_, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    let tiles = offered(&pin_page);
+    let csrf = hidden(&pin_page, "csrf").expect("csrf");
+    world.post(&alice, &format!("{workspace}/pin"), &[("csrf", csrf.as_str()), ("tile", key_of(&tiles, "Total Sales"))]).await;
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    let pin = hidden_attribute(&page, "data-pin").expect("pin");
+
+    let (_, bobs_list) = world.app.page(&bob, "/workspaces").await;
+    assert!(!bobs_list.contains("Alice&#x27;s page") && !bobs_list.contains("Alice's page"), "{bobs_list}");
+    for path in [workspace.clone(), format!("{workspace}/pin"), format!("{workspace}/pins/{pin}/token")] {
+        let (status, body) = world.app.page(&bob, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!body.contains("Total Sales") && !body.contains("accessToken"), "{path}: {body}");
+    }
+    let (_, bobs_page) = world.app.page(&bob, "/workspaces").await;
+    let bob_csrf = hidden(&bobs_page, "csrf").expect("csrf");
+    for (path, extra) in [
+        (format!("{workspace}/pins/{pin}/remove"), None),
+        (format!("{workspace}/filter"), Some(("company", "USMF"))),
+        (format!("{workspace}/pin"), Some(("tile", key_of(&tiles, "Sales by Region")))),
+    ] {
+        let mut form = vec![("csrf", bob_csrf.as_str())];
+        form.extend(extra);
+        assert_eq!(world.post(&bob, &path, &form).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, unchanged) = world.app.page(&alice, &workspace).await;
+    assert_eq!(unchanged.matches(r#"<iframe class="tile-frame""#).count(), 1, "Alice's pin is still there and nothing was added");
+    assert!(unchanged.contains(r#"id="company" name="company" value="""#), "the filter was not set");
+
+    // A key Bob makes up for a tile he cannot see in Power BI is refused by Power BI, as Bob.
+    let bobs_workspace = world.new_workspace(&bob, "Bob's page").await;
+    let (_, bob_pin_page) = world.app.page(&bob, &format!("{bobs_workspace}/pin")).await;
+    let bob_tiles = offered(&bob_pin_page);
+    assert!(bob_tiles.iter().any(|(_, t)| t == "Actual Spend"), "{bob_tiles:?}");
+    let operations = pbi_sandbox::demo_id("ws:operations");
+    let (alice_only, _) = tiles.iter().find(|(k, _)| k.starts_with(&operations.to_string())).expect("an Operations tile Alice can see");
+    let refused = world.post(&bob, &format!("{bobs_workspace}/pin"), &[("csrf", bob_csrf.as_str()), ("tile", alice_only)]).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.expect("page").contains("cannot be pinned"));
+    let (_, bobs) = world.app.page(&bob, &bobs_workspace).await;
+    assert!(bobs.contains(r#"id="no-pins""#), "nothing was pinned: {bobs}");
+}
+
+#[tokio::test]
+async fn unpinning_filtering_and_bad_input() {
+    let world = world().await;
+    let alice = world.connected("alice").await;
+    let workspace = world.new_workspace(&alice, "Filtered").await;
+    let (_, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    let tiles = offered(&pin_page);
+    let csrf = hidden(&pin_page, "csrf").expect("csrf");
+    world.post(&alice, &format!("{workspace}/pin"), &[("csrf", csrf.as_str()), ("tile", key_of(&tiles, "Recent Sales"))]).await;
+
+    for bad in ["not-a-tile", "me|x|y", "nope|00000000-0000-0000-0000-000000000000|00000000-0000-0000-0000-000000000000"] {
+        let response = world.post(&alice, &format!("{workspace}/pin"), &[("csrf", csrf.as_str()), ("tile", bad)]).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let forged = world.post(&alice, &format!("{workspace}/pin"), &[("csrf", "forged"), ("tile", key_of(&tiles, "Total Sales"))]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let filtered = world.post(&alice, &format!("{workspace}/filter"), &[("csrf", csrf.as_str()), ("company", " USMF ")]).await;
+    assert_eq!(filtered.status(), StatusCode::SEE_OTHER);
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert!(page.contains(r#"id="company" name="company" value="USMF""#), "{page}");
+
+    let pin = hidden_attribute(&page, "data-pin").expect("pin");
+    let removed = world.post(&alice, &format!("{workspace}/pins/{pin}/remove"), &[("csrf", csrf.as_str())]).await;
+    assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert!(page.contains(r#"id="no-pins""#));
+    let again = world.post(&alice, &format!("{workspace}/pins/{pin}/remove"), &[("csrf", csrf.as_str())]).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    let (_, list) = world.app.page(&alice, "/workspaces").await;
+    for name in ["", "   ", &"x".repeat(101)] {
+        let response = world.post(&alice, "/workspaces", &[("csrf", hidden(&list, "csrf").expect("csrf").as_str()), ("name", name)]).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name:?}");
+    }
+    let (status, _) = world.app.page(&alice, "/workspaces/not-a-uuid").await;
+    assert!(status.is_client_error());
+}
+
+#[tokio::test]
+async fn pinning_before_connecting_says_what_to_do() {
+    let world = world().await;
+    let alice = world.app.session("alice").await;
+    let workspace = world.new_workspace(&alice, "Before connecting").await;
+    let (status, page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"id="problem""#) && page.contains("open My settings and click Get started"), "{page}");
+}
