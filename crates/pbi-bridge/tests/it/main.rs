@@ -1,6 +1,7 @@
 //! Black-box tests of the `pbi-bridge` executable: start it as a user would and talk to it over HTTP.
 
 mod admin_cli;
+mod browser;
 mod powerbi_cli;
 mod sandbox_cli;
 mod tidy;

@@ -4,9 +4,9 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-struct Up {
+pub(crate) struct Up {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Up {
@@ -16,7 +16,7 @@ impl Drop for Up {
     }
 }
 
-async fn up(data_dir: &Path) -> Up {
+pub(crate) async fn up(data_dir: &Path) -> Up {
     let data_dir = data_dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pbi-bridge"))

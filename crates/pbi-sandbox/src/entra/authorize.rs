@@ -346,7 +346,10 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, Path(_segment): Path<Str
     let session = ids::opaque(32);
     world.oauth.sessions.insert(session.clone(), BrowserSession { user: user.id });
     let mut response = continue_as(&shared, &mut world, pending, user.id, false);
-    if let Ok(cookie) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=None")) {
+    // Like Entra ID's ESTSAUTH cookie, SameSite=None so that silent sign-in works in an iframe; browsers drop a
+    // SameSite=None cookie that is not Secure, so over plain http the sandbox falls back to Lax.
+    let same_site = if shared.base_url.starts_with("https://") { "SameSite=None; Secure" } else { "SameSite=Lax" };
+    if let Ok(cookie) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; {same_site}")) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response.extensions_mut().insert(CallerTag(user.upn));

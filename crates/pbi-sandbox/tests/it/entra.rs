@@ -428,8 +428,10 @@ async fn a_multi_tenant_app_is_consented_in_the_users_own_tenant() {
             &[("ctx", &ctx), ("login", "dave@fabrikam.onmicrosoft.com"), ("passwd", "dave-password")],
         )
         .await;
-    browser.cookie =
-        response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).and_then(|c| c.split(';').next()).map(str::to_owned);
+    let set_cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a session cookie").to_owned();
+    // Browsers drop SameSite=None cookies that are not Secure: over http the sandbox's session cookie is Lax.
+    assert!(set_cookie.contains("SameSite=Lax") && !set_cookie.contains("SameSite=None"), "{set_cookie}");
+    browser.cookie = set_cookie.split(';').next().map(str::to_owned);
     let consent = response.text().await.expect("consent page");
     assert!(consent.contains("Catalog SaaS"), "{consent}");
     let ctx = hidden(&consent, "ctx").expect("ctx");

@@ -1,0 +1,75 @@
+//! Seed 000's whole story in a real headless Chromium against `pbi-bridge up`: the admin validates the
+//! Power BI configuration; Alice and Bob each sign in, click Get started, sign in at the sandbox's Entra ID,
+//! accept consent, see their own tiles, pin some, and see them drawn. Neither sees the other's.
+//!
+//! `tests/browser/walkthrough.mjs` drives Chromium through puppeteer-core (`./scripts/test` runs `npm ci`
+//! there and installs Debian's Chromium). Screenshots land in `<target>/tmp/walkthrough/`.
+
+use crate::up_cli::up;
+use serde_json::Value;
+use std::path::Path;
+
+fn walk(base: &str, shots: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/walkthrough.mjs");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .arg(base)
+        .arg(shots)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node ({e}); ./scripts/test installs what the browser test needs"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "the walkthrough failed:\n{}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_their_own_tiles() {
+    let dir = std::env::temp_dir().join(format!("pbi-walkthrough-{}", uuid::Uuid::new_v4()));
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("walkthrough");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let running = up(&dir).await;
+    let base = running.base.clone();
+    let shots_for_task = shots.clone();
+    let report = tokio::task::spawn_blocking(move || walk(&base, &shots_for_task)).await.expect("walkthrough task");
+
+    let admin = &report["admin"];
+    assert_eq!(admin["redirectUrl"].as_str(), Some(format!("{}/oauth/callback", running.base).as_str()));
+    let checks = admin["checks"].as_array().expect("validation checks");
+    assert!(!checks.is_empty(), "{admin}");
+
+    let alice = &report["alice"];
+    assert_eq!(alice["status"], "connected", "{alice}");
+    let offered = strings(&alice["offered"]);
+    assert!(offered.contains(&"Total Sales") && offered.contains(&"Stock on Hand"), "Alice's own tiles: {offered:?}");
+    assert!(!offered.contains(&"Actual Spend"), "Finance is Bob's: {offered:?}");
+    let tiles = alice["tiles"].as_array().expect("tiles");
+    assert_eq!(tiles.len(), 2, "{alice}");
+    for (tile, title) in tiles.iter().zip(["Total Sales", "Sales by Region"]) {
+        assert_eq!((tile["title"].as_str(), tile["state"].as_str()), (Some(title), Some("rendered")), "{tile}");
+    }
+    assert!(tiles[1]["height"].as_i64() > tiles[0]["height"].as_i64(), "Sales by Region is 2 rows high, Total Sales 1: {tiles:?}");
+    let drawn = alice["drawn"].as_array().expect("frames");
+    assert_eq!(drawn.len(), 2);
+    for frame in drawn {
+        assert_eq!((frame["state"].as_str(), frame["errors"].as_i64()), (Some("rendered"), Some(0)), "{frame}");
+    }
+    assert_eq!(strings(&alice["workspaces"]), ["alice's dashboard"]);
+
+    let bob = &report["bob"];
+    assert_eq!(bob["status"], "connected", "{bob}");
+    let bobs = strings(&bob["offered"]);
+    assert!(bobs.contains(&"Actual Spend") && !bobs.contains(&"Stock on Hand"), "Operations is not Bob's: {bobs:?}");
+    assert_eq!(strings(&bob["workspaces"]), ["bob's dashboard"], "Bob does not see Alice's workspace");
+    assert_eq!(report["bobOnAlicesWorkspace"]["status"], 404, "{}", report["bobOnAlicesWorkspace"]);
+    assert!(!report["bobOnAlicesWorkspace"]["text"].as_str().unwrap_or_default().contains("Total Sales"));
+    for shot in ["1-admin-validate.png", "4-alice-settings.png", "6-alice-workspace.png", "6-bob-workspace.png"] {
+        assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "screenshot {shot}");
+    }
+    drop(running);
+    let _ = std::fs::remove_dir_all(dir);
+}
