@@ -81,6 +81,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/workspaces/{id}/pin", get(workspaces::pin_page).post(workspaces::pin))
         .route("/workspaces/{id}/filter", post(workspaces::set_filter))
         .route("/workspaces/{id}/pins/{pin}/remove", post(workspaces::unpin))
+        .route("/workspaces/{id}/pins/{pin}/move", post(workspaces::move_pin))
         .route("/workspaces/{id}/pins/{pin}/token", get(workspaces::tile_token))
         .route("/admin/powerbi", get(admin::show).post(admin::save))
         .route("/admin/powerbi/validate", post(admin::validate))

@@ -31,6 +31,16 @@ async fn own_workspace(state: &AppState, session: &Session, id: Uuid) -> Result<
     })
 }
 
+/// The user's own workspace and its pins in order, or the response to send instead.
+async fn own_workspace_and_pins(state: &AppState, session: &Session, id: Uuid) -> Result<(Workspace, Vec<Pin>), Response> {
+    let workspace = own_workspace(state, session, id).await?;
+    let pins = state.store.pins(id).await.map_err(|e| {
+        tracing::error!(%e, "reading pins");
+        server_error()
+    })?;
+    Ok((workspace, pins))
+}
+
 #[derive(Template)]
 #[template(path = "workspaces.html")]
 struct WorkspacesPage<'a> {
@@ -106,16 +116,9 @@ struct WorkspacePage<'a> {
 }
 
 pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Path(id): Path<Uuid>) -> Response {
-    let workspace = match own_workspace(&state, &session, id).await {
-        Ok(w) => w,
+    let (workspace, pins) = match own_workspace_and_pins(&state, &session, id).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let pins = match state.store.pins(id).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(%e, "reading pins");
-            return server_error();
-        }
     };
     let pins = pins
         .into_iter()
@@ -369,6 +372,56 @@ pub async fn unpin(
 }
 
 #[derive(Deserialize)]
+pub struct MoveForm {
+    csrf: String,
+    direction: Direction,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// The order after moving `pin` one place; `None` when it is not in the list. Moving past either end is a no-op.
+fn moved(mut order: Vec<Uuid>, pin: Uuid, direction: Direction) -> Option<Vec<Uuid>> {
+    let at = order.iter().position(|p| *p == pin)?;
+    let other = match direction {
+        Direction::Up => at.checked_sub(1),
+        Direction::Down => Some(at + 1).filter(|i| *i < order.len()),
+    };
+    if let Some(other) = other {
+        order.swap(at, other);
+    }
+    Some(order)
+}
+
+pub async fn move_pin(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    Path((id, pin)): Path<(Uuid, Uuid)>,
+    Form(form): Form<MoveForm>,
+) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return form_expired();
+    }
+    let order = match own_workspace_and_pins(&state, &session, id).await {
+        Ok((_, pins)) => pins.into_iter().map(|p| p.id).collect(),
+        Err(response) => return response,
+    };
+    let Some(order) = moved(order, pin, form.direction) else { return not_found() };
+    match state.store.reorder_pins(id, &order).await {
+        Ok(()) => Redirect::to(&format!("/workspaces/{id}")).into_response(),
+        Err(pbi_store::StoreError::NotFound(_)) => not_found(),
+        Err(e) => {
+            tracing::error!(%e, "reordering pins");
+            server_error()
+        }
+    }
+}
+
+#[derive(Deserialize)]
 pub struct FilterForm {
     csrf: String,
     #[serde(default)]
@@ -397,15 +450,9 @@ pub async fn set_filter(
 
 /// The user's access token for drawing a pinned tile (their own connection only), with when to renew it.
 pub async fn tile_token(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Path((id, pin)): Path<(Uuid, Uuid)>) -> Response {
-    if let Err(response) = own_workspace(&state, &session, id).await {
-        return response;
-    }
-    let pins = match state.store.pins(id).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(%e, "reading pins");
-            return server_error();
-        }
+    let pins = match own_workspace_and_pins(&state, &session, id).await {
+        Ok((_, pins)) => pins,
+        Err(response) => return response,
     };
     let Some(pin) = pins.into_iter().find(|p| p.id == pin) else { return not_found() };
     match state.auth.access_token(pin.connection_id, Some(&session.user.id.to_string())).await {
@@ -425,5 +472,20 @@ pub async fn tile_token(State(state): State<Arc<AppState>>, SignedIn(session): S
         }
         Err(AuthError::NotFound(_)) => not_found(),
         Err(error) => (StatusCode::BAD_GATEWAY, axum::Json(serde_json::json!({"error": error.to_string()}))).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moving_swaps_with_the_neighbour_and_stops_at_the_ends() {
+        let [a, b, c] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+        assert_eq!(moved(vec![a, b, c], c, Direction::Up), Some(vec![a, c, b]));
+        assert_eq!(moved(vec![a, b, c], a, Direction::Down), Some(vec![b, a, c]));
+        assert_eq!(moved(vec![a, b, c], a, Direction::Up), Some(vec![a, b, c]));
+        assert_eq!(moved(vec![a, b, c], c, Direction::Down), Some(vec![a, b, c]));
+        assert_eq!(moved(vec![a, b], c, Direction::Up), None);
     }
 }

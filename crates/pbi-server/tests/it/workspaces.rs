@@ -119,6 +119,7 @@ async fn another_user_cannot_see_use_or_change_a_workspace_that_is_not_theirs() 
     let bob_csrf = hidden(&bobs_page, "csrf").expect("csrf");
     for (path, extra) in [
         (format!("{workspace}/pins/{pin}/remove"), None),
+        (format!("{workspace}/pins/{pin}/move"), Some(("direction", "up"))),
         (format!("{workspace}/filter"), Some(("company", "USMF"))),
         (format!("{workspace}/pin"), Some(("tile", key_of(&tiles, "Sales by Region")))),
     ] {
@@ -191,4 +192,43 @@ async fn pinning_before_connecting_says_what_to_do() {
     let (status, page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(r#"id="problem""#) && page.contains("open My settings and click Get started"), "{page}");
+}
+
+/// The titles of the drawn tiles, in page order.
+fn drawn(page: &str) -> Vec<&str> {
+    page.split(r#"class="tile" id="pin-"#).skip(1).filter_map(|t| t.split(r#"data-title=""#).nth(1)?.split('"').next()).collect()
+}
+
+#[tokio::test]
+async fn tiles_are_reordered_one_place_at_a_time() {
+    let world = world().await;
+    let alice = world.connected("alice").await;
+    let workspace = world.new_workspace(&alice, "Ordered").await;
+    let (_, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    let tiles = offered(&pin_page);
+    let csrf = hidden(&pin_page, "csrf").expect("csrf");
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend(["Total Sales", "Sales by Region", "Recent Sales"].map(|t| ("tile", key_of(&tiles, t))));
+    world.post(&alice, &format!("{workspace}/pin"), &form).await;
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert_eq!(drawn(&page), ["Total Sales", "Sales by Region", "Recent Sales"]);
+
+    let pin_of = |page: &str, title: &str| {
+        let at = page.find(&format!(r#"data-title="{title}""#)).expect("tile");
+        let start = page[..at].rfind(r#"id="pin-"#).expect("pin id") + r#"id="pin-"#.len();
+        page[start..start + 36].to_owned()
+    };
+    let recent = pin_of(&page, "Recent Sales");
+    let moved = world.post(&alice, &format!("{workspace}/pins/{recent}/move"), &[("csrf", csrf.as_str()), ("direction", "up")]).await;
+    assert_eq!(moved.status(), StatusCode::SEE_OTHER);
+    world.post(&alice, &format!("{workspace}/pins/{recent}/move"), &[("csrf", csrf.as_str()), ("direction", "up")]).await;
+    world.post(&alice, &format!("{workspace}/pins/{recent}/move"), &[("csrf", csrf.as_str()), ("direction", "up")]).await;
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert_eq!(drawn(&page), ["Recent Sales", "Total Sales", "Sales by Region"], "moving past the top stays at the top");
+
+    let bad = world.post(&alice, &format!("{workspace}/pins/{recent}/move"), &[("csrf", csrf.as_str()), ("direction", "sideways")]).await;
+    assert!(bad.status().is_client_error());
+    let unknown = uuid::Uuid::new_v4();
+    let missing = world.post(&alice, &format!("{workspace}/pins/{unknown}/move"), &[("csrf", csrf.as_str()), ("direction", "up")]).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
