@@ -17,6 +17,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use url::Url;
@@ -93,6 +94,24 @@ pub struct Auth {
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     /// Decrypted access tokens with their owner and expiry: the hot path touches neither network nor disk.
     hot: Mutex<HashMap<Uuid, HotToken>>,
+    refreshes: RefreshCounters,
+}
+
+#[derive(Default)]
+struct RefreshCounters {
+    succeeded: AtomicU64,
+    needs_sign_in: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// How the refreshes this instance made since it started ended (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefreshCounts {
+    pub succeeded: u64,
+    /// The grant was gone (`invalid_grant`, no refresh token): the user must sign in again.
+    pub needs_sign_in: u64,
+    /// Entra refused the app's credentials or could not be reached.
+    pub failed: u64,
 }
 
 struct HotToken {
@@ -151,6 +170,7 @@ impl Auth {
             holder: format!("pbi-bridge-{}", Uuid::new_v4()),
             locks: Mutex::default(),
             hot: Mutex::default(),
+            refreshes: RefreshCounters::default(),
         }
     }
 
@@ -459,7 +479,16 @@ impl Auth {
         // taking it, so look once more before asking Entra.
         let result = match self.stored_fresh(id).await {
             Ok(Some(token)) => Ok(token),
-            Ok(None) => self.refresh_holding_lease(connection).await,
+            Ok(None) => {
+                let refreshed = self.refresh_holding_lease(connection).await;
+                let counter = match &refreshed {
+                    Ok(_) => &self.refreshes.succeeded,
+                    Err(AuthError::NeedsSignIn { .. }) => &self.refreshes.needs_sign_in,
+                    Err(_) => &self.refreshes.failed,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                refreshed
+            }
             Err(error) => Err(error),
         };
         self.store.release_lease(id, &self.holder).await?;
@@ -521,6 +550,15 @@ impl Auth {
             }
         }
         Err(AuthError::Unavailable("no attempt was made".into()))
+    }
+
+    pub fn refresh_counts(&self) -> RefreshCounts {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RefreshCounts {
+            succeeded: read(&self.refreshes.succeeded),
+            needs_sign_in: read(&self.refreshes.needs_sign_in),
+            failed: read(&self.refreshes.failed),
+        }
     }
 
     /// Disconnects: the tokens are deleted everywhere.

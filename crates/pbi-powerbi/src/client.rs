@@ -21,7 +21,12 @@ pub struct PowerBiClient {
     tokens: Arc<dyn TokenSource>,
     retry: RetryPolicy,
     sleep: Arc<dyn Sleep>,
+    observer: Option<Observer>,
 }
+
+/// Told the outcome of every HTTP exchange with Power BI: the status, or `None` when no answer came
+/// (for metrics; it must be cheap and must not block).
+pub type Observer = Arc<dyn Fn(Option<u16>) + Send + Sync>;
 
 /// What to send. Bodies are bytes so that a retry sends exactly the same request again.
 #[derive(Debug, Clone)]
@@ -94,9 +99,27 @@ impl Answer {
 impl PowerBiClient {
     pub fn new(cloud: &Cloud, tokens: Arc<dyn TokenSource>) -> Self {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
+        Self::sharing(http, cloud, tokens)
+    }
+
+    /// A client on `http`'s connection pool: a server that makes a client per request shares one pool
+    /// (building a `reqwest::Client` is not cheap). `http` should not follow redirects.
+    pub fn sharing(http: reqwest::Client, cloud: &Cloud, tokens: Arc<dyn TokenSource>) -> Self {
         let mut root = cloud.api_base();
         root.set_path(&format!("{}/v1.0/myorg/", root.path().trim_end_matches('/')));
-        Self { http, root, tokens, retry: RetryPolicy::default(), sleep: Arc::new(TokioSleep) }
+        Self { http, root, tokens, retry: RetryPolicy::default(), sleep: Arc::new(TokioSleep), observer: None }
+    }
+
+    /// Reports every exchange's status to `observer`.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, status: Option<u16>) {
+        if let Some(observer) = &self.observer {
+            observer(status);
+        }
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -109,6 +132,7 @@ impl PowerBiClient {
         self
     }
 
+    /// Shares `http`'s connection pool (a server making clients per request should pass one shared client).
     pub fn with_http(mut self, http: reqwest::Client) -> Self {
         self.http = http;
         self
@@ -177,8 +201,12 @@ impl PowerBiClient {
         };
         // Debug logging names the call, never the token: the Authorization header is not logged.
         tracing::debug!(method = %request.method, url = %url, "Power BI request");
-        let response = builder.send().await.map_err(transport)?;
+        let response = builder.send().await.map_err(|e| {
+            self.observe(None);
+            transport(e)
+        })?;
         let status = response.status();
+        self.observe(Some(status.as_u16()));
         let headers = response.headers().clone();
         let request_id = request_id(&headers);
         tracing::debug!(url = %url, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or("-"), "Power BI answer");

@@ -25,7 +25,7 @@ mod token;
 
 pub use admin::{Import, NameConflict, ScanOptions, ScanStatus};
 pub use api::{Page, Top, Workspace};
-pub use client::{Answer, Body, Part, PowerBiClient, Request, classify};
+pub use client::{Answer, Body, Observer, Part, PowerBiClient, Request, classify};
 pub use cloud::Cloud;
 pub use error::{ErrorKind, PowerBiError, Result};
 pub use push::{MAX_ROWS_PER_REQUEST, MAX_STRING_CHARS, PushSummary, Row, RowChecker, is_datetime};

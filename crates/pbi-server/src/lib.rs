@@ -2,6 +2,7 @@
 
 mod admin;
 mod connect;
+mod metrics;
 mod pages;
 mod session;
 pub mod users;
@@ -40,6 +41,9 @@ pub(crate) struct AppState {
     pub session_seconds: i64,
     /// Where people reach the server (its OAuth callback is `{base_url}/oauth/callback`).
     pub base_url: String,
+    pub metrics: Arc<metrics::Metrics>,
+    /// One connection pool for every Power BI client the server makes.
+    pub http: reqwest::Client,
 }
 
 pub struct Server;
@@ -56,9 +60,48 @@ impl Server {
             secure_cookies: base_url.starts_with("https://"),
             session_seconds: config.session_hours * 3600,
             base_url: base_url.clone(),
+            metrics: Arc::default(),
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
         });
+        warn_about_application_keys(&state.store, &state.clock).await;
         let task = ServeTask::spawn(listener, router(state));
         Ok(ServerHandle { base_url, local_addr, task })
+    }
+}
+
+/// Says in the log, at start-up, when an enabled registration's application key has expired or expires
+/// within `pbi_auth::SECRET_WARNING_DAYS` (the admin page says it too): an expired key stops every refresh.
+async fn warn_about_application_keys(store: &Store, clock: &Clock) {
+    let registrations = match store.registrations(false).await {
+        Ok(list) => list,
+        Err(error) => return tracing::warn!(%error, "could not read the registrations to check their application keys"),
+    };
+    for registration in registrations.iter().filter(|r| r.details.enabled) {
+        let name = &registration.details.name;
+        let newest = match store.secrets(registration.id).await {
+            Ok(secrets) => secrets.into_iter().next(),
+            Err(error) => {
+                tracing::warn!(%error, registration = %name, "could not read the application keys");
+                continue;
+            }
+        };
+        let date = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date().to_string()).unwrap_or_default();
+        match newest {
+            None => {
+                tracing::warn!(registration = %name, "no application key is set: Power BI sign-ins will fail until an admin enters one")
+            }
+            Some(s) if s.expires_at <= clock.unix() => tracing::error!(
+                registration = %name,
+                expired = %date(s.expires_at),
+                "the application key has expired: create a new one in the Azure portal (Certificates & secrets) and enter it on the Power BI configuration page"
+            ),
+            Some(s) if s.expires_at - clock.unix() < pbi_auth::SECRET_WARNING_DAYS * 86_400 => tracing::warn!(
+                registration = %name,
+                expires = %date(s.expires_at),
+                "the application key expires soon: create a new one in the Azure portal before then"
+            ),
+            Some(_) => {}
+        }
     }
 }
 
@@ -85,7 +128,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/workspaces/{id}/pins/{pin}/token", get(workspaces::tile_token))
         .route("/admin/powerbi", get(admin::show).post(admin::save))
         .route("/admin/powerbi/validate", post(admin::validate))
+        .route("/metrics", get(metrics::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
         .with_state(state)
 }
 

@@ -175,7 +175,10 @@ async fn client_for(state: &AppState, session: &Session) -> Result<Option<(Power
         });
         token
     });
-    Ok(Some((PowerBiClient::new(&cloud, Arc::new(tokens)), connection.id)))
+    let metrics = state.metrics.clone();
+    let client = PowerBiClient::sharing(state.http.clone(), &cloud, Arc::new(tokens))
+        .with_observer(Arc::new(move |status| metrics.powerbi_call(status)));
+    Ok(Some((client, connection.id)))
 }
 
 fn explain(error: &pbi_powerbi::PowerBiError) -> String {

@@ -136,43 +136,9 @@ async fn a_user_cannot_use_or_see_another_users_connection() {
     assert!(matches!(env.auth.access_token(alices.id, None).await, Err(AuthError::NeedsSignIn { .. })));
 }
 
-/// Everything this test binary logs at any level, kept by one global subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-fn captured_logs() -> &'static Captured {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let subscriber =
-            tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).with_ansi(false).finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of this test binary");
-        logs
-    })
-}
-
 #[tokio::test]
 async fn no_token_or_secret_is_in_the_logs_or_the_database_file() {
-    let logs = captured_logs();
+    let logs = pbi_testlog::capture("trace");
     let env = Env::start().await;
     let connection = env.connect("alice@contoso.onmicrosoft.com").await;
     let first = env.auth.access_token(connection.id, None).await.expect("token");
@@ -186,7 +152,7 @@ async fn no_token_or_secret_is_in_the_logs_or_the_database_file() {
     }
     assert!(raw.len() > 4096, "the database was read");
     let refresh = refresh.expect("a refresh token");
-    let logged = logs.0.lock().expect("lock").clone();
+    let logged = logs.text().into_bytes();
     assert!(String::from_utf8_lossy(&logged).contains("refreshed a Power BI token"), "the run was logged at all levels");
     for secret in [first.expose_secret(), second.expose_secret(), refresh.expose_secret(), pbi_sandbox::demo::APP_SECRET] {
         let needle = &secret.as_bytes()[secret.len().saturating_sub(24)..];

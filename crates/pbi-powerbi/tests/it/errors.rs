@@ -122,54 +122,16 @@ async fn a_wrong_secret_is_a_token_error_with_entras_message() {
     assert!(message.contains("AADSTS7000215") && !message.contains("wrong"), "names the code, never echoes the secret: {message}");
 }
 
-/// Everything this test binary logs, kept in memory by one global subscriber. (A thread-scoped subscriber
-/// is unreliable here: tracing caches each callsite's interest globally, across parallel tests.)
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-fn captured_logs() -> &'static Captured {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("pbi_powerbi=trace,reqwest=trace,hyper_util=trace")
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of this test binary");
-        logs
-    })
-}
-
 #[tokio::test]
 async fn debug_logs_name_each_call_and_never_the_token_or_secret() {
-    let logs = captured_logs();
+    let logs = pbi_testlog::capture("pbi_powerbi=trace,reqwest=trace,hyper_util=trace");
     let env = Env::start().await;
     // The client sends exactly this token, so its absence from the log means something.
     let token = pbi_powerbi::TokenSource::token(&env.app_tokens(env.sandbox.clock().clone()), false).await.expect("token");
     let client = env.client(Arc::new(pbi_powerbi::StaticToken(token.clone())), fixed_retry(1));
     env.sandbox.inject(FaultRule::new(None, "/v1.0/myorg/groups", 1, FaultKind::Status { status: 503, retry_after: None }));
     client.groups(None, Default::default()).await.expect("groups");
-    let all = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    let all = logs.text();
     let port = format!(":{}/", env.sandbox.local_addr().port());
     let mine: Vec<&str> = all.lines().filter(|l| l.contains(&port)).collect();
     assert!(

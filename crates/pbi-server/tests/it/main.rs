@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod admin_page;
 mod connect;
+mod observability;
 mod workspaces;
 
 struct App {
@@ -28,7 +29,7 @@ impl Drop for App {
     }
 }
 
-const PASSWORD: &str = "a long enough password";
+pub(crate) const PASSWORD: &str = "a long enough password";
 
 impl App {
     async fn start() -> Self {

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 impl World {
     /// Signs `user` in, connects their Power BI account through the sandbox and returns their session cookie.
-    async fn connected(&self, user: &str) -> String {
+    pub(crate) async fn connected(&self, user: &str) -> String {
         let cookie = self.app.session(user).await;
         let back = self.get_started(&cookie, &format!("{user}@contoso.onmicrosoft.com")).await;
         let landed = self.app.http.get(&back).header("cookie", &cookie).send().await.expect("GET");
@@ -14,12 +14,12 @@ impl World {
         cookie
     }
 
-    async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.app.http.post(self.app.url(path)).header("cookie", cookie).form(form).send().await.expect("POST")
     }
 
     /// Creates a workspace and returns its path.
-    async fn new_workspace(&self, cookie: &str, name: &str) -> String {
+    pub(crate) async fn new_workspace(&self, cookie: &str, name: &str) -> String {
         let (_, page) = self.app.page(cookie, "/workspaces").await;
         let csrf = hidden(&page, "csrf").expect("csrf");
         let created = self.post(cookie, "/workspaces", &[("csrf", csrf.as_str()), ("name", name)]).await;
@@ -29,7 +29,7 @@ impl World {
 }
 
 /// The (key, title) of every tile offered on a pin page.
-fn offered(page: &str) -> Vec<(String, String)> {
+pub(crate) fn offered(page: &str) -> Vec<(String, String)> {
     page.split(r#"name="tile" value=""#)
         .skip(1)
         .map(|rest| {
@@ -41,7 +41,7 @@ fn offered(page: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn key_of<'a>(tiles: &'a [(String, String)], title: &str) -> &'a str {
+pub(crate) fn key_of<'a>(tiles: &'a [(String, String)], title: &str) -> &'a str {
     &tiles.iter().find(|(_, t)| t == title).unwrap_or_else(|| panic!("{title} is offered in {tiles:?}")).0
 }
 

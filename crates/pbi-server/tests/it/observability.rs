@@ -1,0 +1,108 @@
+//! Request ids, structured request logs that hold no secrets, and Prometheus metrics.
+
+use crate::PASSWORD;
+use crate::connect::world;
+use crate::hidden;
+use crate::workspaces::{key_of, offered};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn requests_carry_an_id_into_the_logs_the_logs_hold_no_secret_and_metrics_count_it_all() {
+    let logs = pbi_testlog::capture("pbi_server=trace,pbi_auth=trace,pbi_powerbi=trace");
+    let world = world().await;
+    let alice = world.app.session("alice").await;
+    let back = world.get_started(&alice, "alice@contoso.onmicrosoft.com").await;
+    let code = url::Url::parse(&back).expect("url").query_pairs().find(|(k, _)| k == "code").expect("code").1.into_owned();
+    world.app.http.get(&back).header("cookie", &alice).send().await.expect("callback");
+    let workspace = world.new_workspace(&alice, "Observed").await;
+    let (_, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    let csrf = hidden(&pin_page, "csrf").expect("csrf");
+    world.post(&alice, &format!("{workspace}/pin"), &[("csrf", csrf.as_str()), ("tile", key_of(&offered(&pin_page), "Total Sales"))]).await;
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    let pin = page.split(r#"data-pin=""#).nth(1).and_then(|r| r.split('"').next()).expect("pin").to_owned();
+    let (_, token) = world.app.page(&alice, &format!("{workspace}/pins/{pin}/token")).await;
+    let token: serde_json::Value = serde_json::from_str(&token).expect("JSON");
+    let access_token = token["accessToken"].as_str().expect("token").to_owned();
+
+    let generated = world.app.http.get(world.app.url("/healthz")).send().await.expect("GET");
+    let id = generated.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    let traced = world
+        .app
+        .http
+        .get(world.app.url("/workspaces"))
+        .header("cookie", &alice)
+        .header("x-request-id", "trace-4711")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(traced.headers()["x-request-id"], "trace-4711", "a caller's plain request id is kept");
+    let odd = world.app.http.get(world.app.url("/healthz")).header("x-request-id", "has spaces and \"quotes\"").send().await.expect("GET");
+    assert_ne!(odd.headers()["x-request-id"], "has spaces and \"quotes\"", "an odd one is replaced");
+
+    let text = logs.text();
+    let line = text.lines().find(|l| l.contains("request_id=trace-4711")).unwrap_or_else(|| panic!("no line for trace-4711 in\n{text}"));
+    assert!(line.contains("path=/workspaces") && line.contains("status=200") && line.contains("method=GET"), "{line}");
+    assert!(text.contains("path=/oauth/callback"), "the callback is logged");
+    let session = alice.trim_start_matches("pbi_session=");
+    for (what, secret) in
+        [("authorization code", code.as_str()), ("access token", access_token.as_str()), ("session", session), ("password", PASSWORD)]
+    {
+        assert!(!text.contains(secret), "the {what} is in the logs");
+    }
+
+    let metrics = world.app.http.get(world.app.url("/metrics")).send().await.expect("GET");
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain; version=0.0.4"));
+    let metrics = metrics.text().await.expect("text");
+    let count = |prefix: &str| -> u64 {
+        metrics.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    assert!(count(r#"pbi_bridge_http_requests_total{method="GET",route="/workspaces/{id}",status="200"}"#) >= 1, "{metrics}");
+    assert!(count(r#"pbi_bridge_http_requests_total{method="POST",route="/workspaces/{id}/pin",status="303"}"#) == 1, "{metrics}");
+    assert!(count(r#"pbi_bridge_powerbi_calls_total{status="200"}"#) >= 3, "groups, dashboards, tiles: {metrics}");
+    assert!(metrics.contains(r#"pbi_bridge_token_refreshes_total{outcome="succeeded"}"#), "{metrics}");
+    assert!(!metrics.contains(&pin) && !metrics.contains(&workspace), "labels are route templates, never ids");
+}
+
+#[tokio::test]
+async fn start_up_warns_in_the_log_when_the_application_key_has_expired() {
+    let logs = pbi_testlog::capture("pbi_server=trace,pbi_auth=trace,pbi_powerbi=trace");
+    let app = crate::App::start().await;
+    let now = app.clock.unix();
+    let registration = app
+        .store
+        .add_registration(
+            &pbi_store::NewRegistration {
+                name: "expired-key-check".into(),
+                client_id: uuid::Uuid::new_v4().to_string(),
+                tenant: "contoso.onmicrosoft.com".into(),
+                cloud: "public".into(),
+                redirect_urls: vec![app.url("/oauth/callback")],
+                scopes: vec!["Dashboard.Read.All".into()],
+                authorize_url: None,
+                token_url: None,
+                api_base: None,
+                enabled: true,
+            },
+            now,
+        )
+        .await
+        .expect("registration");
+    let secret = "expired~secret~value~0001";
+    app.store.add_secret(registration.id, &secrecy::SecretString::from(secret), now - 86_400, now - 400 * 86_400).await.expect("secret");
+    let auth = std::sync::Arc::new(pbi_auth::Auth::new(app.store.clone(), app.clock.clone(), pbi_auth::AuthSettings::default()));
+    let again =
+        pbi_server::Server::start(pbi_server::ServerConfig::default(), app.store.clone(), auth, app.clock.clone()).await.expect("server");
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("registration=expired-key-check"))
+        .unwrap_or_else(|| panic!("no warning about the expired key in\n{text}"));
+    assert!(
+        line.contains("ERROR") && line.contains("the application key has expired") && line.contains("Certificates & secrets"),
+        "{line}"
+    );
+    assert!(!text.contains(secret), "the key itself is never logged");
+    again.shutdown().await.expect("stopped");
+}
