@@ -49,16 +49,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .context("registering the callback in the sandbox")?;
     set_up_demo(&store, sandbox.base_url(), &callback, clock.unix()).await?;
 
-    println!("pbi-bridge up: open {}", server.base_url());
-    println!();
-    println!("Sign in to pbi-bridge as one of:");
-    for (user, _, password, admin) in DEMO_USERS {
-        println!("  {user:<6} / {password}{}", if *admin { "   (admin)" } else { "" });
-    }
-    println!("Then open My settings and click Get started; at the Power BI (sandbox) sign-in use");
-    println!("  alice@{} / alice-password (or bob@…/bob-password)", demo::CONTOSO_DOMAIN);
-    println!("Sandbox (Entra ID + Power BI REST): {}   data: {}", sandbox.base_url(), args.store.data_dir.display());
-    println!("Press Ctrl-C to stop.");
+    // The banner is for a person; a closed stdout (a supervisor that stopped reading) must not stop the server.
+    let _ = write_banner(&mut std::io::stdout().lock(), server.base_url(), sandbox.base_url(), &args.store.data_dir);
 
     let mut sandbox = sandbox;
     let outcome = tokio::select! {
@@ -68,6 +60,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let (a, b) = tokio::join!(server.shutdown(), sandbox.shutdown());
     outcome.and(a.context("stopping the server")).and(b.context("stopping the sandbox"))
+}
+
+fn write_banner(out: &mut impl std::io::Write, url: &str, sandbox_url: &str, data_dir: &std::path::Path) -> std::io::Result<()> {
+    writeln!(out, "pbi-bridge up: open {url}")?;
+    writeln!(out)?;
+    writeln!(out, "Sign in to pbi-bridge as one of:")?;
+    for (user, _, password, admin) in DEMO_USERS {
+        writeln!(out, "  {user:<6} / {password}{}", if *admin { "   (admin)" } else { "" })?;
+    }
+    writeln!(out, "Then open My settings and click Get started; at the Power BI (sandbox) sign-in use")?;
+    writeln!(out, "  alice@{} / alice-password (or bob@…/bob-password)", demo::CONTOSO_DOMAIN)?;
+    writeln!(out, "Sandbox (Entra ID + Power BI REST): {sandbox_url}   data: {}", data_dir.display())?;
+    writeln!(out, "Press Ctrl-C to stop.")?;
+    out.flush()
 }
 
 /// First start: the demo registration and users. Later starts: point the registration at this sandbox.

@@ -23,6 +23,7 @@ const sessions = {};
 try {
   report.admin = await admin();
   report.alice = await user("alice", ["Total Sales", "Sales by Region"]);
+  report.aliceFiltered = await filterToCompany("alice", report.alice.workspaceUrl, "USMF");
   report.bob = await user("bob", ["Actual Spend"]);
   report.bobOnAlicesWorkspace = await visit("bob", report.alice.workspaceUrl);
 } catch (error) {
@@ -100,6 +101,20 @@ async function user(name, pick) {
   }
   await click(page, "#pin");
   // The embed frames report back through the powerbi-client messages; wait until every tile settled.
+  await settled(page);
+  const tiles = await page.$$eval("iframe.tile-frame", (frames) =>
+    frames.map((f) => ({ title: f.closest(".tile").dataset.title, state: f.dataset.state, width: f.clientWidth, height: f.clientHeight })),
+  );
+  const drawn = await drawnTiles(page);
+  await page.screenshot({ path: join(shots, `6-${name}-workspace.png`), fullPage: true });
+  const workspaces = await (async () => {
+    await page.goto(`${base}/workspaces`);
+    return page.$$eval("#workspaces a", (links) => links.map((a) => a.textContent));
+  })();
+  return { status, offered, workspaceUrl, tiles, drawn, workspaces };
+}
+
+async function settled(page) {
   await page.waitForFunction(
     () => {
       const frames = [...document.querySelectorAll("iframe.tile-frame")];
@@ -107,9 +122,10 @@ async function user(name, pick) {
     },
     { timeout: 60000 },
   );
-  const tiles = await page.$$eval("iframe.tile-frame", (frames) =>
-    frames.map((f) => ({ title: f.closest(".tile").dataset.title, state: f.dataset.state, width: f.clientWidth, height: f.clientHeight })),
-  );
+}
+
+// What each tile frame drew: the sandbox's embed page marks its root and visuals.
+async function drawnTiles(page) {
   const drawn = [];
   for (const frame of page.frames().filter((f) => f !== page.mainFrame())) {
     drawn.push(await frame.$eval("#root", (root) => ({
@@ -117,14 +133,24 @@ async function user(name, pick) {
       title: root.querySelector(".visual h2")?.textContent,
       kind: root.querySelector(".visual")?.dataset.kind,
       errors: root.querySelectorAll(".error").length,
+      card: root.querySelector(".card")?.dataset.value,
     })));
   }
-  await page.screenshot({ path: join(shots, `6-${name}-workspace.png`), fullPage: true });
-  const workspaces = await (async () => {
-    await page.goto(`${base}/workspaces`);
-    return page.$$eval("#workspaces a", (links) => links.map((a) => a.textContent));
-  })();
-  return { status, offered, workspaceUrl, tiles, drawn, workspaces };
+  return drawn;
+}
+
+// Seed 000's company filter: the workspace shows only one company's figures.
+async function filterToCompany(name, url, company) {
+  const page = sessions[name];
+  await page.goto(url);
+  await settled(page);
+  const before = await drawnTiles(page);
+  await page.type("#company", company);
+  await click(page, "#set-filter");
+  await settled(page);
+  const after = await drawnTiles(page);
+  await page.screenshot({ path: join(shots, `7-${name}-filtered-${company}.png`), fullPage: true });
+  return { before, after };
 }
 
 async function visit(name, url) {

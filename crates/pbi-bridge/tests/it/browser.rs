@@ -60,6 +60,15 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     }
     assert_eq!(strings(&alice["workspaces"]), ["alice's dashboard"]);
 
+    // Seed 000's company filter: Total Sales for one company is less than for all of them.
+    let total_sales = |frames: &Value| -> f64 {
+        let frames = frames.as_array().expect("frames");
+        let card = frames.iter().find(|f| f["title"] == "Total Sales").unwrap_or_else(|| panic!("Total Sales drawn: {frames:?}"));
+        card["card"].as_str().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("a card value: {card}"))
+    };
+    let (all, usmf) = (total_sales(&report["aliceFiltered"]["before"]), total_sales(&report["aliceFiltered"]["after"]));
+    assert!(usmf > 0.0 && usmf < all, "filtered to USMF: {usmf} of {all}");
+
     let bob = &report["bob"];
     assert_eq!(bob["status"], "connected", "{bob}");
     let bobs = strings(&bob["offered"]);

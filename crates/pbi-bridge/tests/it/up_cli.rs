@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 pub(crate) struct Up {
     child: Child,
     pub(crate) base: String,
+    /// Kept open while the server runs: it goes on writing its banner after the first line.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Up {
@@ -29,9 +31,10 @@ pub(crate) async fn up(data_dir: &Path) -> Up {
             .spawn()
             .expect("up runs");
         let mut first = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a first line");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut first).expect("a first line");
         let base = first.trim().strip_prefix("pbi-bridge up: open ").unwrap_or_else(|| panic!("unexpected first line: {first}")).to_owned();
-        Up { child, base }
+        Up { child, base, _stdout: stdout }
     })
     .await
     .expect("task")
