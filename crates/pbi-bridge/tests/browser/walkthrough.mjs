@@ -2,22 +2,11 @@
 //   node walkthrough.mjs <pbi-bridge URL> <screenshot directory>
 // Prints one JSON object describing what each person saw; crates/pbi-bridge/tests/it/browser.rs asserts on it.
 // Every wait is for something on the page (a selector or a condition), never for a length of time.
-import puppeteer from "puppeteer-core";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { click, connect, launch, settled, signIn as signInAs } from "./story.mjs";
 
 const [base, shots] = process.argv.slice(2);
-const chromium = process.env.PBI_BRIDGE_CHROMIUM || execFileSync("which", ["chromium"]).toString().trim();
-const profile = mkdtempSync(join(tmpdir(), "pbi-bridge-walkthrough-"));
-const browser = await puppeteer.launch({
-  executablePath: chromium,
-  headless: true,
-  userDataDir: profile,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-  defaultViewport: { width: 1280, height: 900 },
-});
+const { browser, close } = await launch();
 const report = {};
 const sessions = {};
 try {
@@ -35,25 +24,14 @@ try {
   }
   throw error;
 } finally {
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify(report));
 
 // Each person in their own browser context: their own cookies, as two people on two machines.
 async function signIn(name) {
-  const context = await browser.createBrowserContext();
-  const page = await context.newPage();
-  await page.goto(`${base}/login`);
-  await page.type("#username", name);
-  await page.type("#password", `${name}-demo-password`);
-  await Promise.all([page.waitForNavigation(), page.click("#sign-in")]);
-  sessions[name] = page;
-  return page;
-}
-
-async function click(page, selector) {
-  await Promise.all([page.waitForNavigation(), page.click(selector)]);
+  sessions[name] = await signInAs(browser, base, name);
+  return sessions[name];
 }
 
 async function admin() {
@@ -68,19 +46,7 @@ async function admin() {
 
 async function user(name, pick) {
   const page = await signIn(name);
-  await page.goto(`${base}/settings`);
-  await click(page, "#get-started");
-  // The sandbox's Entra ID sign-in and consent pages.
-  await page.waitForSelector("#passwd");
-  await page.$eval("#login", (e) => (e.value = ""));
-  await page.type("#login", `${name}@contoso.onmicrosoft.com`);
-  await page.type("#passwd", `${name}-password`);
-  await page.screenshot({ path: join(shots, `2-${name}-entra-sign-in.png`) });
-  await click(page, "#idSIButton9");
-  await page.waitForSelector("#accept");
-  await page.screenshot({ path: join(shots, `3-${name}-consent.png`) });
-  await click(page, "#accept");
-  const status = await page.$eval("#status", (e) => e.textContent.trim());
+  const status = await connect(page, base, name, (file) => page.screenshot({ path: join(shots, file) }));
   await page.screenshot({ path: join(shots, `4-${name}-settings.png`), fullPage: true });
 
   await page.goto(`${base}/workspaces`);
@@ -112,16 +78,6 @@ async function user(name, pick) {
     return page.$$eval("#workspaces a", (links) => links.map((a) => a.textContent));
   })();
   return { status, offered, workspaceUrl, tiles, drawn, workspaces };
-}
-
-async function settled(page) {
-  await page.waitForFunction(
-    () => {
-      const frames = [...document.querySelectorAll("iframe.tile-frame")];
-      return frames.length > 0 && frames.every((f) => f.dataset.state === "rendered" || f.dataset.state === "error");
-    },
-    { timeout: 60000 },
-  );
 }
 
 // What each tile frame drew: the sandbox's embed page marks its root and visuals.

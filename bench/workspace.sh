@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Benchmarks the workspace page and the tile list (release build, `pbi-bridge up`: server + sandbox + SQLite):
+#   1. browser: time for the workspace page with N pinned tiles to be ready (every tile frame `rendered`),
+#      headless Chromium, over several loads;
+#   2. server: GET of that workspace page (20 pins), requests per second (wrk);
+#   3. tile list: GET /workspaces/{id}/pin for a connected user, which asks the sandbox, as the user, for
+#      their Power BI workspaces, dashboards and tiles; requests per second (wrk).
+# Usage: bench/workspace.sh [seconds per wrk run, default 10] [pins, default 20]. Prints wrk's own figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+pins=${2:-20}
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+browser_dir=crates/pbi-bridge/tests/browser
+[ -d "$browser_dir/node_modules/puppeteer-core" ] || PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund --prefix "$browser_dir"
+cargo build --release -q -p pbi-bridge
+work=$(mktemp -d)
+./target/release/pbi-bridge up --addr 127.0.0.1:0 --sandbox-addr 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>"$work/err" &
+up_pid=$!
+trap 'kill $up_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 300); do grep -q "Press Ctrl-C" "$work/out" 2>/dev/null && break; sleep 0.1; done
+base=$(head -1 "$work/out" | awk '{print $NF}')
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+echo "== browser: workspace page with $pins pinned tiles, until every tile is rendered (10 loads)"
+setup=$(node "$browser_dir/bench-workspace.mjs" "$base" "$pins" 10)
+echo "$setup" | json '"ms per load: %s; median %d ms" % (d["timings"], sorted(d["timings"])[len(d["timings"])//2])'
+cookie=$(echo "$setup" | json 'd["cookie"]')
+workspace=$(echo "$setup" | json 'd["workspace"]')
+
+echo
+echo "== server: GET $workspace ($pins pins), ${seconds}s, 2 threads, 32 connections"
+wrk -t2 -c32 -d"${seconds}s" --latency -H "Cookie: $cookie" "$base$workspace"
+echo
+echo "== tile list: GET $workspace/pin (Power BI calls as the user to the sandbox), ${seconds}s, 2 threads, 16 connections"
+wrk -t2 -c16 -d"${seconds}s" --latency -H "Cookie: $cookie" "$base$workspace/pin"
+echo
+curl -s "$base/metrics" | grep -E '^pbi_bridge_(powerbi_calls|token_refreshes|http_server_errors)' || true
+echo "pbi-bridge up resident memory (server + sandbox): $(ps -o rss= -p $up_pid | awk '{printf "%.1f MiB", $1/1024}')"

@@ -1,0 +1,70 @@
+// The steps of seed 000's story that the walkthrough test and the benchmark share, on Debian's Chromium.
+// Every wait is for something on the page (a selector or a condition), never for a length of time.
+import puppeteer from "puppeteer-core";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/// Headless Chromium on a fresh profile; `close()` also deletes the profile.
+export async function launch() {
+  const chromium = process.env.PBI_BRIDGE_CHROMIUM || execFileSync("which", ["chromium"]).toString().trim();
+  const profile = mkdtempSync(join(tmpdir(), "pbi-bridge-chromium-"));
+  const browser = await puppeteer.launch({
+    executablePath: chromium,
+    headless: true,
+    userDataDir: profile,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    defaultViewport: { width: 1280, height: 900 },
+  });
+  return {
+    browser,
+    close: async () => {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/// Signs a demo user in to pbi-bridge in a browser context of their own (their own cookies).
+export async function signIn(browser, base, name) {
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/login`);
+  await page.type("#username", name);
+  await page.type("#password", `${name}-demo-password`);
+  await click(page, "#sign-in");
+  return page;
+}
+
+export async function click(page, selector) {
+  await Promise.all([page.waitForNavigation(), page.click(selector)]);
+}
+
+/// My settings → Get started → the sandbox's Entra ID sign-in → consent → back; returns the status shown.
+/// `shot(name)` is called at each step with a file name for a screenshot.
+export async function connect(page, base, name, shot = async () => {}) {
+  await page.goto(`${base}/settings`);
+  await click(page, "#get-started");
+  await page.waitForSelector("#passwd");
+  await page.$eval("#login", (e) => (e.value = ""));
+  await page.type("#login", `${name}@contoso.onmicrosoft.com`);
+  await page.type("#passwd", `${name}-password`);
+  await shot(`2-${name}-entra-sign-in.png`);
+  await click(page, "#idSIButton9");
+  await page.waitForSelector("#accept");
+  await shot(`3-${name}-consent.png`);
+  await click(page, "#accept");
+  return page.$eval("#status", (e) => e.textContent.trim());
+}
+
+/// Waits until every tile frame on a workspace page reported `rendered` or `error` (the powerbi-client events).
+export async function settled(page) {
+  await page.waitForFunction(
+    () => {
+      const frames = [...document.querySelectorAll("iframe.tile-frame")];
+      return frames.length > 0 && frames.every((f) => f.dataset.state === "rendered" || f.dataset.state === "error");
+    },
+    { timeout: 60000 },
+  );
+}
