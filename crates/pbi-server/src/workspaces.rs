@@ -5,6 +5,7 @@ use crate::connect::active_registration;
 use crate::pages::{form_expired, render, server_error};
 use crate::session::{self, SignedIn};
 use askama::Template;
+use futures_util::TryStreamExt as _;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -222,7 +223,10 @@ struct PinPage<'a> {
 /// Every tile the user can see: My workspace's dashboards, then each workspace's.
 async fn tiles_of(client: &PowerBiClient) -> Result<Vec<TileChoice>, pbi_powerbi::PowerBiError> {
     let mut scopes = vec![(PbiWorkspace::My, "My workspace".to_owned())];
-    for group in client.groups(None, Default::default()).await? {
+    // Page through the user's workspaces (a large tenant has more than one page of them).
+    let page_size = pbi_powerbi::Top::new(pbi_powerbi::Top::MAX)?;
+    let mut groups = std::pin::pin!(client.all_groups(None, page_size));
+    while let Some(group) = groups.try_next().await? {
         scopes.push((PbiWorkspace::Group(group.id), group.name));
     }
     let mut choices = Vec::new();
