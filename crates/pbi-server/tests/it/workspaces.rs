@@ -75,7 +75,7 @@ async fn a_user_pins_their_own_tiles_and_the_workspace_draws_them() {
     assert!(page.contains("grid-row:span 2;grid-column:span 3"), "a tile keeps its Power BI size");
     assert_eq!(page.matches(r#"<iframe class="tile-frame""#).count(), 2);
     assert!(
-        page.contains(&format!(r#"src="{}/embed?dashboardId="#, world.sandbox.base_url())),
+        page.contains(&format!(r#"data-src="{}/embed?dashboardId="#, world.sandbox.base_url())),
         "the frame is the tile's embed URL: {page}"
     );
 
