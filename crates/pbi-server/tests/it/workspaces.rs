@@ -232,3 +232,42 @@ async fn tiles_are_reordered_one_place_at_a_time() {
     let missing = world.post(&alice, &format!("{workspace}/pins/{unknown}/move"), &[("csrf", csrf.as_str()), ("direction", "up")]).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+/// A pbi-bridge user with the tests' password, for a Power BI user the demo seed or the test made.
+async fn add_user(world: &World, name: &str) {
+    let hash = pbi_server::users::hash_password(&secrecy::SecretString::from(crate::PASSWORD.to_owned())).expect("hash");
+    world.app.store.add_user(name, name, &hash, false, world.app.clock.unix()).await.expect("user");
+}
+
+#[tokio::test]
+async fn seed_000_troubleshooting_an_account_without_dashboards_and_one_without_a_license() {
+    let world = world().await;
+    world
+        .sandbox
+        .control(pbi_sandbox::Command::CreateUser {
+            id: None,
+            tenant: pbi_sandbox::demo_id("tenant:contoso"),
+            upn: "erin@contoso.onmicrosoft.com".into(),
+            display_name: Some("Erin Empty".into()),
+            password: "erin-password".into(),
+            power_bi_licensed: true,
+            power_bi_admin: false,
+            directory_admin: false,
+        })
+        .expect("user");
+    add_user(&world, "erin").await;
+    let erin = world.connected("erin").await;
+    let workspace = world.new_workspace(&erin, "Nothing to pin").await;
+    let (status, page) = world.app.page(&erin, &format!("{workspace}/pin")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"id="empty""#) && page.contains("might not have a dashboard or any tiles"), "{page}");
+
+    add_user(&world, "carol").await;
+    let carol = world.connected("carol").await;
+    let workspace = world.new_workspace(&carol, "Unlicensed").await;
+    let (status, page) = world.app.page(&carol, &format!("{workspace}/pin")).await;
+    assert_eq!(status, StatusCode::OK);
+    let problem = page.split(r#"id="problem"><p>"#).nth(1).and_then(|p| p.split("</p>").next()).unwrap_or_else(|| panic!("{page}"));
+    assert!(problem.contains("no Power BI license") && problem.contains("Microsoft 365 admin center"), "{problem}");
+    assert!(!page.contains("eyJ"), "no token on the page");
+}
