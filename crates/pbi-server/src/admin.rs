@@ -44,7 +44,7 @@ fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, Html("<h1>Forbidden</h1><p>Only administrators can change the Power BI configuration.</p>")).into_response()
 }
 
-fn date(unix: i64) -> String {
+pub(crate) fn date(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date().to_string()).unwrap_or_default()
 }
 

@@ -85,19 +85,18 @@ async fn warn_about_application_keys(store: &Store, clock: &Clock) {
                 continue;
             }
         };
-        let date = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date().to_string()).unwrap_or_default();
         match newest {
             None => {
                 tracing::warn!(registration = %name, "no application key is set: Power BI sign-ins will fail until an admin enters one")
             }
             Some(s) if s.expires_at <= clock.unix() => tracing::error!(
                 registration = %name,
-                expired = %date(s.expires_at),
+                expired = %admin::date(s.expires_at),
                 "the application key has expired: create a new one in the Azure portal (Certificates & secrets) and enter it on the Power BI configuration page"
             ),
             Some(s) if s.expires_at - clock.unix() < pbi_auth::SECRET_WARNING_DAYS * 86_400 => tracing::warn!(
                 registration = %name,
-                expires = %date(s.expires_at),
+                expires = %admin::date(s.expires_at),
                 "the application key expires soon: create a new one in the Azure portal before then"
             ),
             Some(_) => {}
