@@ -433,6 +433,19 @@ impl Auth {
         self.refresh(&connection).await
     }
 
+    /// As `access_token`, with when the token expires (Unix seconds), for callers that schedule its renewal.
+    pub async fn access_token_with_expiry(&self, id: Uuid, owner: Option<&str>) -> Result<(SecretString, i64)> {
+        let token = self.access_token(id, owner).await?;
+        // Every path of `access_token` leaves the token in the hot cache with its expiry.
+        let hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner).get(&id).map(|entry| entry.expires_at);
+        let expires_at = match hot {
+            Some(expires_at) => expires_at,
+            // Disconnected in the meantime: the stored row says what there was.
+            None => self.store.connection(id).await.map_err(not_found)?.access_expires_at.unwrap_or_default(),
+        };
+        Ok((token, expires_at))
+    }
+
     fn require_active(&self, connection: &Connection) -> Result<()> {
         match connection.status {
             ConnectionStatus::Active => Ok(()),

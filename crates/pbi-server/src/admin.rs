@@ -3,20 +3,22 @@
 use crate::AppState;
 use crate::connect::active_registration;
 use crate::pages::{render, server_error};
+use crate::problem::Problem;
 use crate::session::{self, SignedIn};
 use askama::Template;
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use pbi_store::{NewRegistration, Registration};
-use secrecy::SecretString;
+use pbi_auth::Validation;
+use pbi_store::{NewRegistration, Registration, User};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::sync::Arc;
 
 const REGISTRATION_NAME: &str = "Power BI";
 const CLOUDS: &[&str] = &["public", "us-gcc", "gcc-high", "dod", "china"];
 /// Seed 000's delegated permissions, as the Azure portal lists them, and offline_access to stay connected.
-const PERMISSIONS: &[&str] =
+pub(crate) const PERMISSIONS: &[&str] =
     &["Content.Create", "Dashboard.Read.All", "Dataset.Read.All", "Dataset.ReadWrite.All", "Report.Read.All", "Workspace.Read.All"];
 
 #[derive(Template)]
@@ -63,26 +65,9 @@ async fn page(
             return server_error();
         }
     };
-    let secret_state = match &registration {
-        Some(r) => match state.store.secrets(r.id).await {
-            Ok(secrets) => match secrets.first() {
-                Some(s) if s.expires_at <= state.clock.unix() => format!(
-                    "The application key expired on {}: create a new one in Certificates & secrets and enter it here.",
-                    date(s.expires_at)
-                ),
-                Some(s) if s.expires_at - state.clock.unix() < pbi_auth::SECRET_WARNING_DAYS * 86_400 => format!(
-                    "Warning: the application key expires on {} — create a new one in Certificates & secrets before then.",
-                    date(s.expires_at)
-                ),
-                Some(s) => format!("An application key is set; it expires on {}.", date(s.expires_at)),
-                None => "No application key is set.".into(),
-            },
-            Err(e) => {
-                tracing::error!(%e, "reading secrets");
-                return server_error();
-            }
-        },
-        None => "No application key is set.".into(),
+    let secret_state = match key_state(state, registration.as_ref()).await {
+        Ok(key) => key.sentence(),
+        Err(problem) => return problem.page(),
     };
     let d = registration.as_ref().map(|r| r.details.clone());
     render(
@@ -98,7 +83,7 @@ async fn page(
             token_url: d.as_ref().and_then(|d| d.token_url.clone()).unwrap_or_default(),
             api_base: d.as_ref().and_then(|d| d.api_base.clone()).unwrap_or_default(),
             secret_state,
-            redirect_url: format!("{}/oauth/callback", state.base_url),
+            redirect_url: redirect_url(state),
             clouds: CLOUDS,
             permissions: PERMISSIONS,
             errors,
@@ -106,6 +91,70 @@ async fn page(
             checks,
         },
     )
+}
+
+/// Where the application key stands, for the page, the API and the start-up log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyState {
+    Missing,
+    Valid { expires_at: i64 },
+    ExpiresSoon { expires_at: i64 },
+    Expired { expires_at: i64 },
+}
+
+impl KeyState {
+    pub(crate) fn of(newest_expiry: Option<i64>, now: i64) -> Self {
+        match newest_expiry {
+            None => Self::Missing,
+            Some(expires_at) if expires_at <= now => Self::Expired { expires_at },
+            Some(expires_at) if expires_at - now < pbi_auth::SECRET_WARNING_DAYS * 86_400 => Self::ExpiresSoon { expires_at },
+            Some(expires_at) => Self::Valid { expires_at },
+        }
+    }
+
+    pub(crate) fn expires_at(self) -> Option<i64> {
+        match self {
+            Self::Missing => None,
+            Self::Valid { expires_at } | Self::ExpiresSoon { expires_at } | Self::Expired { expires_at } => Some(expires_at),
+        }
+    }
+
+    pub(crate) fn sentence(self) -> String {
+        match self {
+            Self::Missing => "No application key is set.".into(),
+            Self::Expired { expires_at } => format!(
+                "The application key expired on {}: create a new one in Certificates & secrets and enter it here.",
+                date(expires_at)
+            ),
+            Self::ExpiresSoon { expires_at } => format!(
+                "Warning: the application key expires on {} — create a new one in Certificates & secrets before then.",
+                date(expires_at)
+            ),
+            Self::Valid { expires_at } => format!("An application key is set; it expires on {}.", date(expires_at)),
+        }
+    }
+}
+
+/// The newest application key's state for `registration` (missing when there is no registration).
+pub(crate) async fn key_state(state: &AppState, registration: Option<&Registration>) -> Result<KeyState, Problem> {
+    let newest = match registration {
+        Some(r) => {
+            state.store.secrets(r.id).await.map_err(Problem::store("registration", "reading secrets"))?.first().map(|s| s.expires_at)
+        }
+        None => None,
+    };
+    Ok(KeyState::of(newest, state.clock.unix()))
+}
+
+/// The Power BI configuration as it stands: its registration (if any) and its key's state.
+pub(crate) async fn config(state: &AppState) -> Result<(Option<Registration>, KeyState), Problem> {
+    let registration = active_registration_any(state).await.map_err(Problem::store("registration", "reading the registration"))?;
+    let key = key_state(state, registration.as_ref()).await?;
+    Ok((registration, key))
+}
+
+pub(crate) fn redirect_url(state: &AppState) -> String {
+    format!("{}/oauth/callback", state.base_url)
 }
 
 /// The registration this page edits: the active one, else any not removed (a disabled one stays editable).
@@ -143,26 +192,66 @@ pub struct ConfigForm {
     api_base: String,
 }
 
+/// The configuration as entered, on the page or through the API; `read_config` checks it.
+pub(crate) struct ConfigInput {
+    pub enabled: bool,
+    pub client_id: String,
+    /// A new application key (empty: keep the current one) and its expiry date, YYYY-MM-DD.
+    pub secret: SecretString,
+    pub secret_expires: String,
+    pub tenant: String,
+    pub cloud: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub api_base: String,
+}
+
+impl From<ConfigForm> for ConfigInput {
+    fn from(form: ConfigForm) -> Self {
+        Self {
+            enabled: form.enabled.as_deref() == Some("true"),
+            client_id: form.client_id,
+            secret: SecretString::from(form.secret),
+            secret_expires: form.secret_expires,
+            tenant: form.tenant,
+            cloud: form.cloud,
+            authorize_url: form.authorize_url,
+            token_url: form.token_url,
+            api_base: form.api_base,
+        }
+    }
+}
+
+/// A problem with one field of the configuration: the field's API name and the sentence for the page.
+pub(crate) struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
 /// A new application key and its expiry (Unix seconds).
-struct NewKey {
+pub(crate) struct NewKey {
     value: SecretString,
     expires_at: i64,
 }
 
-/// Reads the form into a registration and maybe a new key; every problem is named by its field.
-fn read_form(form: &ConfigForm, redirect_url: &str) -> Result<(NewRegistration, Option<NewKey>), Vec<String>> {
+/// Reads the configuration into a registration and maybe a new key; every problem is named by its field.
+pub(crate) fn read_config(input: &ConfigInput, redirect_url: &str) -> Result<(NewRegistration, Option<NewKey>), Vec<FieldError>> {
     let mut errors = Vec::new();
-    let client_id = form.client_id.trim();
+    let mut problem = |field: &'static str, message: String| errors.push(FieldError { field, message });
+    let client_id = input.client_id.trim();
     if uuid::Uuid::parse_str(client_id).is_err() {
-        errors.push("Application ID: enter the Application (client) ID, a GUID such as 8b7e587d-8d90-4e61-95a3-cfe6461aa03e.".to_owned());
+        problem(
+            "clientId",
+            "Application ID: enter the Application (client) ID, a GUID such as 8b7e587d-8d90-4e61-95a3-cfe6461aa03e.".into(),
+        );
     }
-    if form.tenant.trim().is_empty() {
-        errors.push("Tenant: enter the tenant ID or a verified domain (or organizations for a multi-tenant app).".to_owned());
+    if input.tenant.trim().is_empty() {
+        problem("tenant", "Tenant: enter the tenant ID or a verified domain (or organizations for a multi-tenant app).".into());
     }
-    if !CLOUDS.contains(&form.cloud.as_str()) {
-        errors.push(format!("Cloud: choose one of {}.", CLOUDS.join(", ")));
+    if !CLOUDS.contains(&input.cloud.as_str()) {
+        problem("cloud", format!("Cloud: choose one of {}.", CLOUDS.join(", ")));
     }
-    let url = |label: &str, text: &str, errors: &mut Vec<String>| {
+    let mut url = |field: &'static str, label: &str, text: &str| {
         let text = text.trim();
         if text.is_empty() {
             return None;
@@ -170,26 +259,27 @@ fn read_form(form: &ConfigForm, redirect_url: &str) -> Result<(NewRegistration, 
         match url::Url::parse(text) {
             Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Some(text.to_owned()),
             _ => {
-                errors.push(format!("{label}: enter an http(s) URL, or leave it empty to use the cloud's."));
+                problem(field, format!("{label}: enter an http(s) URL, or leave it empty to use the cloud's."));
                 None
             }
         }
     };
-    let authorize_url = url("Authorize URL", &form.authorize_url, &mut errors);
-    let token_url = url("Token URL", &form.token_url, &mut errors);
-    let api_base = url("Power BI API URL", &form.api_base, &mut errors);
-    let secret = form.secret.trim();
+    let authorize_url = url("authorizeUrl", "Authorize URL", &input.authorize_url);
+    let token_url = url("tokenUrl", "Token URL", &input.token_url);
+    let api_base = url("apiBase", "Power BI API URL", &input.api_base);
+    let secret = input.secret.expose_secret().trim();
     let new_secret = if secret.is_empty() {
         None
     } else {
-        match time::Date::parse(form.secret_expires.trim(), time::macros::format_description!("[year]-[month]-[day]")) {
+        match time::Date::parse(input.secret_expires.trim(), time::macros::format_description!("[year]-[month]-[day]")) {
             Ok(day) => {
                 Some(NewKey { value: SecretString::from(secret.to_owned()), expires_at: day.midnight().assume_utc().unix_timestamp() })
             }
             Err(_) => {
-                errors.push(
+                problem(
+                    "applicationKeyExpires",
                     "Application key expires: enter the key's expiry date as YYYY-MM-DD (the Azure portal shows it next to the key)."
-                        .to_owned(),
+                        .into(),
                 );
                 None
             }
@@ -204,34 +294,27 @@ fn read_form(form: &ConfigForm, redirect_url: &str) -> Result<(NewRegistration, 
         NewRegistration {
             name: REGISTRATION_NAME.into(),
             client_id: client_id.to_owned(),
-            tenant: form.tenant.trim().to_owned(),
-            cloud: form.cloud.clone(),
+            tenant: input.tenant.trim().to_owned(),
+            cloud: input.cloud.clone(),
             redirect_urls: vec![redirect_url.to_owned()],
             scopes,
             authorize_url,
             token_url,
             api_base,
-            enabled: form.enabled.as_deref() == Some("true"),
+            enabled: input.enabled,
         },
         new_secret,
     ))
 }
 
-pub async fn save(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<ConfigForm>) -> Response {
-    if !session.user.is_admin {
-        return forbidden();
+/// Saves the configuration users connect through (creating its registration the first time), and the new key if any.
+pub(crate) async fn save_config(state: &AppState, admin: &User, mut details: NewRegistration, key: Option<NewKey>) -> Result<(), Problem> {
+    if !admin.is_admin {
+        return Err(Problem::AdminOnly);
     }
-    if !session::same(&session.csrf_token, &form.csrf) {
-        return crate::pages::form_expired();
-    }
-    let redirect_url = format!("{}/oauth/callback", state.base_url);
-    let (mut details, secret) = match read_form(&form, &redirect_url) {
-        Ok(parsed) => parsed,
-        Err(errors) => return page(&state, &session, StatusCode::BAD_REQUEST, errors, None, Vec::new()).await,
-    };
     let now = state.clock.unix();
     let saved = async {
-        let registration = match active_registration_any(&state).await? {
+        let registration = match active_registration_any(state).await? {
             Some(existing) => {
                 // Keep the name and any extra redirect URLs an administrator added with the CLI.
                 details.name = existing.details.name.clone();
@@ -244,20 +327,47 @@ pub async fn save(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
             }
             None => state.store.add_registration(&details, now).await?,
         };
-        if let Some(key) = secret {
+        if let Some(key) = key {
             state.store.add_secret(registration.id, &key.value, key.expires_at, now).await?;
         }
         Ok::<_, pbi_store::StoreError>(())
     };
-    match saved.await {
+    saved.await.map_err(Problem::store("registration", "saving the Power BI configuration"))?;
+    tracing::info!(admin = %admin.username, "saved the Power BI configuration");
+    Ok(())
+}
+
+/// Checks the configuration with Entra ID, as the Validate button does.
+pub(crate) async fn validate_config(state: &AppState, admin: &User) -> Result<Validation, Problem> {
+    if !admin.is_admin {
+        return Err(Problem::AdminOnly);
+    }
+    let Some(registration) = active_registration_any(state).await.map_err(Problem::store("registration", "reading the registration"))?
+    else {
+        return Err(Problem::Conflict("Save a configuration first.".into()));
+    };
+    state.auth.validate(registration.id, Some(&redirect_url(state))).await.map_err(|e| Problem::Unavailable(e.to_string()))
+}
+
+pub async fn save(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<ConfigForm>) -> Response {
+    if !session.user.is_admin {
+        return forbidden();
+    }
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return crate::pages::form_expired();
+    }
+    let (details, key) = match read_config(&form.into(), &redirect_url(&state)) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            let errors = errors.into_iter().map(|e| e.message).collect();
+            return page(&state, &session, StatusCode::BAD_REQUEST, errors, None, Vec::new()).await;
+        }
+    };
+    match save_config(&state, &session.user, details, key).await {
         Ok(()) => {
-            tracing::info!(admin = %session.user.username, "saved the Power BI configuration");
             page(&state, &session, StatusCode::OK, Vec::new(), Some("Saved. Validate to check it with Entra ID.".into()), Vec::new()).await
         }
-        Err(e) => {
-            tracing::error!(%e, "saving the Power BI configuration");
-            server_error()
-        }
+        Err(problem) => problem.page(),
     }
 }
 
@@ -273,18 +383,7 @@ pub async fn validate(State(state): State<Arc<AppState>>, SignedIn(session): Sig
     if !session::same(&session.csrf_token, &form.csrf) {
         return crate::pages::form_expired();
     }
-    let registration = match active_registration_any(&state).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return page(&state, &session, StatusCode::CONFLICT, vec!["Save a configuration first.".into()], None, Vec::new()).await;
-        }
-        Err(e) => {
-            tracing::error!(%e, "reading the registration");
-            return server_error();
-        }
-    };
-    let callback = format!("{}/oauth/callback", state.base_url);
-    match state.auth.validate(registration.id, Some(&callback)).await {
+    match validate_config(&state, &session.user).await {
         Ok(validation) => {
             let checks = validation
                 .checks
@@ -298,6 +397,8 @@ pub async fn validate(State(state): State<Arc<AppState>>, SignedIn(session): Sig
             };
             page(&state, &session, StatusCode::OK, Vec::new(), Some(message.into()), checks).await
         }
-        Err(e) => page(&state, &session, StatusCode::OK, vec![e.to_string()], None, Vec::new()).await,
+        Err(Problem::Conflict(message)) => page(&state, &session, StatusCode::CONFLICT, vec![message], None, Vec::new()).await,
+        Err(Problem::Unavailable(message)) => page(&state, &session, StatusCode::OK, vec![message], None, Vec::new()).await,
+        Err(problem) => problem.page(),
     }
 }

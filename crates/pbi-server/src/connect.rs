@@ -3,6 +3,7 @@
 
 use crate::AppState;
 use crate::pages::{render, server_error};
+use crate::problem::Problem;
 use crate::session::{self, SignedIn};
 use askama::Template;
 use axum::extract::{Form, Query, State};
@@ -10,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use pbi_auth::{AuthError, Callback, StartOptions};
 use pbi_store::{Connection, ConnectionStatus, Registration, Session};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -31,6 +33,32 @@ struct SettingsPage<'a> {
     configured: bool,
     connection: Option<ConnectionView>,
     error: Option<String>,
+    tokens: Vec<TokenView>,
+    /// A token just made: shown this once.
+    new_token: Option<String>,
+}
+
+struct TokenView {
+    id: String,
+    name: String,
+    hint: String,
+    created: String,
+    expires: String,
+    last_used: String,
+    expired: bool,
+}
+
+fn token_view(token: pbi_store::ApiToken, now: i64) -> TokenView {
+    let day = |t: Option<i64>, none: &str| t.map_or_else(|| none.to_owned(), crate::admin::date);
+    TokenView {
+        id: token.id.to_string(),
+        name: token.name,
+        hint: token.hint,
+        created: crate::admin::date(token.created_at),
+        expires: day(token.expires_at, "never"),
+        last_used: day(token.last_used_at, "never"),
+        expired: token.expires_at.is_some_and(|t| t <= now),
+    }
 }
 
 /// The registration users connect through: the one enabled, not removed registration (seed 000's single
@@ -60,38 +88,42 @@ fn view(connection: Connection) -> ConnectionView {
     }
 }
 
-async fn settings_page(state: &AppState, session: &Session, status: StatusCode, error: Option<String>) -> Response {
-    let registration = match active_registration(state).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(%e, "reading registrations");
-            return server_error();
-        }
+/// My settings; `new_token` is an API token just made, shown this once (the page is never cached).
+async fn settings_page(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    error: Option<String>,
+    new_token: Option<&str>,
+) -> Response {
+    let found = async {
+        let configured = active_registration(state).await.map_err(Problem::store("registration", "reading registrations"))?.is_some();
+        let connection = crate::ops::connection(state, &session.user).await?;
+        let tokens = crate::ops::api_tokens(state, &session.user).await?;
+        Ok::<_, Problem>((configured, connection, tokens))
     };
-    let connection = match &registration {
-        Some(r) => match state.store.connections_of(&session.user.id.to_string()).await {
-            Ok(list) => list.into_iter().filter(|c| c.account.registration_id == r.id).max_by_key(|c| c.updated_at).map(view),
-            Err(e) => {
-                tracing::error!(%e, "reading connections");
-                return server_error();
-            }
-        },
-        None => None,
+    let (configured, connection, tokens) = match found.await {
+        Ok(found) => found,
+        Err(problem) => return problem.page(),
     };
-    render(
+    let mut response = render(
         status,
         &SettingsPage {
             user_name: &session.user.display_name,
             csrf: &session.csrf_token,
-            configured: registration.is_some(),
-            connection,
+            configured,
+            connection: connection.map(view),
             error,
+            tokens: tokens.into_iter().map(|t| token_view(t, state.clock.unix())).collect(),
+            new_token: new_token.map(str::to_owned),
         },
-    )
+    );
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
 }
 
 pub async fn settings(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {
-    settings_page(&state, &session, StatusCode::OK, None).await
+    settings_page(&state, &session, StatusCode::OK, None, None).await
 }
 
 #[derive(Deserialize)]
@@ -114,6 +146,7 @@ pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): Sign
                 &session,
                 StatusCode::CONFLICT,
                 Some("Power BI is not configured yet: ask your administrator.".into()),
+                None,
             )
             .await;
         }
@@ -125,7 +158,7 @@ pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): Sign
     let options = StartOptions { force_consent: form.reconsent.as_deref() == Some("true"), login_hint: None };
     match state.auth.start_authorization(registration.id, &session.user.id.to_string(), &session.token_hash, "/settings", &options).await {
         Ok(url) => Redirect::to(url.as_str()).into_response(),
-        Err(error) => settings_page(&state, &session, StatusCode::CONFLICT, Some(error.to_string())).await,
+        Err(error) => settings_page(&state, &session, StatusCode::CONFLICT, Some(error.to_string()), None).await,
     }
 }
 
@@ -142,7 +175,7 @@ pub async fn callback(State(state): State<Arc<AppState>>, SignedIn(session): Sig
         }
         Err(error) => {
             tracing::warn!(user = %session.user.username, %error, "a Power BI sign-in did not complete");
-            settings_page(&state, &session, StatusCode::BAD_REQUEST, Some(error.to_string())).await
+            settings_page(&state, &session, StatusCode::BAD_REQUEST, Some(error.to_string()), None).await
         }
     }
 }
@@ -157,9 +190,62 @@ pub async fn disconnect(State(state): State<Arc<AppState>>, SignedIn(session): S
     if !session::same(&session.csrf_token, &form.csrf) {
         return crate::pages::form_expired();
     }
-    match state.auth.disconnect(form.connection, Some(&session.user.id.to_string())).await {
+    match crate::ops::disconnect(&state, &session.user, form.connection).await {
         Ok(()) => Redirect::to("/settings").into_response(),
-        Err(AuthError::NotFound(_)) => (StatusCode::NOT_FOUND, axum::response::Html("<h1>Not found</h1>")).into_response(),
-        Err(error) => settings_page(&state, &session, StatusCode::BAD_REQUEST, Some(error.to_string())).await,
+        Err(problem @ (Problem::NotFound(_) | Problem::Internal)) => problem.page(),
+        Err(problem) => settings_page(&state, &session, problem.status(), Some(problem.to_string()), None).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewTokenForm {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    expires_in_days: String,
+}
+
+/// Makes an API token and shows it this once.
+pub async fn create_token(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<NewTokenForm>) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return crate::pages::form_expired();
+    }
+    let made = async {
+        let name = crate::ops::parse_token_name(&form.name)?;
+        let days = match form.expires_in_days.trim() {
+            "" => None,
+            text => Some(
+                text.parse::<i64>()
+                    .map_err(|_| Problem::invalid("expiresInDays", "Enter a number of days (1 to 366), or leave it empty."))?,
+            ),
+        };
+        crate::ops::create_api_token(&state, &session.user, &name, crate::ops::parse_token_days(days)?).await
+    };
+    match made.await {
+        Ok((_, secret)) => settings_page(&state, &session, StatusCode::OK, None, Some(secret.expose_secret())).await,
+        Err(problem @ Problem::Invalid { .. }) => {
+            settings_page(&state, &session, StatusCode::BAD_REQUEST, Some(problem.to_string()), None).await
+        }
+        Err(problem) => problem.page(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    csrf: String,
+}
+
+pub async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return crate::pages::form_expired();
+    }
+    match crate::ops::revoke_api_token(&state, &session.user, id).await {
+        Ok(()) => Redirect::to("/settings#api-tokens").into_response(),
+        Err(problem) => problem.page(),
     }
 }

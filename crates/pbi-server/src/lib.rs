@@ -1,9 +1,13 @@
 //! The pbi-bridge server: web UI and JSON API over the store, the OAuth flow and the Power BI client.
 
 mod admin;
+mod api;
+mod api_docs;
 mod connect;
 mod metrics;
+mod ops;
 mod pages;
+mod problem;
 mod session;
 pub mod users;
 mod workspaces;
@@ -79,27 +83,27 @@ async fn warn_about_application_keys(store: &Store, clock: &Clock) {
     for registration in registrations.iter().filter(|r| r.details.enabled) {
         let name = &registration.details.name;
         let newest = match store.secrets(registration.id).await {
-            Ok(secrets) => secrets.into_iter().next(),
+            Ok(secrets) => secrets.first().map(|s| s.expires_at),
             Err(error) => {
                 tracing::warn!(%error, registration = %name, "could not read the application keys");
                 continue;
             }
         };
-        match newest {
-            None => {
+        match admin::KeyState::of(newest, clock.unix()) {
+            admin::KeyState::Missing => {
                 tracing::warn!(registration = %name, "no application key is set: Power BI sign-ins will fail until an admin enters one")
             }
-            Some(s) if s.expires_at <= clock.unix() => tracing::error!(
+            admin::KeyState::Expired { expires_at } => tracing::error!(
                 registration = %name,
-                expired = %admin::date(s.expires_at),
+                expired = %admin::date(expires_at),
                 "the application key has expired: create a new one in the Azure portal (Certificates & secrets) and enter it on the Power BI configuration page"
             ),
-            Some(s) if s.expires_at - clock.unix() < pbi_auth::SECRET_WARNING_DAYS * 86_400 => tracing::warn!(
+            admin::KeyState::ExpiresSoon { expires_at } => tracing::warn!(
                 registration = %name,
-                expires = %admin::date(s.expires_at),
+                expires = %admin::date(expires_at),
                 "the application key expires soon: create a new one in the Azure portal before then"
             ),
-            Some(_) => {}
+            admin::KeyState::Valid { .. } => {}
         }
     }
 }
@@ -108,6 +112,8 @@ async fn warn_about_application_keys(store: &Store, clock: &Clock) {
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 fn router(state: Arc<AppState>) -> Router {
+    let (api, openapi) = api::router();
+    let openapi = Arc::new(openapi);
     Router::new()
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::readyz))
@@ -115,19 +121,26 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/logout", post(pages::logout))
         .route("/", get(pages::home))
         .route("/settings", get(connect::settings))
+        .route("/settings/tokens", post(connect::create_token))
+        .route("/settings/tokens/{id}/revoke", post(connect::revoke_token))
         .route("/connect", post(connect::connect))
         .route("/oauth/callback", get(connect::callback))
         .route("/disconnect", post(connect::disconnect))
         .route("/workspaces", get(workspaces::list).post(workspaces::create))
         .route("/workspaces/{id}", get(workspaces::show))
+        .route("/workspaces/{id}/rename", post(workspaces::rename))
+        .route("/workspaces/{id}/delete", post(workspaces::delete))
         .route("/workspaces/{id}/pin", get(workspaces::pin_page).post(workspaces::pin))
         .route("/workspaces/{id}/filter", post(workspaces::set_filter))
         .route("/workspaces/{id}/pins/{pin}/remove", post(workspaces::unpin))
         .route("/workspaces/{id}/pins/{pin}/move", post(workspaces::move_pin))
-        .route("/workspaces/{id}/pins/{pin}/token", get(workspaces::tile_token))
         .route("/admin/powerbi", get(admin::show).post(admin::save))
         .route("/admin/powerbi/validate", post(admin::validate))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/openapi.json", get(api_docs::openapi_json))
+        .route("/api/docs", get(api_docs::page))
+        .nest("/api/v1", api)
+        .layer(axum::Extension(openapi))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
         .with_state(state)

@@ -839,6 +839,35 @@ impl Store {
         rows.iter().map(workspace_from).collect()
     }
 
+    pub async fn rename_workspace(&self, id: Uuid, owner: Uuid, name: &str) -> Result<()> {
+        one_changed(
+            sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2 AND owner = $3")
+                .bind(name)
+                .bind(id.to_string())
+                .bind(owner.to_string())
+                .execute(&self.pool)
+                .await?,
+            || format!("workspace {id}"),
+        )
+    }
+
+    /// Deletes one of `owner`'s workspaces and its pins; another user's is "not found" and untouched.
+    pub async fn delete_workspace(&self, id: Uuid, owner: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let owned = sqlx::query("SELECT id FROM workspaces WHERE id = $1 AND owner = $2")
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if owned.is_none() {
+            return Err(StoreError::NotFound(format!("workspace {id}")));
+        }
+        sqlx::query("DELETE FROM pins WHERE workspace_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn set_company_filter(&self, id: Uuid, owner: Uuid, company: Option<&str>) -> Result<()> {
         one_changed(
             sqlx::query("UPDATE workspaces SET company_filter = $1 WHERE id = $2 AND owner = $3")
@@ -912,6 +941,129 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- API tokens
+
+/// A script's API token. The token itself is shown once when it is made; only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    /// The token's first characters, so its owner can tell tokens apart (too few to guess the rest).
+    pub hint: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+const API_TOKEN_COLUMNS: &str = "id, user_id, name, hint, created_at, expires_at, last_used_at";
+
+fn api_token_from(row: &AnyRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: uuid_of(row, "id")?,
+        user_id: uuid_of(row, "user_id")?,
+        name: row.try_get("name")?,
+        hint: row.try_get("hint")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+/// How often a token's "last used" time is written: reads of a busy script do not each cost a write.
+const LAST_USED_GRANULARITY_SECONDS: i64 = 60;
+
+impl Store {
+    pub async fn add_api_token(
+        &self,
+        user: Uuid,
+        name: &str,
+        token_hash: &str,
+        hint: &str,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<ApiToken> {
+        let token = ApiToken {
+            id: Uuid::new_v4(),
+            user_id: user,
+            name: name.to_owned(),
+            hint: hint.to_owned(),
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, hint, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token.id.to_string())
+        .bind(user.to_string())
+        .bind(name)
+        .bind(token_hash)
+        .bind(hint)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// A user's tokens that are not revoked (expired ones included, so their owner sees them lapse), newest first.
+    pub async fn api_tokens_of(&self, user: Uuid) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id"
+        ))
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(api_token_from).collect()
+    }
+
+    /// Revokes one of `user`'s tokens; another user's token, or one already revoked, is "not found".
+    pub async fn revoke_api_token(&self, id: Uuid, user: Uuid, now: i64) -> Result<()> {
+        one_changed(
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id.to_string())
+                .bind(user.to_string())
+                .execute(&self.pool)
+                .await?,
+            || format!("API token {id}"),
+        )
+    }
+
+    /// The live (not revoked, not expired) token with that hash and its user; notes when it was used.
+    pub async fn use_api_token(&self, token_hash: &str, now: i64) -> Result<Option<(ApiToken, User)>> {
+        let row = sqlx::query(
+            "SELECT t.id AS token_id, t.user_id, t.name, t.hint, t.created_at AS token_created_at, t.expires_at, t.last_used_at, \
+             u.id, u.username, u.display_name, u.is_admin, u.created_at \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let token = ApiToken {
+            id: uuid_of(&row, "token_id")?,
+            user_id: uuid_of(&row, "user_id")?,
+            name: row.try_get("name")?,
+            hint: row.try_get("hint")?,
+            created_at: row.try_get("token_created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            last_used_at: row.try_get("last_used_at")?,
+        };
+        if token.last_used_at.is_none_or(|t| now - t >= LAST_USED_GRANULARITY_SECONDS) {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(token.id.to_string())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(Some((token, user_from(&row)?)))
     }
 }
 

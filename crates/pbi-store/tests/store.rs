@@ -103,7 +103,9 @@ on_both!(
     refresh_leases_are_exclusive,
     key_rotation_rewrites_everything_and_can_be_rerun,
     users_and_sessions,
-    workspaces_and_pins
+    workspaces_and_pins,
+    api_tokens_are_found_by_hash_until_revoked_or_expired,
+    deleting_a_workspace_takes_its_pins_and_only_its_owner_can
 );
 
 async fn migrations_apply_once(postgres: bool) {
@@ -302,4 +304,61 @@ async fn workspaces_and_pins(postgres: bool) {
     assert!(store.set_company_filter(workspace.id, bob.id, Some("X")).await.is_err());
     store.remove_pin(workspace.id, first.id).await.expect("unpinned");
     assert_eq!(store.pins(workspace.id).await.expect("pins").len(), 1);
+}
+
+async fn api_tokens_are_found_by_hash_until_revoked_or_expired(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let alice = store.add_user("alice", "Alice", "h", false, 0).await.expect("user");
+    let bob = store.add_user("bob", "Bob", "h", false, 0).await.expect("user");
+    let forever = store.add_api_token(alice.id, "nightly", "hash-a", "pbb_Abc", None, 10).await.expect("token");
+    let brief = store.add_api_token(alice.id, "brief", "hash-b", "pbb_Xyz", Some(100), 20).await.expect("token");
+    let (found, user) = store.use_api_token("hash-a", 30).await.expect("read").expect("live");
+    assert_eq!((found.id, user.id), (forever.id, alice.id));
+    assert_eq!(store.api_tokens_of(alice.id).await.expect("list")[1].last_used_at, Some(30), "use is noted");
+    store.use_api_token("hash-a", 60).await.expect("read").expect("live");
+    assert_eq!(store.api_tokens_of(alice.id).await.expect("list")[1].last_used_at, Some(30), "not rewritten within a minute");
+    assert!(store.use_api_token("hash-b", 99).await.expect("read").is_some());
+    assert!(store.use_api_token("hash-b", 100).await.expect("read").is_none(), "expired");
+    assert!(store.use_api_token("unknown", 1).await.expect("read").is_none());
+    assert!(matches!(store.revoke_api_token(forever.id, bob.id, 40).await, Err(StoreError::NotFound(_))), "Bob cannot revoke it");
+    assert!(store.api_tokens_of(bob.id).await.expect("list").is_empty());
+    store.revoke_api_token(forever.id, alice.id, 40).await.expect("revoked");
+    assert!(store.use_api_token("hash-a", 41).await.expect("read").is_none(), "revoked");
+    assert!(matches!(store.revoke_api_token(forever.id, alice.id, 42).await, Err(StoreError::NotFound(_))), "only once");
+    let left: Vec<Uuid> = store.api_tokens_of(alice.id).await.expect("list").into_iter().map(|t| t.id).collect();
+    assert_eq!(left, [brief.id]);
+}
+
+async fn deleting_a_workspace_takes_its_pins_and_only_its_owner_can(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let alice = store.add_user("alice", "Alice", "h", false, 0).await.expect("user");
+    let bob = store.add_user("bob", "Bob", "h", false, 0).await.expect("user");
+    let reg = store.add_registration(&registration("erp"), 0).await.expect("registration");
+    let account =
+        Account { owner: alice.id.to_string(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "a@x".into() };
+    let connection = store.save_connection(&account, &[], &tokens("a", None, 0), 0).await.expect("connection");
+    let workspace = store.add_workspace(alice.id, "Sales", 0).await.expect("workspace");
+    let pin = pbi_store::Pin {
+        id: Uuid::nil(),
+        workspace_id: workspace.id,
+        connection_id: connection.id,
+        group_id: None,
+        dashboard_id: "d".into(),
+        tile_id: "t".into(),
+        title: "T".into(),
+        row_span: 1,
+        col_span: 1,
+        embed_url: "https://x/embed".into(),
+        position: 0,
+    };
+    store.add_pin(&pin, 0).await.expect("pinned");
+    assert!(matches!(store.rename_workspace(workspace.id, bob.id, "Mine").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.delete_workspace(workspace.id, bob.id).await, Err(StoreError::NotFound(_))));
+    store.rename_workspace(workspace.id, alice.id, "Sales EU").await.expect("renamed");
+    assert_eq!(store.workspace(workspace.id, alice.id).await.expect("still there").name, "Sales EU");
+    store.delete_workspace(workspace.id, alice.id).await.expect("deleted");
+    assert!(matches!(store.workspace(workspace.id, alice.id).await, Err(StoreError::NotFound(_))));
+    assert!(store.pins(workspace.id).await.expect("read").is_empty(), "its pins went with it");
 }

@@ -20,7 +20,7 @@ async fn requests_carry_an_id_into_the_logs_the_logs_hold_no_secret_and_metrics_
     world.post(&alice, &format!("{workspace}/pin"), &[("csrf", csrf.as_str()), ("tile", key_of(&offered(&pin_page), "Total Sales"))]).await;
     let (_, page) = world.app.page(&alice, &workspace).await;
     let pin = page.split(r#"data-pin=""#).nth(1).and_then(|r| r.split('"').next()).expect("pin").to_owned();
-    let (_, token) = world.app.page(&alice, &format!("{workspace}/pins/{pin}/token")).await;
+    let (_, token) = world.app.page(&alice, &format!("/api/v1{workspace}/pins/{pin}/token")).await;
     let token: serde_json::Value = serde_json::from_str(&token).expect("JSON");
     let access_token = token["accessToken"].as_str().expect("token").to_owned();
 

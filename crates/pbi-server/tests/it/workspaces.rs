@@ -80,8 +80,14 @@ async fn a_user_pins_their_own_tiles_and_the_workspace_draws_them() {
     );
 
     let pin = hidden_attribute(&page, "data-pin").expect("a pin id");
-    let token =
-        world.app.http.get(world.app.url(&format!("{workspace}/pins/{pin}/token"))).header("cookie", &alice).send().await.expect("GET");
+    let token = world
+        .app
+        .http
+        .get(world.app.url(&format!("/api/v1{workspace}/pins/{pin}/token")))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(token.status(), StatusCode::OK);
     assert_eq!(token.headers()["cache-control"], "no-store");
     let body: serde_json::Value = token.json().await.expect("JSON");
@@ -110,7 +116,7 @@ async fn another_user_cannot_see_use_or_change_a_workspace_that_is_not_theirs() 
 
     let (_, bobs_list) = world.app.page(&bob, "/workspaces").await;
     assert!(!bobs_list.contains("Alice&#x27;s page") && !bobs_list.contains("Alice's page"), "{bobs_list}");
-    for path in [workspace.clone(), format!("{workspace}/pin"), format!("{workspace}/pins/{pin}/token")] {
+    for path in [workspace.clone(), format!("{workspace}/pin"), format!("/api/v1{workspace}/pins/{pin}/token")] {
         let (status, body) = world.app.page(&bob, &path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert!(!body.contains("Total Sales") && !body.contains("accessToken"), "{path}: {body}");

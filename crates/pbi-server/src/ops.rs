@@ -1,0 +1,433 @@
+//! The operations behind both the web pages and the JSON API, each written once and always on behalf of
+//! one pbi-bridge user: their workspaces, the Power BI tiles they can see, their pins, their connection and
+//! their API tokens. Another user's ids read as "not found".
+
+use crate::AppState;
+use crate::connect::active_registration;
+use crate::problem::Problem;
+use futures_util::TryStreamExt as _;
+use pbi_powerbi::{AccessToken, CallbackToken, Cloud, ErrorKind, PowerBiClient, TokenError, Workspace as PbiWorkspace};
+use pbi_store::{ApiToken, Connection, ConnectionStatus, Pin, User, Workspace};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------- parsed input
+
+/// A workspace's name: 1 to 100 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceName(String);
+
+impl WorkspaceName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(text: &str) -> Result<Self, Problem> {
+        let name = text.trim();
+        if name.is_empty() || name.chars().count() > Self::MAX_CHARS || name.chars().any(char::is_control) {
+            return Err(Problem::invalid(
+                "name",
+                "A workspace name is 1 to 100 characters, without line breaks. Enter a name and try again.",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Seed 000's company filter: a `Company[ID]` value (empty means all companies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompanyId(String);
+
+impl CompanyId {
+    pub const MAX_CHARS: usize = 50;
+
+    /// `None` for an empty (or all-blank) value: no filter.
+    pub fn parse(text: &str) -> Result<Option<Self>, Problem> {
+        let id = text.trim();
+        if id.is_empty() {
+            return Ok(None);
+        }
+        if id.chars().count() > Self::MAX_CHARS || id.chars().any(char::is_control) {
+            return Err(Problem::invalid(
+                "companyFilter",
+                "A company ID is at most 50 characters on one line (such as USMF); leave it empty for all companies.",
+            ));
+        }
+        Ok(Some(Self(id.to_owned())))
+    }
+}
+
+/// A Power BI tile by where it lives: My workspace (`group: None`) or a workspace, a dashboard, the tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileRef {
+    pub group: Option<Uuid>,
+    pub dashboard: Uuid,
+    pub tile: Uuid,
+}
+
+impl TileRef {
+    /// The key a tile choice carries in the pin form: `me|DASHBOARD|TILE` or `GROUP|DASHBOARD|TILE`.
+    pub fn key(&self) -> String {
+        let group = self.group.map_or_else(|| "me".to_owned(), |g| g.to_string());
+        format!("{group}|{}|{}", self.dashboard, self.tile)
+    }
+
+    pub fn parse_key(key: &str) -> Result<Self, Problem> {
+        let bad = || Problem::invalid("tile", "That is not a tile from the list. Reload the list and choose again.");
+        let mut parts = key.split('|');
+        let (Some(group), Some(dashboard), Some(tile), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let group = match group {
+            "me" => None,
+            other => Some(Uuid::parse_str(other).map_err(|_| bad())?),
+        };
+        Ok(Self { group, dashboard: Uuid::parse_str(dashboard).map_err(|_| bad())?, tile: Uuid::parse_str(tile).map_err(|_| bad())? })
+    }
+
+    fn scope(&self) -> PbiWorkspace {
+        self.group.map_or(PbiWorkspace::My, PbiWorkspace::Group)
+    }
+}
+
+// ---------------------------------------------------------------- workspaces
+
+pub async fn workspaces(state: &AppState, user: &User) -> Result<Vec<Workspace>, Problem> {
+    state.store.workspaces_of(user.id).await.map_err(Problem::store("workspace", "listing workspaces"))
+}
+
+pub async fn create_workspace(state: &AppState, user: &User, name: &WorkspaceName) -> Result<Workspace, Problem> {
+    state.store.add_workspace(user.id, name.as_str(), state.clock.unix()).await.map_err(Problem::store("workspace", "creating a workspace"))
+}
+
+pub async fn workspace(state: &AppState, user: &User, id: Uuid) -> Result<Workspace, Problem> {
+    state.store.workspace(id, user.id).await.map_err(Problem::store("workspace", "reading a workspace"))
+}
+
+/// The user's workspace and its pins in order.
+pub async fn workspace_with_pins(state: &AppState, user: &User, id: Uuid) -> Result<(Workspace, Vec<Pin>), Problem> {
+    let workspace = workspace(state, user, id).await?;
+    let pins = state.store.pins(id).await.map_err(Problem::store("workspace", "reading pins"))?;
+    Ok((workspace, pins))
+}
+
+pub async fn rename_workspace(state: &AppState, user: &User, id: Uuid, name: &WorkspaceName) -> Result<(), Problem> {
+    state.store.rename_workspace(id, user.id, name.as_str()).await.map_err(Problem::store("workspace", "renaming a workspace"))
+}
+
+pub async fn delete_workspace(state: &AppState, user: &User, id: Uuid) -> Result<(), Problem> {
+    state.store.delete_workspace(id, user.id).await.map_err(Problem::store("workspace", "deleting a workspace"))
+}
+
+pub async fn set_company_filter(state: &AppState, user: &User, id: Uuid, company: Option<&CompanyId>) -> Result<(), Problem> {
+    let company = company.map(|c| c.0.as_str());
+    state.store.set_company_filter(id, user.id, company).await.map_err(Problem::store("workspace", "setting the company filter"))
+}
+
+// ---------------------------------------------------------------- Power BI, as the user
+
+/// The user's current connection through the active registration, whatever its status.
+pub async fn connection(state: &AppState, user: &User) -> Result<Option<Connection>, Problem> {
+    let Some(registration) = active_registration(state).await.map_err(Problem::store("registration", "reading registrations"))? else {
+        return Ok(None);
+    };
+    let connections =
+        state.store.connections_of(&user.id.to_string()).await.map_err(Problem::store("connection", "reading connections"))?;
+    Ok(connections.into_iter().filter(|c| c.account.registration_id == registration.id).max_by_key(|c| c.updated_at))
+}
+
+pub async fn disconnect(state: &AppState, user: &User, connection: Uuid) -> Result<(), Problem> {
+    Ok(state.auth.disconnect(connection, Some(&user.id.to_string())).await?)
+}
+
+/// A Power BI client acting as the user through their active connection, and that connection's id.
+async fn client_for(state: &AppState, user: &User) -> Result<(PowerBiClient, Uuid), Problem> {
+    let Some(registration) = active_registration(state).await.map_err(Problem::store("registration", "reading registrations"))? else {
+        return Err(Problem::NotConfigured);
+    };
+    let Some(connection) = connection(state, user).await? else { return Err(Problem::NotConnected) };
+    if connection.status != ConnectionStatus::Active {
+        return Err(Problem::NeedsSignIn(connection.status_reason.unwrap_or_else(|| "the connection was disconnected".into())));
+    }
+    let cloud = match &registration.details.api_base {
+        Some(base) => Cloud::custom(url::Url::parse(base).map_err(|e| {
+            Problem::Unavailable(format!("The configured Power BI API URL is not valid ({e}): ask your administrator to correct it."))
+        })?),
+        None => Cloud::parse(&registration.details.cloud).unwrap_or(Cloud::Public),
+    };
+    let (auth, id, owner) = (state.auth.clone(), connection.id, user.id.to_string());
+    let tokens = CallbackToken(move |_fresh: bool| {
+        let (auth, owner) = (auth.clone(), owner.clone());
+        let token: futures_util::future::BoxFuture<'static, Result<AccessToken, TokenError>> = Box::pin(async move {
+            auth.access_token(id, Some(&owner))
+                .await
+                .map(|t| AccessToken::new(t.expose_secret()))
+                .map_err(|e| TokenError { aadsts: None, message: e.to_string() })
+        });
+        token
+    });
+    let metrics = state.metrics.clone();
+    let client = PowerBiClient::sharing(state.http.clone(), &cloud, Arc::new(tokens))
+        .with_observer(Arc::new(move |status| metrics.powerbi_call(status)));
+    Ok((client, connection.id))
+}
+
+/// Power BI's refusal in seed 000's troubleshooting words.
+fn power_bi_problem(error: &pbi_powerbi::PowerBiError) -> Problem {
+    let status = match &error.kind {
+        ErrorKind::Token(message) => return Problem::NeedsSignIn(message.clone()),
+        ErrorKind::Transport(_) => {
+            return Problem::Unavailable("The Power BI service is unavailable. You don't have to register again. Try again later.".into());
+        }
+        ErrorKind::NotFound { .. } => 404,
+        ErrorKind::Unauthorized { .. } => 401,
+        ErrorKind::Forbidden { .. } => 403,
+        ErrorKind::Throttled { .. } => 429,
+        ErrorKind::BadRequest { status, .. } | ErrorKind::Service { status, .. } => *status,
+        _ => 500,
+    };
+    let explained = pbi_auth::explain::power_bi(status, error.code().unwrap_or("Error"), &error.to_string(), error.request_id.clone());
+    Problem::PowerBi { status, message: explained.to_string() }
+}
+
+/// A tile the user can pin, as Power BI lists it.
+#[derive(Debug, Clone)]
+pub struct TileChoice {
+    pub at: TileRef,
+    pub title: String,
+    pub dashboard: String,
+    pub group: String,
+    pub row_span: u32,
+    pub col_span: u32,
+}
+
+/// Every tile the user can see in Power BI: My workspace's dashboards, then each workspace's (all pages).
+pub async fn available_tiles(state: &AppState, user: &User) -> Result<Vec<TileChoice>, Problem> {
+    let (client, _) = client_for(state, user).await?;
+    tiles_of(&client).await.map_err(|e| power_bi_problem(&e))
+}
+
+async fn tiles_of(client: &PowerBiClient) -> Result<Vec<TileChoice>, pbi_powerbi::PowerBiError> {
+    let mut scopes = vec![(None, "My workspace".to_owned())];
+    let page_size = pbi_powerbi::Top::new(pbi_powerbi::Top::MAX)?;
+    let mut groups = std::pin::pin!(client.all_groups(None, page_size));
+    while let Some(group) = groups.try_next().await? {
+        scopes.push((Some(group.id), group.name));
+    }
+    let mut choices = Vec::new();
+    for (group, group_name) in scopes {
+        let scope = group.map_or(PbiWorkspace::My, PbiWorkspace::Group);
+        for dashboard in client.dashboards(scope).await? {
+            for tile in client.tiles(scope, dashboard.id).await? {
+                choices.push(TileChoice {
+                    at: TileRef { group, dashboard: dashboard.id, tile: tile.id },
+                    title: tile.title.clone().unwrap_or_else(|| "(untitled tile)".into()),
+                    dashboard: dashboard.display_name.clone(),
+                    group: group_name.clone(),
+                    row_span: tile.row_span.unwrap_or(1),
+                    col_span: tile.col_span.unwrap_or(1),
+                });
+            }
+        }
+    }
+    Ok(choices)
+}
+
+/// Pins tiles to the user's workspace, in the order given. Each tile is read from Power BI as the user first,
+/// so a tile they cannot see (whatever ids were sent) is refused by Power BI itself and nothing is pinned.
+pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles: &[TileRef]) -> Result<Vec<Pin>, Problem> {
+    workspace(state, user, workspace_id).await?;
+    if tiles.is_empty() {
+        return Err(Problem::invalid("tiles", "Choose at least one tile to pin."));
+    }
+    let (client, connection) = client_for(state, user).await?;
+    let mut described = Vec::with_capacity(tiles.len());
+    for (i, at) in tiles.iter().enumerate() {
+        let tile = client.tile(at.scope(), at.dashboard, at.tile).await.map_err(|e| match power_bi_problem(&e) {
+            // Power BI does not know the tile as this user: the ids sent are at fault, not the service.
+            Problem::PowerBi { status: 403 | 404, message } => {
+                Problem::invalid(&format!("tiles[{i}]"), format!("That tile cannot be pinned: {message}"))
+            }
+            other => other,
+        })?;
+        described.push(Pin {
+            id: Uuid::nil(),
+            workspace_id,
+            connection_id: connection,
+            group_id: at.group.map(|g| g.to_string()),
+            dashboard_id: at.dashboard.to_string(),
+            tile_id: at.tile.to_string(),
+            title: tile.title.unwrap_or_else(|| "(untitled tile)".into()),
+            row_span: i64::from(tile.row_span.unwrap_or(1)),
+            col_span: i64::from(tile.col_span.unwrap_or(1)),
+            embed_url: tile.embed_url.unwrap_or_default(),
+            position: 0,
+        });
+    }
+    let mut pinned = Vec::with_capacity(described.len());
+    for pin in &described {
+        pinned.push(state.store.add_pin(pin, state.clock.unix()).await.map_err(Problem::store("workspace", "pinning"))?);
+    }
+    Ok(pinned)
+}
+
+pub async fn unpin(state: &AppState, user: &User, workspace_id: Uuid, pin: Uuid) -> Result<(), Problem> {
+    workspace(state, user, workspace_id).await?;
+    state.store.remove_pin(workspace_id, pin).await.map_err(Problem::store("pin", "unpinning"))
+}
+
+/// Puts the workspace's pins in `order`, which must name each of its pins exactly once.
+pub async fn reorder_pins(state: &AppState, user: &User, workspace_id: Uuid, order: &[Uuid]) -> Result<Vec<Pin>, Problem> {
+    let (_, pins) = workspace_with_pins(state, user, workspace_id).await?;
+    let mut given = order.to_vec();
+    given.sort();
+    let mut current: Vec<Uuid> = pins.iter().map(|p| p.id).collect();
+    current.sort();
+    if given != current {
+        return Err(Problem::invalid("pins", "List each of the workspace's pins exactly once, in the order you want them."));
+    }
+    state.store.reorder_pins(workspace_id, order).await.map_err(Problem::store("pin", "reordering pins"))?;
+    Ok(workspace_with_pins(state, user, workspace_id).await?.1)
+}
+
+/// One step earlier or later in a workspace's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// The order after moving `pin` one place; `None` when it is not in the list. Moving past either end is a no-op.
+pub fn moved(mut order: Vec<Uuid>, pin: Uuid, direction: Direction) -> Option<Vec<Uuid>> {
+    let at = order.iter().position(|p| *p == pin)?;
+    let other = match direction {
+        Direction::Up => at.checked_sub(1),
+        Direction::Down => Some(at + 1).filter(|i| *i < order.len()),
+    };
+    if let Some(other) = other {
+        order.swap(at, other);
+    }
+    Some(order)
+}
+
+pub async fn move_pin(state: &AppState, user: &User, workspace_id: Uuid, pin: Uuid, direction: Direction) -> Result<(), Problem> {
+    let (_, pins) = workspace_with_pins(state, user, workspace_id).await?;
+    let order = moved(pins.into_iter().map(|p| p.id).collect(), pin, direction).ok_or(Problem::NotFound("pin"))?;
+    state.store.reorder_pins(workspace_id, &order).await.map_err(Problem::store("pin", "reordering pins"))
+}
+
+/// What a page needs to draw a pinned tile as its owner: the Power BI token and when to renew it.
+pub struct TileToken {
+    pub pin: Pin,
+    pub access_token: SecretString,
+    pub expires_at: i64,
+    pub renew_in_seconds: i64,
+}
+
+/// Renew this long before the broker would refresh the token anyway.
+const RENEW_MARGIN_SECONDS: i64 = 600;
+
+pub async fn tile_token(state: &AppState, user: &User, workspace_id: Uuid, pin: Uuid) -> Result<TileToken, Problem> {
+    let (_, pins) = workspace_with_pins(state, user, workspace_id).await?;
+    let pin = pins.into_iter().find(|p| p.id == pin).ok_or(Problem::NotFound("pin"))?;
+    let (access_token, expires_at) = state.auth.access_token_with_expiry(pin.connection_id, Some(&user.id.to_string())).await?;
+    let renew_in_seconds = (expires_at - state.clock.unix() - RENEW_MARGIN_SECONDS).max(60);
+    Ok(TileToken { pin, access_token, expires_at, renew_in_seconds })
+}
+
+// ---------------------------------------------------------------- API tokens
+
+/// The prefix every pbi-bridge API token starts with, so that secret scanners and people can tell what it is.
+pub const API_TOKEN_PREFIX: &str = "pbb_";
+
+/// A token's name: what its owner calls it (1 to 100 characters).
+pub fn parse_token_name(text: &str) -> Result<String, Problem> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Problem::invalid("name", "Name the token (1 to 100 characters), such as the script that will use it."));
+    }
+    Ok(name.to_owned())
+}
+
+/// Days a token lives: 1 to 366, or none for a token that lasts until revoked.
+pub fn parse_token_days(days: Option<i64>) -> Result<Option<i64>, Problem> {
+    match days {
+        Some(d) if !(1..=366).contains(&d) => {
+            Err(Problem::invalid("expiresInDays", "A token lives 1 to 366 days; leave it out for one that lasts until you revoke it."))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Makes an API token for the user; the token itself is in the result only, never stored.
+pub async fn create_api_token(state: &AppState, user: &User, name: &str, days: Option<i64>) -> Result<(ApiToken, SecretString), Problem> {
+    let secret = format!("{API_TOKEN_PREFIX}{}", crate::session::random_token());
+    let hint: String = secret.chars().take(API_TOKEN_PREFIX.len() + 4).collect();
+    let now = state.clock.unix();
+    let token = state
+        .store
+        .add_api_token(user.id, name, &crate::session::hash(&secret), &hint, days.map(|d| now + d * 86_400), now)
+        .await
+        .map_err(Problem::store("API token", "making an API token"))?;
+    tracing::info!(user = %user.username, token = %token.id, "made an API token");
+    Ok((token, SecretString::from(secret)))
+}
+
+pub async fn api_tokens(state: &AppState, user: &User) -> Result<Vec<ApiToken>, Problem> {
+    state.store.api_tokens_of(user.id).await.map_err(Problem::store("API token", "listing API tokens"))
+}
+
+pub async fn revoke_api_token(state: &AppState, user: &User, id: Uuid) -> Result<(), Problem> {
+    state.store.revoke_api_token(id, user.id, state.clock.unix()).await.map_err(Problem::store("API token", "revoking an API token"))?;
+    tracing::info!(user = %user.username, token = %id, "revoked an API token");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn moving_swaps_with_the_neighbour_and_stops_at_the_ends() {
+        let [a, b, c] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+        assert_eq!(moved(vec![a, b, c], c, Direction::Up), Some(vec![a, c, b]));
+        assert_eq!(moved(vec![a, b, c], a, Direction::Down), Some(vec![b, a, c]));
+        assert_eq!(moved(vec![a, b, c], a, Direction::Up), Some(vec![a, b, c]));
+        assert_eq!(moved(vec![a, b, c], c, Direction::Down), Some(vec![a, b, c]));
+        assert_eq!(moved(vec![a, b], c, Direction::Up), None);
+    }
+
+    #[test]
+    fn names_and_company_ids_are_checked_and_trimmed() {
+        assert_eq!(WorkspaceName::parse("  Sales  ").map(|n| n.0).ok().as_deref(), Some("Sales"));
+        for bad in ["", "   ", "a\nb", &"x".repeat(101)] {
+            assert_eq!(WorkspaceName::parse(bad).err().and_then(|p| p.field().map(str::to_owned)).as_deref(), Some("name"), "{bad:?}");
+        }
+        assert_eq!(CompanyId::parse(" USMF ").ok().flatten(), Some(CompanyId("USMF".into())));
+        assert_eq!(CompanyId::parse("  ").ok(), Some(None));
+        assert!(CompanyId::parse(&"x".repeat(51)).is_err());
+        assert!(parse_token_days(Some(0)).is_err() && parse_token_days(Some(367)).is_err());
+        assert_eq!(parse_token_days(None).ok(), Some(None));
+    }
+
+    proptest! {
+        #[test]
+        fn tile_keys_round_trip(group in proptest::option::of(any::<u128>()), dashboard in any::<u128>(), tile in any::<u128>()) {
+            let at = TileRef { group: group.map(Uuid::from_u128), dashboard: Uuid::from_u128(dashboard), tile: Uuid::from_u128(tile) };
+            prop_assert_eq!(TileRef::parse_key(&at.key()).ok(), Some(at));
+        }
+
+        #[test]
+        fn any_text_is_a_tile_that_keeps_its_key_or_a_refusal_naming_the_field(key in ".*") {
+            match TileRef::parse_key(&key) {
+                Ok(at) => prop_assert_eq!(TileRef::parse_key(&at.key()).ok(), Some(at)),
+                Err(problem) => prop_assert_eq!(problem.field(), Some("tile")),
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! What can go wrong in an operation, said once: the web pages show it as a page, the API as JSON.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use pbi_auth::AuthError;
+use pbi_store::StoreError;
+
+/// A refusal or failure a caller can act on. Messages say what to do and never hold a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// Not there, or not the caller's (the two read the same, so ids cannot be probed).
+    #[error("There is no such {0} among yours.")]
+    NotFound(&'static str),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("Only administrators can do this.")]
+    AdminOnly,
+    /// A signed-in browser's request that changes something came without the session's CSRF token.
+    #[error("Send the session's CSRF token in the X-CSRF-Token header (or use an API token).")]
+    Csrf,
+    /// The request cannot be done in the current state; the message says what to do first.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("Power BI is not configured yet: ask your administrator.")]
+    NotConfigured,
+    #[error("Connect your Power BI account first: open My settings and click Get started.")]
+    NotConnected,
+    #[error("Sign in to Power BI again in My settings: {0}")]
+    NeedsSignIn(String),
+    /// Power BI refused or failed; the message is seed 000's troubleshooting text for it.
+    #[error("{message}")]
+    PowerBi { status: u16, message: String },
+    /// Entra ID or the network failed; nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault of ours, already logged with its detail; the caller is told only that it happened.
+    #[error("Something went wrong. Please try again; if it keeps happening, tell your administrator the time it happened.")]
+    Internal,
+}
+
+impl Problem {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid { field: field.to_owned(), message: message.into() }
+    }
+
+    /// Logs a store failure with its context and hides it from the caller; "not found" stays "not found".
+    pub fn store(what: &'static str, context: &'static str) -> impl FnOnce(StoreError) -> Self {
+        move |error| match error {
+            StoreError::NotFound(_) => Self::NotFound(what),
+            other => {
+                tracing::error!(error = %other, "{context}");
+                Self::Internal
+            }
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::AdminOnly | Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Conflict(_) | Self::NotConfigured | Self::NotConnected | Self::NeedsSignIn(_) => StatusCode::CONFLICT,
+            Self::PowerBi { .. } | Self::Unavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable, machine-readable name for the kind of problem.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            Self::Invalid { .. } => "invalid_input",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::AdminOnly => "admin_only",
+            Self::Csrf => "csrf",
+            Self::Conflict(_) => "conflict",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotConfigured => "not_configured",
+            Self::NotConnected => "not_connected",
+            Self::NeedsSignIn(_) => "needs_sign_in",
+            Self::PowerBi { .. } => "power_bi",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "Not found",
+            Self::Invalid { .. } => "Check what you entered",
+            Self::Unauthenticated(_) => "Sign in",
+            Self::AdminOnly | Self::Forbidden(_) | Self::Csrf => "Forbidden",
+            Self::Conflict(_) => "Not yet",
+            Self::NotConfigured | Self::NotConnected | Self::NeedsSignIn(_) => "Connect Power BI first",
+            Self::PowerBi { .. } | Self::Unavailable(_) => "Power BI is not available",
+            Self::Internal => "Something went wrong",
+        }
+    }
+
+    /// The problem as an HTML page with a link back.
+    pub fn page(&self) -> Response {
+        let body = format!(
+            "<h1>{}</h1><p>{}</p><p><a href=\"javascript:history.back()\">Go back</a></p>",
+            self.title(),
+            html_escape(&self.to_string())
+        );
+        (self.status(), Html(body)).into_response()
+    }
+}
+
+impl From<AuthError> for Problem {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::NotFound(_) => Self::NotFound("connection"),
+            AuthError::NeedsSignIn { reason, .. } => Self::NeedsSignIn(reason),
+            AuthError::Store(error) => {
+                tracing::error!(%error, "the token broker's store failed");
+                Self::Internal
+            }
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+pub fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
