@@ -270,7 +270,7 @@ struct Me {
 }
 
 /// Who the token or session belongs to.
-#[utoipa::path(get, path = "/me", tag = "Account", operation_id = "getMe", responses((status = 200, body = Me), Refusals))]
+#[utoipa::path(get, path = "/me", tag = "Account", operation_id = "getMe", responses((status = 200, description = "OK", body = Me), Refusals))]
 async fn me(caller: Caller) -> Answer<axum::Json<Me>> {
     let u = caller.user;
     Ok(axum::Json(Me { id: u.id, username: u.username, display_name: u.display_name, is_admin: u.is_admin }))
@@ -310,7 +310,7 @@ struct TokenList {
 }
 
 /// The caller's API tokens that are not revoked (never the tokens themselves).
-#[utoipa::path(get, path = "/tokens", tag = "Account", operation_id = "listApiTokens", responses((status = 200, body = TokenList), Refusals))]
+#[utoipa::path(get, path = "/tokens", tag = "Account", operation_id = "listApiTokens", responses((status = 200, description = "OK", body = TokenList), Refusals))]
 async fn list_tokens(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<TokenList>> {
     let tokens = ops::api_tokens(&state, &caller.user).await?;
     Ok(axum::Json(TokenList { tokens: tokens.into_iter().map(TokenOut::from).collect() }))
@@ -335,7 +335,7 @@ struct MadeToken {
 
 /// Makes an API token. Only a signed-in browser session can: a token cannot make more tokens.
 #[utoipa::path(post, path = "/tokens", tag = "Account", operation_id = "createApiToken", request_body = NewToken,
-    responses((status = 201, body = MadeToken), Refusals))]
+    responses((status = 201, description = "Created", body = MadeToken), Refusals))]
 async fn create_token(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -416,7 +416,7 @@ fn connection_out(state: &AppState, configured: bool, connection: Option<Connect
 
 /// The caller's Power BI connection and its status.
 #[utoipa::path(get, path = "/connection", tag = "Power BI connection", operation_id = "getConnection",
-    responses((status = 200, body = ConnectionOut), Refusals))]
+    responses((status = 200, description = "OK", body = ConnectionOut), Refusals))]
 async fn get_connection(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<ConnectionOut>> {
     let configured =
         crate::connect::active_registration(&state).await.map_err(Problem::store("registration", "reading registrations"))?.is_some();
@@ -502,7 +502,7 @@ struct PinList {
 
 /// The caller's workspaces.
 #[utoipa::path(get, path = "/workspaces", tag = "Workspaces", operation_id = "listWorkspaces",
-    responses((status = 200, body = WorkspaceList), Refusals))]
+    responses((status = 200, description = "OK", body = WorkspaceList), Refusals))]
 async fn list_workspaces(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<WorkspaceList>> {
     let list = ops::workspaces(&state, &caller.user).await?;
     Ok(axum::Json(WorkspaceList { workspaces: list.into_iter().map(WorkspaceOut::from).collect() }))
@@ -517,7 +517,7 @@ struct NewWorkspace {
 
 /// Creates a workspace.
 #[utoipa::path(post, path = "/workspaces", tag = "Workspaces", operation_id = "createWorkspace", request_body = NewWorkspace,
-    responses((status = 201, body = WorkspaceOut), Refusals))]
+    responses((status = 201, description = "Created", body = WorkspaceOut), Refusals))]
 async fn create_workspace(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -529,7 +529,7 @@ async fn create_workspace(
 
 /// One of the caller's workspaces with its pinned tiles.
 #[utoipa::path(get, path = "/workspaces/{id}", tag = "Workspaces", operation_id = "getWorkspace",
-    params(("id" = Uuid, Path, description = "The workspace's id")), responses((status = 200, body = WorkspaceDetail), Refusals))]
+    params(("id" = Uuid, Path, description = "The workspace's id")), responses((status = 200, description = "OK", body = WorkspaceDetail), Refusals))]
 async fn get_workspace(State(state): State<Arc<AppState>>, caller: Caller, Ids(id): Ids<Uuid>) -> Answer<axum::Json<WorkspaceDetail>> {
     let (workspace, pins) = ops::workspace_with_pins(&state, &caller.user, id).await?;
     Ok(axum::Json(WorkspaceDetail { workspace: workspace.into(), pins: pins.into_iter().map(PinOut::from).collect() }))
@@ -553,7 +553,7 @@ struct WorkspaceChange {
 
 /// Renames a workspace or sets its company filter.
 #[utoipa::path(patch, path = "/workspaces/{id}", tag = "Workspaces", operation_id = "updateWorkspace", request_body = WorkspaceChange,
-    params(("id" = Uuid, Path, description = "The workspace's id")), responses((status = 200, body = WorkspaceOut), Refusals))]
+    params(("id" = Uuid, Path, description = "The workspace's id")), responses((status = 200, description = "OK", body = WorkspaceOut), Refusals))]
 async fn update_workspace(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -603,7 +603,7 @@ struct TileList {
 /// Every Power BI tile the caller can pin: their dashboards in My workspace and every Power BI workspace
 /// they belong to, asked of Power BI as them (all pages).
 #[utoipa::path(get, path = "/tiles", tag = "Workspaces", operation_id = "listTiles",
-    responses((status = 200, body = TileList), Refusals, PowerBiRefusals))]
+    responses((status = 200, description = "OK", body = TileList), Refusals, PowerBiRefusals))]
 async fn list_tiles(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<TileList>> {
     let tiles = ops::available_tiles(&state, &caller.user).await?;
     let tiles = tiles
@@ -643,7 +643,7 @@ struct PinRequest {
 /// refused by Power BI and nothing is pinned.
 #[utoipa::path(post, path = "/workspaces/{id}/pins", tag = "Workspaces", operation_id = "pinTiles", request_body = PinRequest,
     params(("id" = Uuid, Path, description = "The workspace's id")),
-    responses((status = 201, body = PinList), Refusals, PowerBiRefusals))]
+    responses((status = 201, description = "Created", body = PinList), Refusals, PowerBiRefusals))]
 async fn pin_tiles(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -674,7 +674,7 @@ struct PinOrder {
 
 /// Puts a workspace's pins in a new order.
 #[utoipa::path(put, path = "/workspaces/{id}/order", tag = "Workspaces", operation_id = "reorderPins", request_body = PinOrder,
-    params(("id" = Uuid, Path, description = "The workspace's id")), responses((status = 200, body = PinList), Refusals))]
+    params(("id" = Uuid, Path, description = "The workspace's id")), responses((status = 200, description = "OK", body = PinList), Refusals))]
 async fn reorder_pins(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -706,7 +706,7 @@ struct TileTokenOut {
 /// tile's embed details. Never cached.
 #[utoipa::path(get, path = "/workspaces/{id}/pins/{pin}/token", tag = "Workspaces", operation_id = "getTileToken",
     params(("id" = Uuid, Path, description = "The workspace's id"), ("pin" = Uuid, Path, description = "The pin's id")),
-    responses((status = 200, body = TileTokenOut), Refusals, PowerBiRefusals))]
+    responses((status = 200, description = "OK", body = TileTokenOut), Refusals, PowerBiRefusals))]
 async fn tile_token(State(state): State<Arc<AppState>>, caller: Caller, Ids((id, pin)): Ids<(Uuid, Uuid)>) -> Answer<Response> {
     let company_filter = ops::workspace(&state, &caller.user, id).await?.company_filter;
     let token = ops::tile_token(&state, &caller.user, id, pin).await?;
@@ -793,7 +793,7 @@ fn config_out(state: &AppState, registration: Option<pbi_store::Registration>, k
 
 /// The Power BI configuration users connect through. Administrators only.
 #[utoipa::path(get, path = "/admin/powerbi", tag = "Administration", operation_id = "getPowerBiConfig",
-    responses((status = 200, body = PowerBiConfigOut), Refusals))]
+    responses((status = 200, description = "OK", body = PowerBiConfigOut), Refusals))]
 async fn get_power_bi_config(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<PowerBiConfigOut>> {
     if !caller.user.is_admin {
         return Err(Problem::AdminOnly.into());
@@ -831,7 +831,7 @@ struct PowerBiConfigIn {
 
 /// Saves the Power BI configuration. Administrators only.
 #[utoipa::path(put, path = "/admin/powerbi", tag = "Administration", operation_id = "putPowerBiConfig", request_body = PowerBiConfigIn,
-    responses((status = 200, body = PowerBiConfigOut), Refusals))]
+    responses((status = 200, description = "OK", body = PowerBiConfigOut), Refusals))]
 async fn put_power_bi_config(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -880,7 +880,7 @@ struct ValidationOut {
 
 /// Checks the saved configuration with Entra ID (a real token request). Administrators only.
 #[utoipa::path(post, path = "/admin/powerbi/validate", tag = "Administration", operation_id = "validatePowerBiConfig",
-    responses((status = 200, body = ValidationOut), Refusals, PowerBiRefusals))]
+    responses((status = 200, description = "OK", body = ValidationOut), Refusals, PowerBiRefusals))]
 async fn validate_power_bi_config(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<ValidationOut>> {
     let validation = admin::validate_config(&state, &caller.user).await?;
     Ok(axum::Json(ValidationOut {

@@ -1,4 +1,5 @@
-//! Checks JSON against the schemas of Microsoft's Power BI REST swagger (test support).
+//! Checks JSON against the schemas of an API description: Microsoft's Power BI REST swagger, leniently as the
+//! live service needs, or pbi-bridge's own OpenAPI 3.1 document, strictly (test support).
 
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ pub enum SwaggerError {
 
 pub struct Swagger {
     doc: Value,
+    /// Exact property names, no properties the schema does not list, null only where the schema allows it.
+    strict: bool,
 }
 
 impl Swagger {
@@ -28,11 +31,16 @@ impl Swagger {
     pub fn load(path: &Path) -> Result<Self, SwaggerError> {
         let text = std::fs::read_to_string(path).map_err(|source| SwaggerError::Read { path: path.to_owned(), source })?;
         let doc = serde_json::from_str(&text).map_err(|source| SwaggerError::Parse { path: path.to_owned(), source })?;
-        Ok(Self { doc })
+        Ok(Self { doc, strict: false })
     }
 
     pub fn load_default() -> Result<Self, SwaggerError> {
         Self::load(&Self::default_path())
+    }
+
+    /// An OpenAPI 3 document of our own, checked strictly: what it says is exactly what is sent.
+    pub fn strict(doc: Value) -> Self {
+        Self { doc, strict: true }
     }
 
     fn operation(&self, operation_id: &str) -> Option<&Value> {
@@ -47,8 +55,11 @@ impl Swagger {
     /// Checks `body` against the schema the swagger gives operation `operation_id` for `status`.
     pub fn check_response(&self, operation_id: &str, status: u16, body: &Value) -> Result<(), SwaggerError> {
         let operation = self.operation(operation_id).ok_or_else(|| SwaggerError::UnknownOperation(operation_id.to_owned()))?;
-        let schema = operation["responses"][status.to_string()]
+        let response = &operation["responses"][status.to_string()];
+        // Swagger 2 puts the schema on the response; OpenAPI 3 under its JSON content.
+        let schema = response
             .get("schema")
+            .or_else(|| response.get("content").and_then(|c| c.get("application/json")).and_then(|c| c.get("schema")))
             .ok_or_else(|| SwaggerError::NoSchema { operation: operation_id.to_owned(), status })?;
         let problems = self.problems(schema, body);
         assert!(
@@ -67,11 +78,12 @@ impl Swagger {
     }
 
     pub fn definition(&self, name: &str) -> Option<&Value> {
-        self.doc["definitions"].get(name)
+        self.doc["definitions"].get(name).or_else(|| self.doc["components"]["schemas"].get(name))
     }
 
     fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
-        match schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/definitions/")) {
+        let reference = schema.get("$ref").and_then(Value::as_str);
+        match reference.and_then(|r| r.strip_prefix("#/definitions/").or_else(|| r.strip_prefix("#/components/schemas/"))) {
             Some(name) => self.definition(name).unwrap_or(schema),
             None => schema,
         }
@@ -87,7 +99,25 @@ impl Swagger {
                 self.check(part, value, path, out, depth + 1);
             }
         }
-        let kind = schema.get("type").and_then(Value::as_str).or_else(|| schema.get("properties").map(|_| "object"));
+        if let Some(options) = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(Value::as_array) {
+            if !options.iter().any(|option| self.problems_at(option, value, path, depth + 1).is_empty()) {
+                out.push(format!("{path}: {value} matches none of the schemas it may be"));
+            }
+            return;
+        }
+        // OpenAPI 3.1 writes a nullable type as a list: ["string", "null"].
+        let kinds: Vec<&str> = match schema.get("type") {
+            Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).collect(),
+            Some(Value::String(kind)) => vec![kind.as_str()],
+            _ => Vec::new(),
+        };
+        if value.is_null() && (kinds.contains(&"null") || !self.strict) {
+            return;
+        }
+        if kinds == ["null"] {
+            return out.push(format!("{path}: expected null, got {value}"));
+        }
+        let kind = kinds.iter().copied().find(|k| *k != "null").or_else(|| schema.get("properties").map(|_| "object"));
         match kind {
             Some("object") => self.check_object(schema, value, path, out, depth),
             Some("array") => match value.as_array() {
@@ -100,12 +130,19 @@ impl Swagger {
                 }
                 None => out.push(format!("{path}: expected an array, got {value}")),
             },
-            Some("string") => check_string(schema, value, path, out),
+            Some("string") => check_string(schema, value, path, out, self.strict),
             Some("integer") if !(value.is_i64() || value.is_u64()) => out.push(format!("{path}: expected an integer, got {value}")),
             Some("number") if !value.is_number() => out.push(format!("{path}: expected a number, got {value}")),
             Some("boolean") if !value.is_boolean() => out.push(format!("{path}: expected a boolean, got {value}")),
+            _ if self.strict && value.is_null() => out.push(format!("{path}: null where the schema allows none")),
             _ => {}
         }
+    }
+
+    fn problems_at(&self, schema: &Value, value: &Value, path: &str, depth: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        self.check(schema, value, path, &mut out, depth);
+        out
     }
 
     fn check_object(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<String>, depth: usize) {
@@ -113,15 +150,24 @@ impl Swagger {
             out.push(format!("{path}: expected an object, got {value}"));
             return;
         };
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let find = |name: &str| if self.strict { object.get(name) } else { lookup(object, name) };
         for required in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-            if lookup(object, required).is_none_or(Value::is_null) {
+            // Strictly, a required property must be there (null where its schema allows null); leniently, not null.
+            if find(required).is_none_or(|v| v.is_null() && !self.strict) {
                 out.push(format!("{path}: the required property '{required}' is missing"));
             }
         }
-        for (name, property_schema) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
-            match lookup(object, name) {
-                Some(Value::Null) | None => {}
+        for (name, property_schema) in properties.into_iter().flatten() {
+            match find(name) {
+                Some(Value::Null) if !self.strict => {}
+                None => {}
                 Some(property) => self.check(property_schema, property, &format!("{path}.{name}"), out, depth + 1),
+            }
+        }
+        if self.strict {
+            for name in object.keys().filter(|k| properties.is_none_or(|p| !p.contains_key(*k))) {
+                out.push(format!("{path}: the property '{name}' is not in the schema"));
             }
         }
     }
@@ -132,20 +178,23 @@ fn lookup<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     object.iter().find(|(k, _)| k.trim_start_matches('@').eq_ignore_ascii_case(name.trim_start_matches('@'))).map(|(_, v)| v)
 }
 
-fn check_string(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+fn check_string(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>, strict: bool) {
     let Some(text) = value.as_str() else {
         out.push(format!("{path}: expected a string, got {value}"));
         return;
     };
     match schema.get("format").and_then(Value::as_str) {
         Some("uuid") if uuid::Uuid::parse_str(text).is_err() => out.push(format!("{path}: '{text}' is not a GUID")),
+        Some("date") if time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).is_err() => {
+            out.push(format!("{path}: '{text}' is not a date (YYYY-MM-DD)"))
+        }
         Some("date-time") if time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).is_err() => {
             out.push(format!("{path}: '{text}' is not an RFC 3339 date-time"))
         }
         _ => {}
     }
     if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.iter().filter_map(Value::as_str).any(|o| o.eq_ignore_ascii_case(text))
+        && !options.iter().filter_map(Value::as_str).any(|o| if strict { o == text } else { o.eq_ignore_ascii_case(text) })
     {
         out.push(format!("{path}: '{text}' is not one of {}", Value::Array(options.clone())));
     }
@@ -155,6 +204,31 @@ fn check_string(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strict_openapi_checks_exact_names_extra_properties_nulls_and_one_of() {
+        let doc = json!({
+            "paths": {"/x": {"get": {"operationId": "getX", "responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/X"}}}}}}}},
+            "components": {"schemas": {
+                "X": {"type": "object", "required": ["id", "note"], "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "note": {"type": ["string", "null"]},
+                    "kind": {"type": "string", "enum": ["a", "b"]},
+                    "child": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Y"}]}
+                }},
+                "Y": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
+            }}
+        });
+        let api = Swagger::strict(doc);
+        let x = api.definition("X").expect("X").clone();
+        let id = "f089354e-8366-4e18-aea3-4cb4a3a50b48";
+        assert_eq!(api.problems(&x, &json!({"id": id, "note": null, "child": {"n": 1}})), Vec::<String>::new());
+        assert_eq!(api.problems(&x, &json!({"ID": id, "note": "n"})).len(), 2, "exact names: ID is extra and id missing");
+        assert_eq!(api.problems(&x, &json!({"id": id, "note": "n", "kind": "A"})).len(), 1, "exact enum case");
+        assert_eq!(api.problems(&x, &json!({"id": null, "note": "n"})).len(), 1, "id may not be null");
+        assert_eq!(api.problems(&x, &json!({"id": id, "note": "n", "child": {"n": "one"}})).len(), 1, "oneOf");
+        assert!(api.check_response("getX", 200, &json!({"id": id, "note": "n"})).is_ok());
+    }
 
     #[test]
     fn finds_real_problems_and_accepts_live_casing() {

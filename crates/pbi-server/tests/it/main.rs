@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use std::sync::Arc;
 
 mod admin_page;
+mod api;
 mod connect;
 mod observability;
 mod workspaces;
@@ -115,6 +116,31 @@ async fn health_and_readiness() {
     assert_eq!(app.http.get(app.url("/healthz")).send().await.expect("GET").text().await.expect("body"), "ok");
     let ready: serde_json::Value = app.http.get(app.url("/readyz")).send().await.expect("GET").json().await.expect("JSON");
     assert_eq!(ready["status"], "ready");
+}
+
+/// The API's description is kept in the repository, so that every change to the API shows in review.
+/// `UPDATE_OPENAPI=1 cargo test -p pbi-server --test it openapi` writes it anew.
+#[tokio::test]
+async fn the_openapi_document_in_the_repository_is_the_one_served() {
+    let app = App::start().await;
+    let served: serde_json::Value = app.http.get(app.url("/api/v1/openapi.json")).send().await.expect("GET").json().await.expect("JSON");
+    let pretty = format!("{}\n", serde_json::to_string_pretty(&served).expect("JSON"));
+    let kept = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&kept, &pretty).expect("write docs/openapi.json");
+    }
+    let on_disk = std::fs::read_to_string(&kept).unwrap_or_default();
+    assert!(
+        on_disk == pretty,
+        "docs/openapi.json is not what the server serves: run UPDATE_OPENAPI=1 cargo test -p pbi-server --test it openapi"
+    );
+    let page = app.http.get(app.url("/api/docs")).send().await.expect("GET").text().await.expect("page");
+    for (path, item) in served["paths"].as_object().expect("paths") {
+        for operation in item.as_object().expect("item").values() {
+            let id = operation["operationId"].as_str().expect("id");
+            assert!(page.contains(&format!(r#"id="{id}""#)) && page.contains(&format!("/api/v1{path}")), "/api/docs describes {id}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,448 @@
+//! The JSON API over real HTTP: API tokens, the whole story as a script, and every route refusing another
+//! user's ids and non-admins. Every answer is checked against the server's own OpenAPI document: its status
+//! must be documented for the operation, and its body must match the documented schema exactly.
+
+use crate::connect::{World, world};
+use crate::hidden;
+use pbi_swagger::{Swagger, SwaggerError};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A caller of the API that checks each answer against the OpenAPI document.
+pub(crate) struct Api {
+    doc: Value,
+    checker: Swagger,
+}
+
+impl Api {
+    pub(crate) async fn of(world: &World) -> Self {
+        let doc: Value = world.app.http.get(world.app.url("/api/v1/openapi.json")).send().await.expect("GET").json().await.expect("JSON");
+        Self { checker: Swagger::strict(doc.clone()), doc }
+    }
+
+    /// The operation a concrete path and method answer to: (operationId, its description).
+    fn operation(&self, method: &Method, path: &str) -> (String, &Value) {
+        let path = path.split('?').next().unwrap_or(path).strip_prefix("/api/v1").expect("an API path");
+        let segments: Vec<&str> = path.split('/').collect();
+        for (template, item) in self.doc["paths"].as_object().expect("paths") {
+            let pattern: Vec<&str> = template.split('/').collect();
+            let matches = pattern.len() == segments.len()
+                && pattern.iter().zip(&segments).all(|(p, s)| (p.starts_with('{') && p.ends_with('}')) || p == s);
+            if let (true, Some(op)) = (matches, item.get(method.as_str().to_lowercase())) {
+                return (op["operationId"].as_str().expect("operationId").to_owned(), op);
+            }
+        }
+        panic!("{method} {path} is not in the OpenAPI document")
+    }
+
+    /// Calls the API and checks the answer against the document; returns its status and JSON body (null if none).
+    pub(crate) async fn call(&self, world: &World, auth: Auth<'_>, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = world.app.http.request(method.clone(), world.app.url(path));
+        request = match auth {
+            Auth::Token(token) => request.bearer_auth(token),
+            Auth::Session { cookie, csrf } => {
+                let request = request.header("cookie", cookie);
+                match csrf {
+                    Some(csrf) => request.header("x-csrf-token", csrf),
+                    None => request,
+                }
+            }
+            Auth::Nobody => request,
+        };
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let body: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("the API answers JSON") };
+        let (operation, described) = self.operation(&method, path);
+        assert!(
+            described["responses"].get(status.as_str()).is_some(),
+            "{operation} answered {status}, which its OpenAPI description does not list: {body}"
+        );
+        match self.checker.check_response(&operation, status.as_u16(), &body) {
+            Ok(()) => {}
+            Err(SwaggerError::NoSchema { .. }) => assert!(body.is_null(), "{operation} {status} documents no body but sent {body}"),
+            Err(other) => panic!("{other}"),
+        }
+        (status, body)
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Auth<'a> {
+    Token(&'a str),
+    Session { cookie: &'a str, csrf: Option<&'a str> },
+    Nobody,
+}
+
+impl World {
+    /// Makes an API token on My settings, as the signed-in user, and reads it off the page (shown once).
+    pub(crate) async fn api_token(&self, cookie: &str, name: &str) -> String {
+        let (_, settings) = self.app.page(cookie, "/settings").await;
+        let csrf = hidden(&settings, "csrf").expect("csrf");
+        let made = self.post(cookie, "/settings/tokens", &[("csrf", csrf.as_str()), ("name", name), ("expires_in_days", "30")]).await;
+        assert_eq!(made.status(), StatusCode::OK);
+        assert_eq!(made.headers()["cache-control"], "no-store", "the page showing a token is never cached");
+        let page = made.text().await.expect("page");
+        let start = page.find(r#"id="new-token-value">"#).expect("the token is shown") + r#"id="new-token-value">"#.len();
+        page[start..start + page[start..].find('<').expect("end")].to_owned()
+    }
+}
+
+fn ids(body: &Value, list: &str) -> Vec<String> {
+    body[list].as_array().expect(list).iter().map(|item| item["id"].as_str().expect("id").to_owned()).collect()
+}
+
+fn tile<'a>(tiles: &'a Value, title: &str) -> &'a Value {
+    tiles["tiles"].as_array().expect("tiles").iter().find(|t| t["title"] == title).unwrap_or_else(|| panic!("{title} in {tiles}"))
+}
+
+fn tile_ref(tile: &Value) -> Value {
+    json!({"groupId": tile["groupId"], "dashboardId": tile["dashboardId"], "tileId": tile["tileId"]})
+}
+
+#[tokio::test]
+async fn a_script_with_an_api_token_does_everything_the_pages_do() {
+    let world = world().await;
+    let alice_session = world.connected("alice").await;
+    let token = world.api_token(&alice_session, "nightly report").await;
+    assert!(token.starts_with("pbb_") && token.len() > 40, "{token}");
+    let api = Api::of(&world).await;
+    let alice = Auth::Token(&token);
+
+    let (status, me) = api.call(&world, alice, Method::GET, "/api/v1/me", None).await;
+    assert_eq!((status, me["username"].as_str()), (StatusCode::OK, Some("alice")));
+    let (_, connection) = api.call(&world, alice, Method::GET, "/api/v1/connection", None).await;
+    assert_eq!((connection["status"].as_str(), connection["account"].as_str()), (Some("connected"), Some("alice@contoso.onmicrosoft.com")));
+
+    let (status, created) = api.call(&world, alice, Method::POST, "/api/v1/workspaces", Some(json!({"name": "  Board  "}))).await;
+    assert_eq!((status, created["name"].as_str()), (StatusCode::CREATED, Some("Board")));
+    let workspace = format!("/api/v1/workspaces/{}", created["id"].as_str().expect("id"));
+
+    let (status, tiles) = api.call(&world, alice, Method::GET, "/api/v1/tiles", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(tiles["tiles"].as_array().expect("tiles").iter().all(|t| t["title"] != "Actual Spend"), "Finance is Bob's: {tiles}");
+    let chosen = json!({"tiles": [tile_ref(tile(&tiles, "Total Sales")), tile_ref(tile(&tiles, "Sales by Month")), tile_ref(tile(&tiles, "Recent Sales"))]});
+    let (status, pinned) = api.call(&world, alice, Method::POST, &format!("{workspace}/pins"), Some(chosen)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let pins = ids(&pinned, "pins");
+    for (i, title) in ["Total Sales", "Sales by Month", "Recent Sales"].into_iter().enumerate() {
+        let listed = tile(&tiles, title);
+        assert_eq!(
+            (&pinned["pins"][i]["title"], &pinned["pins"][i]["rowSpan"], &pinned["pins"][i]["colSpan"]),
+            (&listed["title"], &listed["rowSpan"], &listed["colSpan"]),
+            "pinned in order, at Power BI's size"
+        );
+    }
+
+    let reversed: Vec<&String> = pins.iter().rev().collect();
+    let (status, reordered) = api.call(&world, alice, Method::PUT, &format!("{workspace}/order"), Some(json!({"pins": reversed}))).await;
+    assert_eq!((status, ids(&reordered, "pins")), (StatusCode::OK, reversed.into_iter().cloned().collect::<Vec<_>>()));
+    let (status, _) = api.call(&world, alice, Method::PUT, &format!("{workspace}/order"), Some(json!({"pins": [pins[0]]}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an order must name every pin once");
+
+    let (status, changed) =
+        api.call(&world, alice, Method::PATCH, &workspace, Some(json!({"name": "Board EU", "companyFilter": " USMF "}))).await;
+    assert_eq!((status, changed["name"].as_str(), changed["companyFilter"].as_str()), (StatusCode::OK, Some("Board EU"), Some("USMF")));
+    let (_, kept) = api.call(&world, alice, Method::PATCH, &workspace, Some(json!({"name": "Board"}))).await;
+    assert_eq!(kept["companyFilter"], "USMF", "a field left out is kept");
+    let (_, cleared) = api.call(&world, alice, Method::PATCH, &workspace, Some(json!({"companyFilter": null}))).await;
+    assert!(cleared["companyFilter"].is_null(), "null clears the filter");
+
+    let (status, drawn) = api.call(&world, alice, Method::GET, &format!("{workspace}/pins/{}/token", pins[0]), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(drawn["accessToken"].as_str().is_some_and(|t| t.split('.').count() == 3), "a JWT: {drawn}");
+    assert!(drawn["embedUrl"].as_str().is_some_and(|u| u.starts_with(world.sandbox.base_url())));
+    // The token is Alice's own: the sandbox answers her tile with it.
+    let group = pinned["pins"][0]["groupId"].as_str().expect("a workspace tile");
+    let tile_url = format!(
+        "{}/v1.0/myorg/groups/{group}/dashboards/{}/tiles/{}",
+        world.sandbox.base_url(),
+        pinned["pins"][0]["dashboardId"].as_str().expect("dashboard"),
+        pinned["pins"][0]["tileId"].as_str().expect("tile")
+    );
+    let direct = world.app.http.get(tile_url).bearer_auth(drawn["accessToken"].as_str().expect("token")).send().await.expect("GET");
+    assert_eq!(direct.status(), StatusCode::OK);
+
+    let (status, _) = api.call(&world, alice, Method::DELETE, &format!("{workspace}/pins/{}", pins[1]), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, detail) = api.call(&world, alice, Method::GET, &workspace, None).await;
+    assert_eq!(ids(&detail, "pins"), [pins[2].clone(), pins[0].clone()]);
+
+    // The page shows what the API did: the same operations underneath.
+    let (_, page) = world.app.page(&alice_session, &workspace.replace("/api/v1", "")).await;
+    assert!(page.contains(r#"id="workspace-name">Board<"#) && page.matches(r#"<iframe class="tile-frame""#).count() == 2, "{page}");
+
+    let (status, _) = api.call(&world, alice, Method::DELETE, &workspace, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, gone) = api.call(&world, alice, Method::GET, &workspace, None).await;
+    assert_eq!((status, gone["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    let (status, _) = api.call(&world, alice, Method::DELETE, "/api/v1/connection", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, after) = api.call(&world, alice, Method::GET, "/api/v1/connection", None).await;
+    assert_eq!(after["status"], "disconnected");
+    let (status, refused) = api.call(&world, alice, Method::GET, "/api/v1/tiles", None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("needs_sign_in")));
+}
+
+#[tokio::test]
+async fn tokens_are_refused_when_wrong_revoked_or_expired_and_stored_only_as_hashes() {
+    let logs = pbi_testlog::capture("pbi_server=trace,pbi_store=trace");
+    let world = world().await;
+    let api = Api::of(&world).await;
+    let alice_session = world.app.session("alice").await;
+    let token = world.api_token(&alice_session, "short-lived").await;
+
+    let (status, anonymous) = api.call(&world, Auth::Nobody, Method::GET, "/api/v1/workspaces", None).await;
+    assert_eq!((status, anonymous["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+    let challenge = world.app.http.get(world.app.url("/api/v1/me")).send().await.expect("GET");
+    assert!(challenge.headers()["www-authenticate"].to_str().expect("ascii").starts_with("Bearer"));
+    let wrong = format!("{}x", token);
+    let (status, body) = api.call(&world, Auth::Token(&wrong), Method::GET, "/api/v1/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!body.to_string().contains(&token[4..12]), "the answer does not echo the token: {body}");
+
+    // A token cannot make more tokens; a browser session can, with its CSRF token.
+    let (status, refused) = api.call(&world, Auth::Token(&token), Method::POST, "/api/v1/tokens", Some(json!({"name": "more"}))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let session = Auth::Session { cookie: &alice_session, csrf: None };
+    let (status, refused) = api.call(&world, session, Method::POST, "/api/v1/tokens", Some(json!({"name": "more"}))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")), "no CSRF header, no change");
+    let (_, settings) = world.app.page(&alice_session, "/settings").await;
+    let csrf = hidden(&settings, "csrf").expect("csrf");
+    let session = Auth::Session { cookie: &alice_session, csrf: Some(&csrf) };
+    let (status, made) = api.call(&world, session, Method::POST, "/api/v1/tokens", Some(json!({"name": "ci", "expiresInDays": 1}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let second = made["token"].as_str().expect("token").to_owned();
+    let (status, _) = api.call(&world, Auth::Token(&second), Method::GET, "/api/v1/me", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (_, listed) = api.call(&world, Auth::Token(&token), Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(listed["tokens"].as_array().map(Vec::len), Some(2));
+    assert!(!listed.to_string().contains(&second) && !listed.to_string().contains(&token), "a list never holds a token");
+    assert!(listed["tokens"].as_array().expect("tokens").iter().any(|t| t["lastUsedAt"].is_string()), "use is noted");
+
+    // A day later the one-day token has expired; the 30-day one still works.
+    world.sandbox.clock().advance(time::Duration::days(1)).expect("a manual clock");
+    let (status, _) = api.call(&world, Auth::Token(&second), Method::GET, "/api/v1/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "expired");
+    let first_id = listed["tokens"].as_array().expect("tokens").iter().find(|t| t["name"] == "short-lived").expect("first")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, _) = api.call(&world, Auth::Token(&token), Method::DELETE, &format!("/api/v1/tokens/{first_id}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "a token may revoke itself");
+    let (status, _) = api.call(&world, Auth::Token(&token), Method::GET, "/api/v1/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
+
+    world.app.store.close().await;
+    let stored = std::fs::read(&world.app.db).expect("database file");
+    for secret in [&token, &second] {
+        assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "the database holds only hashes");
+        assert!(!logs.text().contains(secret.as_str()), "the logs never hold a token");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field() {
+    let world = world().await;
+    let api = Api::of(&world).await;
+    let alice_session = world.connected("alice").await;
+    let token = world.api_token(&alice_session, "input").await;
+    let alice = Auth::Token(&token);
+    let (_, created) = api.call(&world, alice, Method::POST, "/api/v1/workspaces", Some(json!({"name": "Inputs"}))).await;
+    let workspace = format!("/api/v1/workspaces/{}", created["id"].as_str().expect("id"));
+
+    for (method, path, body, field) in [
+        (Method::POST, "/api/v1/workspaces".to_owned(), json!({}), "name"),
+        (Method::POST, "/api/v1/workspaces".to_owned(), json!({"name": 5}), "name"),
+        (Method::POST, "/api/v1/workspaces".to_owned(), json!({"nmae": "x"}), "nmae"),
+        (Method::POST, "/api/v1/workspaces".to_owned(), json!({"name": "   "}), "name"),
+        (Method::POST, "/api/v1/workspaces".to_owned(), json!({"name": "x".repeat(101)}), "name"),
+        (Method::PATCH, workspace.clone(), json!({"companyFilter": "a\nb"}), "companyFilter"),
+        (Method::POST, format!("{workspace}/pins"), json!({"tiles": []}), "tiles"),
+        (Method::POST, format!("{workspace}/pins"), json!({"tiles": [{"dashboardId": "x", "tileId": "y"}]}), "tiles[0].dashboardId"),
+        (Method::PUT, format!("{workspace}/order"), json!({"pins": ["not-a-guid"]}), "pins[0]"),
+        (Method::POST, "/api/v1/tokens".to_owned(), json!({"name": "x", "expiresInDays": 0}), "expiresInDays"),
+        (Method::GET, "/api/v1/workspaces/not-a-guid".to_owned(), Value::Null, "path"),
+    ] {
+        let body = (!body.is_null()).then_some(body);
+        let auth = if path == "/api/v1/tokens" {
+            // Only a session makes tokens: check the input with one.
+            Auth::Session { cookie: &alice_session, csrf: None }
+        } else {
+            alice
+        };
+        if let Auth::Session { .. } = auth {
+            let (_, settings) = world.app.page(&alice_session, "/settings").await;
+            let csrf = hidden(&settings, "csrf").expect("csrf");
+            let (status, error) =
+                api.call(&world, Auth::Session { cookie: &alice_session, csrf: Some(&csrf) }, method.clone(), &path, body).await;
+            assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{method} {path}: {error}");
+            continue;
+        }
+        let (status, error) = api.call(&world, auth, method.clone(), &path, body).await;
+        assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{method} {path}: {error}");
+        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    let not_json = world.app.http.post(world.app.url("/api/v1/workspaces")).bearer_auth(&token).body("name=x").send().await.expect("POST");
+    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(not_json.json::<Value>().await.expect("JSON")["error"]["field"], "Content-Type");
+    let huge = json!({"name": "x".repeat(70 * 1024)});
+    let too_big = world.app.http.post(world.app.url("/api/v1/workspaces")).bearer_auth(&token).json(&huge).send().await.expect("POST");
+    assert!(too_big.status().is_client_error(), "{}", too_big.status());
+    let unknown = world.app.http.get(world.app.url("/api/v1/nothing-here")).bearer_auth(&token).send().await.expect("GET");
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json::<Value>().await.expect("JSON")["error"]["code"], "not_found");
+    let (_, still) = api.call(&world, alice, Method::GET, &workspace, None).await;
+    assert_eq!((still["workspace"]["name"].as_str(), still["pins"].as_array().map(Vec::len)), (Some("Inputs"), Some(0)), "nothing changed");
+}
+
+/// For every operation of the document that takes an id: a body that would be valid for the owner.
+fn body_for(operation: &str, pin: &str, bobs_tile: &Value) -> Option<Value> {
+    match operation {
+        "updateWorkspace" => Some(json!({"name": "Taken over", "companyFilter": "X"})),
+        "pinTiles" => Some(json!({"tiles": [tile_ref(bobs_tile)]})),
+        "reorderPins" => Some(json!({"pins": [pin]})),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_users() {
+    let world = world().await;
+    let api = Api::of(&world).await;
+    let alice_session = world.connected("alice").await;
+    let bob_session = world.connected("bob").await;
+    let alice_token = world.api_token(&alice_session, "alice").await;
+    let bob_token = world.api_token(&bob_session, "bob").await;
+    let (alice, bob) = (Auth::Token(&alice_token), Auth::Token(&bob_token));
+
+    let (_, created) = api.call(&world, alice, Method::POST, "/api/v1/workspaces", Some(json!({"name": "Alice's"}))).await;
+    let workspace = created["id"].as_str().expect("id").to_owned();
+    let (_, alice_tiles) = api.call(&world, alice, Method::GET, "/api/v1/tiles", None).await;
+    let (_, pinned) = api
+        .call(
+            &world,
+            alice,
+            Method::POST,
+            &format!("/api/v1/workspaces/{workspace}/pins"),
+            Some(json!({"tiles": [tile_ref(tile(&alice_tiles, "Stock on Hand"))]})),
+        )
+        .await;
+    let pin = ids(&pinned, "pins").remove(0);
+    let (_, alice_tokens) = api.call(&world, alice, Method::GET, "/api/v1/tokens", None).await;
+    let alice_token_id = ids(&alice_tokens, "tokens").remove(0);
+    let (_, bob_tiles) = api.call(&world, bob, Method::GET, "/api/v1/tiles", None).await;
+    let bobs_tile = tile(&bob_tiles, "Actual Spend").clone();
+    assert!(
+        bob_tiles["tiles"].as_array().expect("tiles").iter().all(|t| t["title"] != "Stock on Hand"),
+        "Operations is Alice's workspace, not Bob's: {bob_tiles}"
+    );
+
+    // Every operation in the document whose path has an id, called by Bob with Alice's ids.
+    let mut tried = Vec::new();
+    for (template, item) in api.doc["paths"].as_object().expect("paths").clone() {
+        if !template.contains('{') {
+            continue;
+        }
+        for (method, operation) in item.as_object().expect("item") {
+            let Ok(method) = Method::from_bytes(method.to_uppercase().as_bytes()) else { continue };
+            let id = operation["operationId"].as_str().expect("operationId").to_owned();
+            let path = format!("/api/v1{template}")
+                .replace("{id}", if id == "revokeApiToken" { &alice_token_id } else { &workspace })
+                .replace("{pin}", &pin);
+            let (status, body) = api.call(&world, bob, method.clone(), &path, body_for(&id, &pin, &bobs_tile)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{id}: Bob reached Alice's {path}: {body}");
+            assert!(!body.to_string().contains("Stock on Hand") && !body.to_string().contains("accessToken"), "{id}: {body}");
+            tried.push(id);
+        }
+    }
+    tried.sort();
+    assert_eq!(
+        tried,
+        ["deleteWorkspace", "getTileToken", "getWorkspace", "pinTiles", "reorderPins", "revokeApiToken", "unpinTile", "updateWorkspace"],
+        "each route with an id was tried"
+    );
+    let (_, listed) = api.call(&world, bob, Method::GET, "/api/v1/workspaces", None).await;
+    assert_eq!(listed["workspaces"].as_array().map(Vec::len), Some(0), "Bob lists none of Alice's workspaces");
+    let (_, intact) = api.call(&world, alice, Method::GET, &format!("/api/v1/workspaces/{workspace}"), None).await;
+    assert_eq!((intact["workspace"]["name"].as_str(), intact["workspace"]["companyFilter"].is_null()), (Some("Alice's"), true));
+    assert_eq!(ids(&intact, "pins"), std::slice::from_ref(&pin), "Alice's pin is still there and Bob's tile was not added");
+    let (status, _) = api.call(&world, alice, Method::GET, "/api/v1/me", None).await;
+    assert_eq!(status, StatusCode::OK, "Alice's token was not revoked by Bob");
+
+    // Bob names, as his own pin, a tile only Alice can see: Power BI itself refuses it, as Bob.
+    let (_, bobs) = api.call(&world, bob, Method::POST, "/api/v1/workspaces", Some(json!({"name": "Bob's"}))).await;
+    let bobs = format!("/api/v1/workspaces/{}/pins", bobs["id"].as_str().expect("id"));
+    let (status, refused) =
+        api.call(&world, bob, Method::POST, &bobs, Some(json!({"tiles": [tile_ref(tile(&alice_tiles, "Stock on Hand"))]}))).await;
+    assert_eq!((status, refused["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("tiles[0]")), "{refused}");
+
+    // Administration: every operation so tagged refuses a user and serves an admin.
+    let admin_session = world.app.session("admin").await;
+    let admin_token = world.api_token(&admin_session, "admin").await;
+    let config = json!({"enabled": true, "clientId": "8b7e587d-8d90-4e61-95a3-cfe6461aa03e", "tenant": "contoso.onmicrosoft.com", "cloud": "public"});
+    let mut admin_operations = 0;
+    for (template, item) in api.doc["paths"].as_object().expect("paths").clone() {
+        for (method, operation) in item.as_object().expect("item") {
+            if operation["tags"][0] != "Administration" {
+                continue;
+            }
+            admin_operations += 1;
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let body = (method == Method::PUT).then(|| config.clone());
+            let (status, refused) = api.call(&world, alice, method, &format!("/api/v1{template}"), body).await;
+            assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_only")), "{template}");
+        }
+    }
+    assert_eq!(admin_operations, 3);
+    let (status, shown) = api.call(&world, Auth::Token(&admin_token), Method::GET, "/api/v1/admin/powerbi", None).await;
+    assert_eq!(
+        (status, shown["configured"].as_bool(), shown["applicationKey"]["status"].as_str()),
+        (StatusCode::OK, Some(true), Some("valid"))
+    );
+    assert_eq!(shown["redirectUrl"], world.app.url("/oauth/callback"));
+    let (status, validation) = api.call(&world, Auth::Token(&admin_token), Method::POST, "/api/v1/admin/powerbi/validate", None).await;
+    assert_eq!((status, validation["passed"].as_bool()), (StatusCode::OK, Some(true)), "{validation}");
+}
+
+#[tokio::test]
+async fn admins_configure_power_bi_through_the_api_and_the_key_is_never_shown() {
+    let world = world().await;
+    let api = Api::of(&world).await;
+    let admin_session = world.app.session("admin").await;
+    let admin_token = world.api_token(&admin_session, "provisioning").await;
+    let admin = Auth::Token(&admin_token);
+    let (_, before) = api.call(&world, admin, Method::GET, "/api/v1/admin/powerbi", None).await;
+
+    let bad = json!({"enabled": true, "clientId": "not-a-guid", "tenant": "", "cloud": "moon"});
+    let (status, error) = api.call(&world, admin, Method::PUT, "/api/v1/admin/powerbi", Some(bad)).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("clientId")));
+    for named in ["Application ID", "Tenant", "Cloud"] {
+        assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains(named)), "every problem is said: {error}");
+    }
+    let (_, unchanged) = api.call(&world, admin, Method::GET, "/api/v1/admin/powerbi", None).await;
+    assert_eq!(unchanged, before, "a refused configuration changes nothing");
+
+    let key = "brand-new-application-key~0123456789";
+    let config = json!({
+        "enabled": true,
+        "clientId": before["clientId"],
+        "tenant": before["tenant"],
+        "cloud": "public",
+        "authorizeUrl": before["authorizeUrl"],
+        "tokenUrl": before["tokenUrl"],
+        "apiBase": before["apiBase"],
+        "applicationKey": {"value": key, "expiresOn": "2031-01-31"},
+    });
+    let (status, saved) = api.call(&world, admin, Method::PUT, "/api/v1/admin/powerbi", Some(config)).await;
+    assert_eq!((status, saved["applicationKey"]["expiresOn"].as_str()), (StatusCode::OK, Some("2031-01-31")));
+    assert!(!saved.to_string().contains(key), "the key is write-only");
+    let (_, page) = world.app.page(&admin_session, "/admin/powerbi").await;
+    assert!(page.contains("2031-01-31") && !page.contains(key), "the page shows the new key's expiry, never the key");
+}
