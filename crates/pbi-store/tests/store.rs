@@ -268,9 +268,15 @@ async fn users_and_sessions(postgres: bool) {
     assert_eq!(store.users().await.expect("list").len(), 1);
 }
 
-async fn workspaces_and_pins(postgres: bool) {
-    let db = TestDb::new(postgres).await;
-    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+/// Alice (with a Power BI connection and a workspace) and Bob.
+struct Owners {
+    alice: pbi_store::User,
+    bob: pbi_store::User,
+    connection: pbi_store::Connection,
+    workspace: pbi_store::Workspace,
+}
+
+async fn owners(store: &Store) -> Owners {
     let alice = store.add_user("alice", "Alice", "h", false, 0).await.expect("user");
     let bob = store.add_user("bob", "Bob", "h", false, 0).await.expect("user");
     let reg = store.add_registration(&registration("erp"), 0).await.expect("registration");
@@ -278,8 +284,11 @@ async fn workspaces_and_pins(postgres: bool) {
         Account { owner: alice.id.to_string(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "a@x".into() };
     let connection = store.save_connection(&account, &[], &tokens("a", None, 0), 0).await.expect("connection");
     let workspace = store.add_workspace(alice.id, "Sales", 0).await.expect("workspace");
-    assert!(matches!(store.workspace(workspace.id, bob.id).await, Err(StoreError::NotFound(_))), "Bob cannot read Alice's workspace");
-    let pin = |tile: &str| pbi_store::Pin {
+    Owners { alice, bob, connection, workspace }
+}
+
+fn pin_of(workspace: &pbi_store::Workspace, connection: &pbi_store::Connection, tile: &str) -> pbi_store::Pin {
+    pbi_store::Pin {
         id: Uuid::nil(),
         workspace_id: workspace.id,
         connection_id: connection.id,
@@ -291,7 +300,15 @@ async fn workspaces_and_pins(postgres: bool) {
         col_span: 3,
         embed_url: "https://x/embed".into(),
         position: 0,
-    };
+    }
+}
+
+async fn workspaces_and_pins(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let Owners { alice, bob, connection, workspace } = owners(&store).await;
+    assert!(matches!(store.workspace(workspace.id, bob.id).await, Err(StoreError::NotFound(_))), "Bob cannot read Alice's workspace");
+    let pin = |tile: &str| pin_of(&workspace, &connection, tile);
     let first = store.add_pin(&pin("t1"), 0).await.expect("pinned");
     let second = store.add_pin(&pin("t2"), 0).await.expect("pinned");
     assert_eq!((first.position, second.position), (0, 1));
@@ -333,27 +350,8 @@ async fn api_tokens_are_found_by_hash_until_revoked_or_expired(postgres: bool) {
 async fn deleting_a_workspace_takes_its_pins_and_only_its_owner_can(postgres: bool) {
     let db = TestDb::new(postgres).await;
     let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
-    let alice = store.add_user("alice", "Alice", "h", false, 0).await.expect("user");
-    let bob = store.add_user("bob", "Bob", "h", false, 0).await.expect("user");
-    let reg = store.add_registration(&registration("erp"), 0).await.expect("registration");
-    let account =
-        Account { owner: alice.id.to_string(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "a@x".into() };
-    let connection = store.save_connection(&account, &[], &tokens("a", None, 0), 0).await.expect("connection");
-    let workspace = store.add_workspace(alice.id, "Sales", 0).await.expect("workspace");
-    let pin = pbi_store::Pin {
-        id: Uuid::nil(),
-        workspace_id: workspace.id,
-        connection_id: connection.id,
-        group_id: None,
-        dashboard_id: "d".into(),
-        tile_id: "t".into(),
-        title: "T".into(),
-        row_span: 1,
-        col_span: 1,
-        embed_url: "https://x/embed".into(),
-        position: 0,
-    };
-    store.add_pin(&pin, 0).await.expect("pinned");
+    let Owners { alice, bob, connection, workspace } = owners(&store).await;
+    store.add_pin(&pin_of(&workspace, &connection, "t"), 0).await.expect("pinned");
     assert!(matches!(store.rename_workspace(workspace.id, bob.id, "Mine").await, Err(StoreError::NotFound(_))));
     assert!(matches!(store.delete_workspace(workspace.id, bob.id).await, Err(StoreError::NotFound(_))));
     store.rename_workspace(workspace.id, alice.id, "Sales EU").await.expect("renamed");
