@@ -451,7 +451,10 @@ pub async fn users(store_args: &StoreArgs, command: UsersCommand, json_output: b
             };
             let hash =
                 pbi_server::users::hash_password(&SecretString::from(password)).map_err(|e| crate::powerbi::usage_error(e.to_string()))?;
-            let user = store.add_user(&username, display_name.as_deref().unwrap_or(&username), &hash, admin, now()).await?;
+            let username = pbi_server::users::parse_username(&username).map_err(|e| crate::powerbi::usage_error(e.to_string()))?;
+            let display_name = pbi_server::users::parse_display_name(display_name.as_deref().unwrap_or_default(), &username)
+                .map_err(|e| crate::powerbi::usage_error(e.to_string()))?;
+            let user = store.add_user(&username, &display_name, &hash, admin, now()).await?;
             if json_output {
                 println!("{}", json!({"id": user.id, "username": user.username, "admin": user.is_admin}))
             } else {

@@ -70,6 +70,7 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(revoke_token))
         .routes(routes!(get_power_bi_config, put_power_bi_config))
         .routes(routes!(validate_power_bi_config))
+        .routes(routes!(list_users, create_user))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let router = router.fallback(|| async { ApiError(Problem::NotFound("API route")) });
@@ -891,6 +892,64 @@ async fn validate_power_bi_config(State(state): State<Arc<AppState>>, caller: Ca
             .map(|c| CheckOut { name: c.name.to_owned(), outcome: format!("{:?}", c.outcome).to_lowercase(), message: c.message })
             .collect(),
     }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct UserOut {
+    id: Uuid,
+    username: String,
+    display_name: String,
+    is_admin: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+impl From<User> for UserOut {
+    fn from(u: User) -> Self {
+        Self { id: u.id, username: u.username, display_name: u.display_name, is_admin: u.is_admin, created_at: rfc3339(u.created_at) }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct UserList {
+    users: Vec<UserOut>,
+}
+
+/// pbi-bridge's users. Administrators only.
+#[utoipa::path(get, path = "/admin/users", tag = "Administration", operation_id = "listUsers",
+    responses((status = 200, description = "OK", body = UserList), Refusals))]
+async fn list_users(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<UserList>> {
+    let users = ops::users(&state, &caller.user).await?;
+    Ok(axum::Json(UserList { users: users.into_iter().map(UserOut::from).collect() }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewUserIn {
+    /// 1 to 64 letters, digits and `. _ @ -`.
+    username: String,
+    /// Shown in the pages; the user name when left out.
+    #[serde(default)]
+    display_name: String,
+    /// At least 10 characters; write-only.
+    #[schema(value_type = String, format = Password)]
+    password: SecretString,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+/// Adds a pbi-bridge user who signs in with this user name and password. Administrators only.
+#[utoipa::path(post, path = "/admin/users", tag = "Administration", operation_id = "createUser", request_body = NewUserIn,
+    responses((status = 201, description = "Created", body = UserOut), Refusals))]
+async fn create_user(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Body(new): Body<NewUserIn>,
+) -> Answer<(StatusCode, axum::Json<UserOut>)> {
+    let new = ops::NewUser { username: &new.username, display_name: &new.display_name, password: &new.password, is_admin: new.is_admin };
+    let user = ops::create_user(&state, &caller.user, new).await?;
+    Ok((StatusCode::CREATED, axum::Json(user.into())))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The pbi-bridge server: web UI and JSON API over the store, the OAuth flow and the Power BI client.
 
+mod accounts;
 mod admin;
 mod api;
 mod api_docs;
@@ -136,6 +137,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/workspaces/{id}/pins/{pin}/move", post(workspaces::move_pin))
         .route("/admin/powerbi", get(admin::show).post(admin::save))
         .route("/admin/powerbi/validate", post(admin::validate))
+        .route("/admin/users", get(accounts::show).post(accounts::create))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/openapi.json", get(api_docs::openapi_json))
         .route("/api/docs", get(api_docs::page))

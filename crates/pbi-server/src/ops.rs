@@ -387,6 +387,47 @@ pub async fn revoke_api_token(state: &AppState, user: &User, id: Uuid) -> Result
     Ok(())
 }
 
+// ---------------------------------------------------------------- pbi-bridge's own users (administrators only)
+
+pub async fn users(state: &AppState, admin: &User) -> Result<Vec<User>, Problem> {
+    if !admin.is_admin {
+        return Err(Problem::AdminOnly);
+    }
+    state.store.users().await.map_err(Problem::store("user", "listing users"))
+}
+
+/// A new pbi-bridge account, as an administrator enters it.
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub password: &'a SecretString,
+    pub is_admin: bool,
+}
+
+pub async fn create_user(state: &AppState, admin: &User, new: NewUser<'_>) -> Result<User, Problem> {
+    if !admin.is_admin {
+        return Err(Problem::AdminOnly);
+    }
+    let invalid = |e: crate::users::AccountError| Problem::invalid(e.field, format!("{}.", capitalised(&e.message)));
+    let username = crate::users::parse_username(new.username).map_err(invalid)?;
+    let display_name = crate::users::parse_display_name(new.display_name, &username).map_err(invalid)?;
+    let hash =
+        crate::users::hash_password(new.password).map_err(|e| Problem::invalid("password", format!("{}.", capitalised(&e.to_string()))))?;
+    let user = state.store.add_user(&username, &display_name, &hash, new.is_admin, state.clock.unix()).await.map_err(|e| match e {
+        pbi_store::StoreError::Conflict(_) => {
+            Problem::invalid("username", format!("A user named '{username}' already exists: choose another user name."))
+        }
+        other => Problem::store("user", "adding a user")(other),
+    })?;
+    tracing::info!(admin = %admin.username, user = %user.username, is_admin = user.is_admin, "added a user");
+    Ok(user)
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,41 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, thiserror::Error)]
-#[error("the password could not be hashed: {0}")]
+#[error("{0}")]
 pub struct HashError(String);
 
 /// At least this many characters.
 pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// An account detail that cannot be used, with the field at fault and what to enter instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct AccountError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// A user name: 1 to 64 of the letters a–z, A–Z, digits and `. _ @ -` (an e-mail address is fine).
+pub fn parse_username(text: &str) -> Result<String, AccountError> {
+    let name = text.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._@-".contains(c);
+    if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
+        return Err(AccountError {
+            field: "username",
+            message: "a user name is 1 to 64 letters, digits and . _ @ - (such as jane.doe or jane@contoso.com)".into(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+/// A display name: 1 to 100 characters on one line; the user name when left empty.
+pub fn parse_display_name(text: &str, username: &str) -> Result<String, AccountError> {
+    let name = text.trim();
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AccountError { field: "displayName", message: "a display name is at most 100 characters on one line".into() });
+    }
+    Ok(if name.is_empty() { username.to_owned() } else { name.to_owned() })
+}
 
 pub fn hash_password(password: &SecretString) -> Result<String, HashError> {
     if password.expose_secret().chars().count() < MIN_PASSWORD_CHARS {
@@ -34,6 +64,25 @@ pub fn decoy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_user_name_is_accepted_only_in_its_alphabet(text in ".{0,80}") {
+            match parse_username(&text) {
+                Ok(name) => prop_assert!(!name.is_empty() && name.len() <= 64 && name == text.trim()),
+                Err(error) => prop_assert_eq!(error.field, "username"),
+            }
+        }
+    }
+
+    #[test]
+    fn account_details_are_checked() {
+        assert_eq!(parse_username(" jane.doe@contoso.com ").as_deref(), Ok("jane.doe@contoso.com"));
+        assert!(parse_username("jane doe").is_err() && parse_username("").is_err() && parse_username("<script>").is_err());
+        assert_eq!(parse_display_name("", "jane").as_deref(), Ok("jane"));
+        assert_eq!(parse_display_name("a\nb", "jane").map_err(|e| e.field), Err("displayName"));
+    }
 
     #[test]
     fn hashes_verify_only_their_password() {

@@ -395,12 +395,18 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
             }
             admin_operations += 1;
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-            let body = (method == Method::PUT).then(|| config.clone());
+            let body = match (method.as_str(), template.as_str()) {
+                ("PUT", _) => Some(config.clone()),
+                ("POST", "/admin/users") => Some(json!({"username": "mallory", "password": "a long enough password"})),
+                _ => None,
+            };
             let (status, refused) = api.call(&world, alice, method, &format!("/api/v1{template}"), body).await;
             assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_only")), "{template}");
         }
     }
-    assert_eq!(admin_operations, 3);
+    assert_eq!(admin_operations, 5);
+    let (_, users) = api.call(&world, Auth::Token(&admin_token), Method::GET, "/api/v1/admin/users", None).await;
+    assert!(users["users"].as_array().expect("users").iter().all(|u| u["username"] != "mallory"), "a user could not add one");
     let (status, shown) = api.call(&world, Auth::Token(&admin_token), Method::GET, "/api/v1/admin/powerbi", None).await;
     assert_eq!(
         (status, shown["configured"].as_bool(), shown["applicationKey"]["status"].as_str()),
@@ -445,4 +451,51 @@ async fn admins_configure_power_bi_through_the_api_and_the_key_is_never_shown() 
     assert!(!saved.to_string().contains(key), "the key is write-only");
     let (_, page) = world.app.page(&admin_session, "/admin/powerbi").await;
     assert!(page.contains("2031-01-31") && !page.contains(key), "the page shows the new key's expiry, never the key");
+}
+
+#[tokio::test]
+async fn admins_add_users_who_can_then_sign_in() {
+    let world = world().await;
+    let api = Api::of(&world).await;
+    let admin_session = world.app.session("admin").await;
+    let admin_token = world.api_token(&admin_session, "provisioning").await;
+    let admin = Auth::Token(&admin_token);
+    let password = "carol's long password";
+    let new = json!({"username": "carol", "displayName": "Carol Diaz", "password": password});
+    let (status, carol) = api.call(&world, admin, Method::POST, "/api/v1/admin/users", Some(new.clone())).await;
+    assert_eq!((status, carol["displayName"].as_str(), carol["isAdmin"].as_bool()), (StatusCode::CREATED, Some("Carol Diaz"), Some(false)));
+    assert!(!carol.to_string().contains(password), "the password is write-only");
+    let (status, again) = api.call(&world, admin, Method::POST, "/api/v1/admin/users", Some(new)).await;
+    assert_eq!((status, again["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("username")), "{again}");
+    for (body, field) in [
+        (json!({"username": "dave", "password": "short"}), "password"),
+        (json!({"username": "dave smith", "password": password}), "username"),
+        (json!({"username": "dave", "password": password, "role": "admin"}), "role"),
+    ] {
+        let (status, error) = api.call(&world, admin, Method::POST, "/api/v1/admin/users", Some(body)).await;
+        assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{error}");
+    }
+    let signed_in = world.app.sign_in("carol", password, "/").await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "Carol signs in with what the admin set");
+
+    // The page does the same.
+    let (status, page) = world.app.page(&admin_session, "/admin/users").await;
+    assert!(status == StatusCode::OK && page.contains("Carol Diaz"), "{page}");
+    let csrf = hidden(&page, "csrf").expect("csrf");
+    let added = world
+        .post(
+            &admin_session,
+            "/admin/users",
+            &[("csrf", csrf.as_str()), ("username", "erin"), ("display_name", ""), ("password", password), ("admin", "true")],
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::OK);
+    let (_, users) = api.call(&world, admin, Method::GET, "/api/v1/admin/users", None).await;
+    let erin = users["users"].as_array().expect("users").iter().find(|u| u["username"] == "erin").expect("Erin was added");
+    assert_eq!((erin["displayName"].as_str(), erin["isAdmin"].as_bool()), (Some("erin"), Some(true)));
+    let alice = world.app.session("alice").await;
+    let (status, _) = world.app.page(&alice, "/admin/users").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a user cannot see the users page");
+    let refused = world.post(&alice, "/admin/users", &[("csrf", "x"), ("username", "frank"), ("password", password)]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }

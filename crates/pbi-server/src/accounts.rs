@@ -1,0 +1,87 @@
+//! The administrator's "Users" page: pbi-bridge's own accounts, listed and added.
+
+use crate::AppState;
+use crate::ops::{self, NewUser};
+use crate::pages::{form_expired, render};
+use crate::problem::Problem;
+use crate::session::{self, SignedIn};
+use askama::Template;
+use axum::extract::{Form, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use pbi_store::Session;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::sync::Arc;
+
+struct UserRow {
+    username: String,
+    display_name: String,
+    role: &'static str,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct UsersPage<'a> {
+    user_name: &'a str,
+    csrf: &'a str,
+    users: Vec<UserRow>,
+    error: Option<String>,
+    message: Option<String>,
+}
+
+async fn page(state: &AppState, session: &Session, status: StatusCode, error: Option<String>, message: Option<String>) -> Response {
+    let users = match ops::users(state, &session.user).await {
+        Ok(users) => users,
+        Err(problem) => return problem.page(),
+    };
+    let users = users
+        .into_iter()
+        .map(|u| UserRow {
+            username: u.username,
+            display_name: u.display_name,
+            role: if u.is_admin { "admin" } else { "user" },
+            created: crate::admin::date(u.created_at),
+        })
+        .collect();
+    render(status, &UsersPage { user_name: &session.user.display_name, csrf: &session.csrf_token, users, error, message })
+}
+
+pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {
+    page(&state, &session, StatusCode::OK, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    csrf: String,
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    password: SecretString,
+    #[serde(default)]
+    admin: Option<String>,
+}
+
+pub async fn create(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<NewUserForm>) -> Response {
+    if !session.user.is_admin {
+        return Problem::AdminOnly.page();
+    }
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return form_expired();
+    }
+    let new = NewUser {
+        username: &form.username,
+        display_name: &form.display_name,
+        password: &form.password,
+        is_admin: form.admin.as_deref() == Some("true"),
+    };
+    match ops::create_user(&state, &session.user, new).await {
+        Ok(user) => {
+            let message = format!("Added {}. Tell them their user name and password; they sign in at this site.", user.username);
+            page(&state, &session, StatusCode::OK, None, Some(message)).await
+        }
+        Err(problem @ Problem::Invalid { .. }) => page(&state, &session, StatusCode::BAD_REQUEST, Some(problem.to_string()), None).await,
+        Err(problem) => problem.page(),
+    }
+}
