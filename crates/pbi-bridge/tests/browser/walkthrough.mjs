@@ -15,6 +15,7 @@ try {
   report.aliceFiltered = await filterToCompany("alice", report.alice.workspaceUrl, "USMF");
   report.bob = await user("bob", ["Actual Spend"]);
   report.bobOnAlicesWorkspace = await visit("bob", report.alice.workspaceUrl);
+  report.aliceApi = await apiToken("alice");
 } catch (error) {
   // Say where each person was and what their page said: the test prints this when it fails.
   for (const [name, page] of Object.entries(sessions)) {
@@ -112,4 +113,22 @@ async function filterToCompany(name, url, company) {
 async function visit(name, url) {
   const response = await sessions[name].goto(url);
   return { status: response.status(), text: await sessions[name].$eval("body", (b) => b.textContent) };
+}
+
+// A script of Alice's: she makes an API token in My settings, and the JSON API lists her workspaces with it.
+async function apiToken(name) {
+  const page = sessions[name];
+  await page.goto(`${base}/settings`);
+  await page.type("#token-name", "walkthrough script");
+  await click(page, "#make-token");
+  const token = await page.$eval("#new-token-value", (e) => e.textContent.trim());
+  await page.screenshot({ path: join(shots, `8-${name}-api-token.png`), fullPage: true });
+  const response = await fetch(`${base}/api/v1/workspaces`, { headers: { authorization: `Bearer ${token}` } });
+  const workspaces = (await response.json()).workspaces.map((w) => w.name);
+  await page.goto(`${base}/api/docs`);
+  const operations = await page.$$eval(".op", (ops) => ops.length);
+  await page.screenshot({ path: join(shots, `9-api-docs.png`), fullPage: true });
+  await page.goto(`${base}/settings`);
+  const listed = await page.$$eval("#tokens .token td:first-child", (cells) => cells.map((c) => c.textContent));
+  return { status: response.status, workspaces, operations, tokenShownOnce: !(await page.content()).includes(token), listed };
 }

@@ -76,7 +76,14 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     assert_eq!(strings(&bob["workspaces"]), ["bob's dashboard"], "Bob does not see Alice's workspace");
     assert_eq!(report["bobOnAlicesWorkspace"]["status"], 404, "{}", report["bobOnAlicesWorkspace"]);
     assert!(!report["bobOnAlicesWorkspace"]["text"].as_str().unwrap_or_default().contains("Total Sales"));
-    for shot in ["1-admin-validate.png", "4-alice-settings.png", "6-alice-workspace.png", "6-bob-workspace.png"] {
+
+    // Alice's script: a token made in My settings (shown once) lists her workspaces through the JSON API.
+    let api = &report["aliceApi"];
+    assert_eq!((api["status"].as_u64(), strings(&api["workspaces"])), (Some(200), vec!["alice's dashboard"]), "{api}");
+    assert_eq!(api["tokenShownOnce"], true, "the token is not shown again: {api}");
+    assert_eq!(strings(&api["listed"]), ["walkthrough script"]);
+    assert!(api["operations"].as_u64().is_some_and(|n| n >= 15), "/api/docs lists the operations: {api}");
+    for shot in ["1-admin-validate.png", "4-alice-settings.png", "6-alice-workspace.png", "6-bob-workspace.png", "8-alice-api-token.png"] {
         assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "screenshot {shot}");
     }
     drop(running);
