@@ -2,7 +2,7 @@
 //   node bench-workspace.mjs <pbi-bridge URL> <pins> <loads>
 // Alice connects, creates a workspace and pins <pins> tiles (the demo's tiles, repeated); then the workspace
 // page is loaded <loads> times and each load is timed until every tile frame reported `rendered`.
-// Prints JSON: the session cookie and paths (for wrk) and the browser timings in milliseconds.
+// Prints JSON: the session cookie, an API token and paths (for wrk) and the browser timings in milliseconds.
 import { click, connect, launch, settled, signIn } from "./story.mjs";
 
 const [base, pins = "20", loads = "10"] = process.argv.slice(2);
@@ -35,8 +35,14 @@ try {
   }
   const states = await page.$$eval("iframe.tile-frame", (frames) => frames.map((f) => f.dataset.state));
   if (states.length !== Number(pins) || states.some((s) => s !== "rendered")) throw new Error(`tiles: ${states}`);
+  const pin = await page.$eval("iframe.tile-frame", (f) => f.dataset.pin);
   const cookie = (await page.cookies()).find((c) => c.name === "pbi_session");
-  console.log(JSON.stringify({ cookie: `pbi_session=${cookie.value}`, workspace, tiles: keys.length, timings }));
+  // An API token for the JSON API runs, made as a person would, in My settings.
+  await page.goto(`${base}/settings`);
+  await page.type("#token-name", "benchmark");
+  await click(page, "#make-token");
+  const token = await page.$eval("#new-token-value", (e) => e.textContent.trim());
+  console.log(JSON.stringify({ cookie: `pbi_session=${cookie.value}`, token, workspace, pin, tiles: keys.length, timings }));
 } finally {
   await close();
 }

@@ -32,6 +32,14 @@ console.log(JSON.stringify(report));
 // Each person in their own browser context: their own cookies, as two people on two machines.
 async function signIn(name) {
   sessions[name] = await signInAs(browser, base, name);
+  // Browser time cannot be moved on, so long timers (the tokens' renewals) are held for the test to fire.
+  await sessions[name].evaluateOnNewDocument(() => {
+    const later = [];
+    const setTimeoutNow = window.setTimeout;
+    window.setTimeout = (run, ms, ...args) => (ms >= 60000 ? later.push({ run, ms }) : setTimeoutNow(run, ms, ...args));
+    window.fireHeldTimers = () => later.splice(0).map(({ run, ms }) => (run(), ms));
+    window.heldTimers = () => later.map(({ ms }) => ms);
+  });
   return sessions[name];
 }
 
@@ -74,11 +82,16 @@ async function user(name, pick) {
   );
   const drawn = await drawnTiles(page);
   await page.screenshot({ path: join(shots, `6-${name}-workspace.png`), fullPage: true });
+  // Each tile holds one renewal timer; firing them fetches a fresh token per tile and hands it to the frame.
+  const renewalDelays = await page.evaluate(() => window.fireHeldTimers());
+  await page.waitForFunction(() => [...document.querySelectorAll("iframe.tile-frame")].every((f) => f.dataset.renewals === "1" || f.dataset.renewError));
+  const renewals = await page.$$eval("iframe.tile-frame", (frames) => frames.map((f) => f.dataset.renewals || f.dataset.renewError));
+  const rescheduled = await page.evaluate(() => window.heldTimers());
   const workspaces = await (async () => {
     await page.goto(`${base}/workspaces`);
     return page.$$eval("#workspaces a", (links) => links.map((a) => a.textContent));
   })();
-  return { status, offered, workspaceUrl, tiles, drawn, workspaces };
+  return { status, offered, workspaceUrl, tiles, drawn, workspaces, renewalDelays, renewals, rescheduled };
 }
 
 // What each tile frame drew: the sandbox's embed page marks its root and visuals.

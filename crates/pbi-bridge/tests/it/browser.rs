@@ -53,6 +53,13 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
         assert_eq!((tile["title"].as_str(), tile["state"].as_str()), (Some(title), Some("rendered")), "{tile}");
     }
     assert!(tiles[1]["height"].as_i64() > tiles[0]["height"].as_i64(), "Sales by Region is 2 rows high, Total Sales 1: {tiles:?}");
+    // Token renewal: each tile scheduled one renewal ahead of its token's expiry (60-90 minute tokens, renewed
+    // 10 minutes early); firing it fetched a fresh token, handed it to the frame, and scheduled the next.
+    let delays = alice["renewalDelays"].as_array().expect("renewal delays");
+    assert_eq!(delays.len(), 2, "{alice}");
+    assert!(delays.iter().all(|ms| ms.as_i64().is_some_and(|ms| (40 * 60_000..=80 * 60_000).contains(&ms))), "{delays:?}");
+    assert_eq!(strings(&alice["renewals"]), ["1", "1"], "{alice}");
+    assert_eq!(alice["rescheduled"].as_array().map(Vec::len), Some(2), "{alice}");
     let drawn = alice["drawn"].as_array().expect("frames");
     assert_eq!(drawn.len(), 2);
     for frame in drawn {
