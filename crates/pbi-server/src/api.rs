@@ -7,7 +7,7 @@ use crate::admin::{self, ConfigInput, KeyState};
 use crate::ops::{self, CompanyId, TileRef, WorkspaceName};
 use crate::problem::Problem;
 use crate::session::{self, SESSION_COOKIE};
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -33,6 +33,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
         description = "pbi-bridge's JSON API: the same operations as its web pages, on behalf of the user who owns the API token. \
                        Send `Authorization: Bearer <token>` (make a token in My settings). Errors are `{\"error\": {\"code\", \"message\", \"field\"}}`."
     ),
+    components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),
     tags(
@@ -133,6 +134,9 @@ enum Refusals {
     /// No such thing among the caller's own (another user's reads the same).
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// The body is larger than 64 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
     /// A fault of the server, logged with a request id.
     #[response(status = 500)]
     Internal(ErrorBody),
@@ -157,26 +161,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state).await.map(|axum::Json(value)| Self(value)).map_err(|e| ApiError(json_problem(&e)))
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError(Problem::invalid("Content-Type", "Send the body as JSON, with Content-Type: application/json.")));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError(Problem::TooLarge),
+            _ => ApiError(Problem::invalid("body", e.body_text())),
+        })?;
+        parse_object(&bytes).map(Self).map_err(ApiError)
     }
 }
 
-/// What is wrong with a JSON body, naming the field: `tiles[0].dashboardId`, or the missing or unknown field.
-fn json_problem(rejection: &JsonRejection) -> Problem {
-    if let JsonRejection::MissingJsonContentType(_) = rejection {
-        return Problem::invalid("Content-Type", "Send the body as JSON, with Content-Type: application/json.");
+/// A JSON object into `T`. Anything else (an array, which serde would read field by field, a number, trailing
+/// text) is refused, naming the field at fault where there is one.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::invalid("body", "Send a JSON object: {\"name\": value, …}."));
     }
-    let mut source = std::error::Error::source(rejection);
-    while let Some(error) = source {
-        if let Some(found) = error.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>() {
-            let message = found.inner().to_string();
-            let path = found.path().to_string();
-            let field = if path == "." { backticked(&message).unwrap_or("body").to_owned() } else { path };
-            return Problem::invalid(&field, message);
-        }
-        source = error.source();
-    }
-    Problem::invalid("body", rejection.body_text())
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let message = e.inner().to_string();
+        let path = e.path().to_string();
+        let field = if path == "." { backticked(&message).unwrap_or("body").to_owned() } else { path };
+        Problem::invalid(&field, message)
+    })?;
+    reader.end().map_err(|e| Problem::invalid("body", format!("{e}: send one JSON object and nothing after it.")))?;
+    Ok(value)
 }
 
 /// The name serde quotes in "missing field `name`" or "unknown field `nmae`, expected …".
@@ -321,8 +333,15 @@ async fn list_tokens(State(state): State<Arc<AppState>>, caller: Caller) -> Answ
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewToken {
     /// What the token is for, such as the script that uses it (1 to 100 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*\s*$"
+    )]
     name: String,
     /// 1 to 366; leave out for a token that lasts until revoked.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 366)]
     expires_in_days: Option<i64>,
 }
 
@@ -512,7 +531,12 @@ async fn list_workspaces(State(state): State<Arc<AppState>>, caller: Caller) -> 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewWorkspace {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*\s*$"
+    )]
     name: String,
 }
 
@@ -536,6 +560,18 @@ async fn get_workspace(State(state): State<Arc<AppState>>, caller: Caller, Ids(i
     Ok(axum::Json(WorkspaceDetail { workspace: workspace.into(), pins: pins.into_iter().map(PinOut::from).collect() }))
 }
 
+/// A whole number, also when written as one with a zero fraction (`30.0`), as JSON Schema's `integer` allows.
+fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    match Option::<serde_json::Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number of days, got {n}"))),
+    }
+}
+
 /// Present (even as null) or absent: tells "clear it" from "leave it".
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
@@ -544,11 +580,16 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct WorkspaceChange {
-    /// A new name (1 to 100 characters); leave out to keep it.
+    /// A new name (1 to 100 characters on one line); leave out to keep it.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*\s*$"
+    )]
     name: Option<String>,
     /// A `Company[ID]` to filter tiles to; null or empty for all companies; leave out to keep it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 50, pattern = r"^\s*[^\u0000-\u001f\u007f-\u009f]*\s*$")]
     company_filter: Option<Option<String>>,
 }
 
@@ -637,6 +678,7 @@ struct TileIn {
 #[serde(deny_unknown_fields)]
 struct PinRequest {
     /// The tiles to pin, as `GET /tiles` lists them; they are pinned after the workspace's other tiles, in this order.
+    #[schema(min_items = 1)]
     tiles: Vec<TileIn>,
 }
 
@@ -669,7 +711,7 @@ async fn unpin(State(state): State<Arc<AppState>>, caller: Caller, Ids((id, pin)
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PinOrder {
-    /// Every pin of the workspace, once each, in the new order.
+    /// Every pin of the workspace, once each, in the new order (anything else is refused with 400).
     pins: Vec<Uuid>,
 }
 
@@ -810,6 +852,7 @@ struct NewKeyIn {
     #[schema(value_type = String, format = Password)]
     value: SecretString,
     /// The key's expiry date as the Azure portal shows it, YYYY-MM-DD.
+    #[schema(format = Date)]
     expires_on: String,
 }
 
@@ -818,13 +861,25 @@ struct NewKeyIn {
 struct PowerBiConfigIn {
     enabled: bool,
     /// The Application (client) ID, a GUID.
+    #[schema(format = Uuid)]
     client_id: String,
     /// The tenant ID or a verified domain (organizations for a multi-tenant app).
+    #[schema(
+        min_length = 1,
+        pattern = r"^\s*[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*\s*$"
+    )]
     tenant: String,
     /// public, us-gcc, gcc-high, dod or china.
+    #[schema(pattern = r"^(public|us-gcc|gcc-high|dod|china)$")]
     cloud: String,
+    /// Entra ID's authorize endpoint, when not the cloud's; an http(s) URL.
+    #[schema(pattern = r"^\s*$|^\s*[Hh][Tt][Tt][Pp][Ss]?://")]
     authorize_url: Option<String>,
+    /// Entra ID's token endpoint, when not the cloud's; an http(s) URL.
+    #[schema(pattern = r"^\s*$|^\s*[Hh][Tt][Tt][Pp][Ss]?://")]
     token_url: Option<String>,
+    /// The Power BI REST API's base, when not the cloud's; an http(s) URL.
+    #[schema(pattern = r"^\s*$|^\s*[Hh][Tt][Tt][Pp][Ss]?://")]
     api_base: Option<String>,
     /// A new application key; leave out to keep the current one.
     application_key: Option<NewKeyIn>,
@@ -928,12 +983,14 @@ async fn list_users(State(state): State<Arc<AppState>>, caller: Caller) -> Answe
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewUserIn {
     /// 1 to 64 letters, digits and `. _ @ -`.
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     username: String,
-    /// Shown in the pages; the user name when left out.
+    /// Shown in the pages (at most 100 characters on one line); the user name when left out.
     #[serde(default)]
+    #[schema(max_length = 100, pattern = r"^\s*[^\u0000-\u001f\u007f-\u009f]*\s*$")]
     display_name: String,
     /// At least 10 characters; write-only.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 10)]
     password: SecretString,
     #[serde(default)]
     is_admin: bool,
@@ -961,5 +1018,29 @@ mod tests {
         assert_eq!(backticked("missing field `name` at line 1 column 2"), Some("name"));
         assert_eq!(backticked("unknown field `nmae`, expected `name`"), Some("nmae"));
         assert_eq!(backticked("expected value"), None);
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Named {
+        name: String,
+    }
+
+    #[test]
+    fn only_one_json_object_is_a_body() {
+        assert_eq!(parse_object::<Named>(br#" {"name": "x"} "#).ok(), Some(Named { name: "x".into() }));
+        for bad in [&br#"["x"]"#[..], b"5", b"", br#"{"name": "x"} {}"#, br#"{"name": 5}"#, br#"{"nmae": "x"}"#] {
+            let field = parse_object::<Named>(bad).err().and_then(|p| p.field().map(str::to_owned));
+            assert!(matches!(field.as_deref(), Some("body" | "name" | "nmae")), "{bad:?}: {field:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_a_named_value_or_a_refusal_naming_a_field(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            if let Err(problem) = parse_object::<Named>(&bytes) {
+                proptest::prop_assert!(problem.field().is_some_and(|f| !f.is_empty()));
+            }
+        }
     }
 }

@@ -13,6 +13,8 @@ pub enum Problem {
     NotFound(&'static str),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    #[error("The request body is larger than 64 KiB: send less at a time.")]
+    TooLarge,
     #[error("{0}")]
     Unauthenticated(String),
     #[error("Only administrators can do this.")]
@@ -62,6 +64,7 @@ impl Problem {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::AdminOnly | Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
             Self::Conflict(_) | Self::NotConfigured | Self::NotConnected | Self::NeedsSignIn(_) => StatusCode::CONFLICT,
@@ -75,6 +78,7 @@ impl Problem {
         match self {
             Self::NotFound(_) => "not_found",
             Self::Invalid { .. } => "invalid_input",
+            Self::TooLarge => "too_large",
             Self::Unauthenticated(_) => "unauthenticated",
             Self::AdminOnly => "admin_only",
             Self::Csrf => "csrf",
@@ -99,7 +103,7 @@ impl Problem {
     fn title(&self) -> &'static str {
         match self {
             Self::NotFound(_) => "Not found",
-            Self::Invalid { .. } => "Check what you entered",
+            Self::Invalid { .. } | Self::TooLarge => "Check what you entered",
             Self::Unauthenticated(_) => "Sign in",
             Self::AdminOnly | Self::Forbidden(_) | Self::Csrf => "Forbidden",
             Self::Conflict(_) => "Not yet",

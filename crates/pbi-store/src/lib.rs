@@ -612,15 +612,15 @@ impl Store {
     /// Removes and returns the state if it exists: a second take of the same state finds nothing.
     /// Whether it expired or belongs to another session is the caller's to judge from the fields.
     pub async fn take_state(&self, state_hash: &str) -> Result<Option<PendingState>> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT state_hash, browser_session, owner, registration_id, pkce_verifier, return_to, created_at, expires_at FROM oauth_states WHERE state_hash = $1").bind(state_hash).fetch_optional(&mut *tx).await?;
+        // One statement that deletes and returns: of two takes at once, exactly one gets the row. (A read then a
+        // delete in one transaction would also fail under SQLite when another write lands in between.)
+        let row = sqlx::query(
+            "DELETE FROM oauth_states WHERE state_hash = $1 RETURNING state_hash, browser_session, owner, registration_id, pkce_verifier, return_to, created_at, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
-        let deleted =
-            sqlx::query("DELETE FROM oauth_states WHERE state_hash = $1").bind(state_hash).execute(&mut *tx).await?.rows_affected();
-        tx.commit().await?;
-        if deleted != 1 {
-            return Ok(None);
-        }
         let envelope: Vec<u8> = row.try_get("pkce_verifier")?;
         Ok(Some(PendingState {
             state_hash: row.try_get("state_hash")?,
@@ -853,17 +853,23 @@ impl Store {
 
     /// Deletes one of `owner`'s workspaces and its pins; another user's is "not found" and untouched.
     pub async fn delete_workspace(&self, id: Uuid, owner: Uuid) -> Result<()> {
+        // Writes only, so the transaction takes SQLite's write lock at its first statement (waiting its turn)
+        // instead of reading first and failing with "database is locked" when another write lands in between.
         let mut tx = self.pool.begin().await?;
-        let owned = sqlx::query("SELECT id FROM workspaces WHERE id = $1 AND owner = $2")
+        sqlx::query("DELETE FROM pins WHERE workspace_id = $1 AND EXISTS (SELECT 1 FROM workspaces WHERE id = $1 AND owner = $2)")
             .bind(id.to_string())
             .bind(owner.to_string())
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if owned.is_none() {
+        let deleted = sqlx::query("DELETE FROM workspaces WHERE id = $1 AND owner = $2")
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
             return Err(StoreError::NotFound(format!("workspace {id}")));
         }
-        sqlx::query("DELETE FROM pins WHERE workspace_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -882,27 +888,34 @@ impl Store {
 
     /// Pins a tile at the end of the workspace (the workspace's owner is checked by the caller via `workspace`).
     pub async fn add_pin(&self, pin: &Pin, now: i64) -> Result<Pin> {
-        let (last,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(position), -1) FROM pins WHERE workspace_id = $1")
-            .bind(pin.workspace_id.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        let stored = Pin { id: Uuid::new_v4(), position: last + 1, ..pin.clone() };
-        sqlx::query(&format!("INSERT INTO pins ({PIN_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
-            .bind(stored.id.to_string())
-            .bind(stored.workspace_id.to_string())
-            .bind(stored.connection_id.to_string())
-            .bind(stored.group_id.clone())
-            .bind(&stored.dashboard_id)
-            .bind(&stored.tile_id)
-            .bind(&stored.title)
-            .bind(stored.row_span)
-            .bind(stored.col_span)
-            .bind(&stored.embed_url)
-            .bind(stored.position)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(stored)
+        // Two pins at once must not share a position: the transaction first writes the workspace's row, which
+        // takes its lock (PostgreSQL) or the write lock (SQLite), so the next position is read after the other's.
+        let mut tx = self.pool.begin().await?;
+        one_changed(
+            sqlx::query("UPDATE workspaces SET name = name WHERE id = $1").bind(pin.workspace_id.to_string()).execute(&mut *tx).await?,
+            || format!("workspace {}", pin.workspace_id),
+        )?;
+        let id = Uuid::new_v4();
+        let (position,): (i64,) = sqlx::query_as(&format!(
+            "INSERT INTO pins ({PIN_COLUMNS}, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE(MAX(position), -1) + 1, $11 FROM pins WHERE workspace_id = $2 \
+             RETURNING position"
+        ))
+        .bind(id.to_string())
+        .bind(pin.workspace_id.to_string())
+        .bind(pin.connection_id.to_string())
+        .bind(pin.group_id.clone())
+        .bind(&pin.dashboard_id)
+        .bind(&pin.tile_id)
+        .bind(&pin.title)
+        .bind(pin.row_span)
+        .bind(pin.col_span)
+        .bind(&pin.embed_url)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Pin { id, position, ..pin.clone() })
     }
 
     pub async fn pins(&self, workspace_id: Uuid) -> Result<Vec<Pin>> {

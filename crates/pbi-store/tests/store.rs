@@ -105,7 +105,8 @@ on_both!(
     users_and_sessions,
     workspaces_and_pins,
     api_tokens_are_found_by_hash_until_revoked_or_expired,
-    deleting_a_workspace_takes_its_pins_and_only_its_owner_can
+    deleting_a_workspace_takes_its_pins_and_only_its_owner_can,
+    concurrent_pins_and_deletes_neither_fail_nor_share_a_position
 );
 
 async fn migrations_apply_once(postgres: bool) {
@@ -359,4 +360,29 @@ async fn deleting_a_workspace_takes_its_pins_and_only_its_owner_can(postgres: bo
     store.delete_workspace(workspace.id, alice.id).await.expect("deleted");
     assert!(matches!(store.workspace(workspace.id, alice.id).await, Err(StoreError::NotFound(_))));
     assert!(store.pins(workspace.id).await.expect("read").is_empty(), "its pins went with it");
+}
+
+/// Found by fuzzing the API: a delete that read before it wrote failed with "database is locked" under SQLite
+/// when another write landed in between, and two pins at once could take the same position.
+async fn concurrent_pins_and_deletes_neither_fail_nor_share_a_position(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let Owners { alice, connection, workspace, .. } = owners(&store).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (store, connection, workspace) = (store.clone(), connection.clone(), workspace.clone());
+        tasks.spawn(async move {
+            store.add_pin(&pin_of(&workspace, &connection, &format!("shared-{i}")), 0).await.map(drop)?;
+            let own = store.add_workspace(alice.id, &format!("w{i}"), 0).await?;
+            store.add_pin(&pin_of(&own, &connection, "t"), 0).await?;
+            store.delete_workspace(own.id, alice.id).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect("no store error under concurrency");
+    }
+    let mut positions: Vec<i64> = store.pins(workspace.id).await.expect("pins").into_iter().map(|p| p.position).collect();
+    positions.sort();
+    assert_eq!(positions, (0..16).collect::<Vec<_>>(), "each pin has a position of its own");
+    assert_eq!(store.workspaces_of(alice.id).await.expect("list").len(), 1, "every other workspace was deleted");
 }

@@ -81,19 +81,21 @@ impl Swagger {
         self.doc["definitions"].get(name).or_else(|| self.doc["components"]["schemas"].get(name))
     }
 
-    fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
-        let reference = schema.get("$ref").and_then(Value::as_str);
-        match reference.and_then(|r| r.strip_prefix("#/definitions/").or_else(|| r.strip_prefix("#/components/schemas/"))) {
-            Some(name) => self.definition(name).unwrap_or(schema),
-            None => schema,
-        }
+    /// The schema a `$ref` points to (the schema itself when it is not a reference); `None` when it points nowhere.
+    fn resolve<'a>(&'a self, schema: &'a Value) -> Option<&'a Value> {
+        let Some(reference) = schema.get("$ref").and_then(Value::as_str) else { return Some(schema) };
+        let name = reference.strip_prefix("#/definitions/").or_else(|| reference.strip_prefix("#/components/schemas/"))?;
+        self.definition(name)
     }
 
     fn check(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<String>, depth: usize) {
         if depth > 40 {
             return;
         }
-        let schema = self.resolve(schema);
+        let Some(schema) = self.resolve(schema) else {
+            // A document that points nowhere describes nothing: say so rather than accept anything.
+            return out.push(format!("{path}: the schema's reference {} resolves to nothing", schema["$ref"]));
+        };
         if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
             for part in all {
                 self.check(part, value, path, out, depth + 1);
@@ -228,6 +230,8 @@ mod tests {
         assert_eq!(api.problems(&x, &json!({"id": null, "note": "n"})).len(), 1, "id may not be null");
         assert_eq!(api.problems(&x, &json!({"id": id, "note": "n", "child": {"n": "one"}})).len(), 1, "oneOf");
         assert!(api.check_response("getX", 200, &json!({"id": id, "note": "n"})).is_ok());
+        let dangling = json!({"$ref": "#/components/schemas/Missing"});
+        assert_eq!(api.problems(&dangling, &json!({})).len(), 1, "a reference to nothing is a problem, not a pass");
     }
 
     #[test]
