@@ -11,6 +11,7 @@ use std::sync::Arc;
 mod admin_page;
 mod api;
 mod connect;
+mod fuzz;
 mod observability;
 mod workspaces;
 
