@@ -465,13 +465,19 @@ pub async fn users(store_args: &StoreArgs, command: UsersCommand, json_output: b
             let list = store.users().await?;
             let items: Vec<_> = list
                 .iter()
-                .map(|u| json!({"id": u.id, "username": u.username, "displayName": u.display_name, "admin": u.is_admin}))
+                .map(|u| {
+                    json!({"id": u.id, "username": u.username, "displayName": u.display_name, "admin": u.is_admin, "disabled": u.disabled_at.is_some()})
+                })
                 .collect();
             let rows = list
                 .iter()
-                .map(|u| vec![u.username.clone(), u.display_name.clone(), if u.is_admin { "admin" } else { "user" }.to_owned()])
+                .map(|u| {
+                    let role = if u.is_admin { "admin" } else { "user" };
+                    let status = if u.disabled_at.is_some() { "disabled" } else { "active" };
+                    vec![u.username.clone(), u.display_name.clone(), role.to_owned(), status.to_owned()]
+                })
                 .collect();
-            print_list(json_output, &items, &["USER", "NAME", "ROLE"], rows);
+            print_list(json_output, &items, &["USER", "NAME", "ROLE", "STATUS"], rows);
         }
     }
     Ok(())

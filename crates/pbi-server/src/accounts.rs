@@ -6,7 +6,7 @@ use crate::pages::{form_expired, render};
 use crate::problem::Problem;
 use crate::session::{self, SignedIn};
 use askama::Template;
-use axum::extract::{Form, State};
+use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use pbi_store::Session;
@@ -15,6 +15,9 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 struct UserRow {
+    id: String,
+    is_self: bool,
+    disabled: bool,
     username: String,
     display_name: String,
     role: &'static str,
@@ -39,6 +42,9 @@ async fn page(state: &AppState, session: &Session, status: StatusCode, error: Op
     let users = users
         .into_iter()
         .map(|u| UserRow {
+            id: u.id.to_string(),
+            is_self: u.id == session.user.id,
+            disabled: u.disabled_at.is_some(),
             username: u.username,
             display_name: u.display_name,
             role: if u.is_admin { "admin" } else { "user" },
@@ -84,4 +90,79 @@ pub async fn create(State(state): State<Arc<AppState>>, SignedIn(session): Signe
         Err(problem @ Problem::Invalid { .. }) => page(&state, &session, StatusCode::BAD_REQUEST, Some(problem.to_string()), None).await,
         Err(problem) => problem.page(),
     }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// The outcome of an action on one user, shown on the Users page.
+async fn after(state: &AppState, session: &Session, done: Result<String, Problem>) -> Response {
+    match done {
+        Ok(message) => page(state, session, StatusCode::OK, None, Some(message)).await,
+        Err(problem @ (Problem::Invalid { .. } | Problem::Conflict(_))) => {
+            page(state, session, problem.status(), Some(problem.to_string()), None).await
+        }
+        Err(problem) => problem.page(),
+    }
+}
+
+async fn set_disabled(state: &AppState, session: &Session, id: uuid::Uuid, csrf: &str, disabled: bool) -> Response {
+    if !session.user.is_admin {
+        return Problem::AdminOnly.page();
+    }
+    if !session::same(&session.csrf_token, csrf) {
+        return form_expired();
+    }
+    let done = ops::set_user_disabled(state, &session.user, id, disabled).await.map(|user| {
+        if disabled {
+            format!("Disabled {}: they are signed out and their API tokens no longer work.", user.username)
+        } else {
+            format!("Enabled {}: they can sign in again.", user.username)
+        }
+    });
+    after(state, session, done).await
+}
+
+pub async fn disable(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<uuid::Uuid>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    set_disabled(&state, &session, id, &form.csrf, true).await
+}
+
+pub async fn enable(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<uuid::Uuid>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    set_disabled(&state, &session, id, &form.csrf, false).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    password: SecretString,
+}
+
+pub async fn set_password(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<uuid::Uuid>,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    if !session.user.is_admin {
+        return Problem::AdminOnly.page();
+    }
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return form_expired();
+    }
+    let done = ops::set_password(&state, &session.user, id, &form.password)
+        .await
+        .map(|user| format!("Set a new password for {}; they are signed out everywhere.", user.username));
+    after(&state, &session, done).await
 }

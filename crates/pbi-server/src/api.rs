@@ -72,6 +72,7 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_power_bi_config, put_power_bi_config))
         .routes(routes!(validate_power_bi_config))
         .routes(routes!(list_users, create_user))
+        .routes(routes!(update_user))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let router = router.fallback(|| async { ApiError(Problem::NotFound("API route")) });
@@ -958,11 +959,20 @@ struct UserOut {
     is_admin: bool,
     #[schema(format = DateTime)]
     created_at: String,
+    /// A disabled user cannot sign in, and their API tokens do not work.
+    disabled: bool,
 }
 
 impl From<User> for UserOut {
     fn from(u: User) -> Self {
-        Self { id: u.id, username: u.username, display_name: u.display_name, is_admin: u.is_admin, created_at: rfc3339(u.created_at) }
+        Self {
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+            is_admin: u.is_admin,
+            created_at: rfc3339(u.created_at),
+            disabled: u.disabled_at.is_some(),
+        }
     }
 }
 
@@ -1007,6 +1017,51 @@ async fn create_user(
     let new = ops::NewUser { username: &new.username, display_name: &new.display_name, password: &new.password, is_admin: new.is_admin };
     let user = ops::create_user(&state, &caller.user, new).await?;
     Ok((StatusCode::CREATED, axum::Json(user.into())))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UserChange {
+    /// true: the user can no longer sign in (their sessions end, their API tokens stop); false: they can again.
+    disabled: Option<bool>,
+    /// A new password (at least 10 characters; write-only); the user's sessions end.
+    #[schema(value_type = Option<String>, format = Password, min_length = 10)]
+    password: Option<SecretString>,
+}
+
+/// Disables or enables a user, or sets their password. Administrators only; an administrator cannot disable themself.
+#[utoipa::path(patch, path = "/admin/users/{id}", tag = "Administration", operation_id = "updateUser", request_body = UserChange,
+    params(("id" = Uuid, Path, description = "The user's id")), responses((status = 200, description = "OK", body = UserOut), Refusals,
+    (status = 409, description = "An administrator tried to disable their own account", body = ErrorBody)))]
+async fn update_user(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    Body(change): Body<UserChange>,
+) -> Answer<axum::Json<UserOut>> {
+    if !caller.user.is_admin {
+        return Err(Problem::AdminOnly.into());
+    }
+    if change.disabled.is_none() && change.password.is_none() {
+        return Err(Problem::invalid("body", "Send disabled, password or both.").into());
+    }
+    // Refuse what would fail before changing anything, so a refused request changes nothing.
+    if change.disabled == Some(true) && id == caller.user.id {
+        return Err(Problem::Conflict("You cannot disable your own account: ask another administrator.".into()).into());
+    }
+    if change.password.as_ref().is_some_and(|p| p.expose_secret().chars().count() < crate::users::MIN_PASSWORD_CHARS) {
+        return Err(
+            Problem::invalid("password", format!("A password needs at least {} characters.", crate::users::MIN_PASSWORD_CHARS)).into()
+        );
+    }
+    let mut user = None;
+    if let Some(password) = &change.password {
+        user = Some(ops::set_password(&state, &caller.user, id, password).await?);
+    }
+    if let Some(disabled) = change.disabled {
+        user = Some(ops::set_user_disabled(&state, &caller.user, id, disabled).await?);
+    }
+    Ok(axum::Json(user.ok_or(Problem::NotFound("user"))?.into()))
 }
 
 #[cfg(test)]

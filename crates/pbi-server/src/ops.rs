@@ -423,6 +423,34 @@ pub async fn create_user(state: &AppState, admin: &User, new: NewUser<'_>) -> Re
     Ok(user)
 }
 
+/// Disables or enables another user's account. Disabling ends their sessions and stops their API tokens.
+pub async fn set_user_disabled(state: &AppState, admin: &User, id: Uuid, disabled: bool) -> Result<User, Problem> {
+    if !admin.is_admin {
+        return Err(Problem::AdminOnly);
+    }
+    if id == admin.id && disabled {
+        return Err(Problem::Conflict("You cannot disable your own account: ask another administrator.".into()));
+    }
+    let when = disabled.then(|| state.clock.unix());
+    state.store.set_user_disabled(id, when).await.map_err(Problem::store("user", "disabling a user"))?;
+    let user = state.store.user(id).await.map_err(Problem::store("user", "reading a user"))?;
+    tracing::info!(admin = %admin.username, user = %user.username, disabled, "changed whether a user may sign in");
+    Ok(user)
+}
+
+/// Sets a user's password (at least `MIN_PASSWORD_CHARS`); their sessions end.
+pub async fn set_password(state: &AppState, admin: &User, id: Uuid, password: &SecretString) -> Result<User, Problem> {
+    if !admin.is_admin {
+        return Err(Problem::AdminOnly);
+    }
+    let hash =
+        crate::users::hash_password(password).map_err(|e| Problem::invalid("password", format!("{}.", capitalised(&e.to_string()))))?;
+    state.store.set_password_hash(id, &hash).await.map_err(Problem::store("user", "setting a password"))?;
+    let user = state.store.user(id).await.map_err(Problem::store("user", "reading a user"))?;
+    tracing::info!(admin = %admin.username, user = %user.username, "set a user's password");
+    Ok(user)
+}
+
 fn capitalised(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()

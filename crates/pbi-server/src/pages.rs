@@ -104,6 +104,10 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(
     let Some(user) = user.filter(|_| password_ok) else {
         return login_form(&state, StatusCode::UNAUTHORIZED, &form.next, Some("The user name or password is wrong."));
     };
+    // Said only to someone who knows the password, so it tells no one else that the account exists.
+    if user.disabled_at.is_some() {
+        return login_form(&state, StatusCode::FORBIDDEN, &form.next, Some("This account is disabled: ask your administrator."));
+    }
     let token = session::random_token();
     let now = state.clock.unix();
     if let Err(error) =

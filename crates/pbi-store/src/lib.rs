@@ -650,6 +650,8 @@ pub struct User {
     pub display_name: String,
     pub is_admin: bool,
     pub created_at: i64,
+    /// When an administrator disabled the account: it can no longer sign in, and its sessions and API tokens stop working.
+    pub disabled_at: Option<i64>,
 }
 
 /// A signed-in browser. The cookie's token is stored only as a hash.
@@ -668,8 +670,11 @@ fn user_from(row: &AnyRow) -> Result<User> {
         display_name: row.try_get("display_name")?,
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         created_at: row.try_get("created_at")?,
+        disabled_at: row.try_get("disabled_at")?,
     })
 }
+
+const USER_COLUMNS: &str = "id, username, display_name, is_admin, created_at, disabled_at";
 
 impl Store {
     /// Adds a user; `password_hash` is a PHC string (argon2), never a password.
@@ -688,12 +693,12 @@ impl Store {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("a user named '{username}' already exists")),
                 other => other,
             })?;
-        Ok(User { id, username: username.to_owned(), display_name: display_name.to_owned(), is_admin, created_at: now })
+        Ok(User { id, username: username.to_owned(), display_name: display_name.to_owned(), is_admin, created_at: now, disabled_at: None })
     }
 
     /// A user and their password hash, by user name (for signing in).
     pub async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
-        let row = sqlx::query("SELECT id, username, display_name, is_admin, created_at, password_hash FROM users WHERE username = $1")
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"))
             .bind(username)
             .fetch_optional(&self.pool)
             .await?;
@@ -701,10 +706,45 @@ impl Store {
     }
 
     pub async fn users(&self) -> Result<Vec<User>> {
-        let rows = sqlx::query("SELECT id, username, display_name, is_admin, created_at FROM users ORDER BY username")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username")).fetch_all(&self.pool).await?;
         rows.iter().map(user_from).collect()
+    }
+
+    pub async fn user(&self, id: Uuid) -> Result<User> {
+        let row =
+            sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        user_from(&row.ok_or_else(|| StoreError::NotFound(format!("user {id}")))?)
+    }
+
+    /// Disables (`Some(now)`) or enables (`None`) an account. Disabling also ends its sessions; its API tokens
+    /// stop working while it is disabled (they are found only for enabled users).
+    pub async fn set_user_disabled(&self, id: Uuid, disabled_at: Option<i64>) -> Result<()> {
+        let update = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2").bind(disabled_at).bind(id.to_string());
+        self.change_user(id, update, disabled_at.is_some()).await
+    }
+
+    /// Sets a new password hash (PHC string) and ends the account's sessions, so the old password's sign-ins end too.
+    pub async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<()> {
+        let update = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(password_hash).bind(id.to_string());
+        self.change_user(id, update, true).await
+    }
+
+    /// Runs `update` on one user's row and, with `end_sessions`, deletes their sessions, in one transaction.
+    async fn change_user<'q>(
+        &self,
+        id: Uuid,
+        update: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        end_sessions: bool,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if update.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user {id}")));
+        }
+        if end_sessions {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn put_session(&self, token_hash: &str, user: Uuid, csrf_token: &str, now: i64, expires_at: i64) -> Result<()> {
@@ -722,7 +762,7 @@ impl Store {
     /// The live session with that token hash, and its user.
     pub async fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
         let row = sqlx::query(
-            "SELECT s.token_hash, s.csrf_token, s.expires_at, u.id, u.username, u.display_name, u.is_admin, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
+            "SELECT s.token_hash, s.csrf_token, s.expires_at, u.id, u.username, u.display_name, u.is_admin, u.created_at, u.disabled_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
         )
         .bind(token_hash)
         .bind(now)
@@ -1051,9 +1091,9 @@ impl Store {
     pub async fn use_api_token(&self, token_hash: &str, now: i64) -> Result<Option<(ApiToken, User)>> {
         let row = sqlx::query(
             "SELECT t.id AS token_id, t.user_id, t.name, t.hint, t.created_at AS token_created_at, t.expires_at, t.last_used_at, \
-             u.id, u.username, u.display_name, u.is_admin, u.created_at \
+             u.id, u.username, u.display_name, u.is_admin, u.created_at, u.disabled_at \
              FROM api_tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.disabled_at IS NULL",
         )
         .bind(token_hash)
         .bind(now)

@@ -140,6 +140,13 @@ CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (token_hash);
 CREATE INDEX api_tokens_user ON api_tokens (user_id);
 ",
     ),
+    (
+        5,
+        "users can be disabled",
+        r"
+ALTER TABLE users ADD COLUMN disabled_at BIGINT;
+",
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<u32, StoreError> {

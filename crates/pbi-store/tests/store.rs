@@ -106,7 +106,8 @@ on_both!(
     workspaces_and_pins,
     api_tokens_are_found_by_hash_until_revoked_or_expired,
     deleting_a_workspace_takes_its_pins_and_only_its_owner_can,
-    concurrent_pins_and_deletes_neither_fail_nor_share_a_position
+    concurrent_pins_and_deletes_neither_fail_nor_share_a_position,
+    a_disabled_user_loses_sessions_and_tokens_and_a_new_password_ends_sessions
 );
 
 async fn migrations_apply_once(postgres: bool) {
@@ -385,4 +386,26 @@ async fn concurrent_pins_and_deletes_neither_fail_nor_share_a_position(postgres:
     positions.sort();
     assert_eq!(positions, (0..16).collect::<Vec<_>>(), "each pin has a position of its own");
     assert_eq!(store.workspaces_of(alice.id).await.expect("list").len(), 1, "every other workspace was deleted");
+}
+
+async fn a_disabled_user_loses_sessions_and_tokens_and_a_new_password_ends_sessions(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let carol = store.add_user("carol", "Carol", "old-hash", false, 0).await.expect("user");
+    store.put_session("s1", carol.id, "c", 0, 1000).await.expect("session");
+    store.add_api_token(carol.id, "script", "t1", "pbb_x", None, 0).await.expect("token");
+    store.set_user_disabled(carol.id, Some(10)).await.expect("disabled");
+    assert_eq!(store.user(carol.id).await.expect("read").disabled_at, Some(10));
+    assert!(store.session("s1", 20).await.expect("read").is_none(), "sessions ended");
+    assert!(store.use_api_token("t1", 20).await.expect("read").is_none(), "tokens stop while disabled");
+    let (found, _) = store.user_credentials("carol").await.expect("read").expect("still there");
+    assert_eq!(found.disabled_at, Some(10), "sign-in sees the account is disabled");
+    store.set_user_disabled(carol.id, None).await.expect("enabled");
+    assert!(store.use_api_token("t1", 30).await.expect("read").is_some(), "tokens work again");
+    store.put_session("s2", carol.id, "c", 30, 1000).await.expect("session");
+    store.set_password_hash(carol.id, "new-hash").await.expect("password");
+    assert!(store.session("s2", 40).await.expect("read").is_none(), "a new password ends sessions");
+    assert_eq!(store.user_credentials("carol").await.expect("read").expect("there").1, "new-hash");
+    assert!(matches!(store.set_user_disabled(Uuid::new_v4(), Some(1)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.set_password_hash(Uuid::new_v4(), "h").await, Err(StoreError::NotFound(_))));
 }
