@@ -50,7 +50,17 @@ async function admin() {
   await click(page, "#validate");
   const checks = await page.$$eval("#checks tr", (rows) => rows.slice(1).map((r) => [...r.cells].map((c) => c.textContent.trim())));
   await page.screenshot({ path: join(shots, "1-admin-validate.png"), fullPage: true });
-  return { redirectUrl, checks };
+  // The admin adds a colleague on the Users page, who then signs in with what the admin set.
+  await page.goto(`${base}/admin/users`);
+  await page.type("#new-username", "dana");
+  await page.type("#new-display-name", "Dana Lee");
+  await page.type("#new-password", "dana-demo-password");
+  await click(page, "#add-user");
+  const added = await page.$eval("#message", (e) => e.textContent.trim());
+  await page.screenshot({ path: join(shots, "1-admin-users.png"), fullPage: true });
+  const dana = await signIn("dana");
+  const danaSeesHerName = await dana.$eval("#user", (e) => e.textContent.trim());
+  return { redirectUrl, checks, added, danaSeesHerName };
 }
 
 async function user(name, pick) {

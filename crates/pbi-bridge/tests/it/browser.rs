@@ -41,6 +41,8 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     assert_eq!(admin["redirectUrl"].as_str(), Some(format!("{}/oauth/callback", running.base).as_str()));
     let checks = admin["checks"].as_array().expect("validation checks");
     assert!(!checks.is_empty(), "{admin}");
+    assert!(admin["added"].as_str().is_some_and(|m| m.starts_with("Added dana")), "{admin}");
+    assert_eq!(admin["danaSeesHerName"], "Dana Lee", "the new user signs in with what the admin set: {admin}");
 
     let alice = &report["alice"];
     assert_eq!(alice["status"], "connected", "{alice}");
