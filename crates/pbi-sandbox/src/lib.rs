@@ -178,6 +178,11 @@ impl SandboxHandle {
         self.shared.faults.clear();
     }
 
+    /// The fault rules not used up yet.
+    pub fn pending_faults(&self) -> Vec<FaultRule> {
+        self.shared.faults.pending()
+    }
+
     /// Every request served so far, oldest first. Authorization values are never recorded.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.log.snapshot()

@@ -567,3 +567,24 @@ async fn admins_add_users_who_can_then_sign_in() {
     let refused = world.post(&alice, "/admin/users", &[("csrf", "x"), ("username", "frank"), ("password", password)]).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
+
+/// The tile list asks Power BI several things at once; answers that arrive out of order do not reorder it.
+#[tokio::test]
+async fn the_tile_list_keeps_its_order_when_power_bi_answers_out_of_order() {
+    use pbi_sandbox::{FaultKind, FaultRule};
+    let world = world().await;
+    let api = Api::of(&world).await;
+    let session = world.connected("alice").await;
+    let token = world.api_token(&session, "order").await;
+    let (_, first) = api.call(&world, Auth::Token(&token), Method::GET, "/api/v1/tiles", None).await;
+    let titles = |list: &Value| -> Vec<String> {
+        list["tiles"].as_array().expect("tiles").iter().map(|t| format!("{} / {}", t["groupName"], t["title"])).collect()
+    };
+    assert_eq!(titles(&first).first().map(|t| t.starts_with("\"My workspace\"")), Some(true), "My workspace first: {first}");
+    // The first dashboards and the first tiles asked for answer last (a real-time delay in the sandbox).
+    world.sandbox.inject(FaultRule::new(Some("GET"), "/v1.0/myorg/dashboards", 1, FaultKind::Delay { millis: 300 }));
+    world.sandbox.inject(FaultRule::new(Some("GET"), "/v1.0/myorg/dashboards/*/tiles", 1, FaultKind::Delay { millis: 300 }));
+    let (_, again) = api.call(&world, Auth::Token(&token), Method::GET, "/api/v1/tiles", None).await;
+    assert_eq!(titles(&again), titles(&first));
+    assert!(world.sandbox.pending_faults().is_empty(), "both delays were used");
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# How long the tile list takes when every Power BI call takes as long as it does on the real service:
+# the sandbox delays each Power BI REST call by MILLIS of real time (its `delay` fault), and the JSON API's
+# GET /api/v1/tiles is timed for a connected user (release build, `pbi-bridge up`, one request at a time).
+# Usage: bench/tile-list-latency.sh [MILLIS per Power BI call, default 50] [requests, default 20]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+millis=${1:-50}
+requests=${2:-20}
+browser_dir=crates/pbi-bridge/tests/browser
+[ -d "$browser_dir/node_modules/puppeteer-core" ] || PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund --prefix "$browser_dir"
+cargo build --release -q -p pbi-bridge
+work=$(mktemp -d)
+./target/release/pbi-bridge up --addr 127.0.0.1:0 --sandbox-addr 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>"$work/err" &
+up_pid=$!
+trap 'kill $up_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 300); do grep -q "Press Ctrl-C" "$work/out" 2>/dev/null && break; sleep 0.1; done
+base=$(head -1 "$work/out" | awk '{print $NF}')
+sandbox=$(grep -o 'REST): http[^ ]*' "$work/out" | awk '{print $2}')
+# Alice connects and makes an API token, in the browser (one pin, one load).
+token=$(node "$browser_dir/bench-workspace.mjs" "$base" 1 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+calls_before=$(curl -s "$base/metrics" | awk '/^pbi_bridge_powerbi_calls_total/ {s+=$2} END {print s+0}')
+curl -s -o /dev/null "$base/api/v1/tiles" -H "Authorization: Bearer $token"
+calls=$(( $(curl -s "$base/metrics" | awk '/^pbi_bridge_powerbi_calls_total/ {s+=$2} END {print s+0}') - calls_before ))
+curl -s -X POST "$sandbox/_sandbox/faults" -H 'Content-Type: application/json' \
+  -d "{\"path\": \"/v1.0/myorg/*\", \"count\": 1000000, \"fault\": {\"kind\": \"delay\", \"millis\": $millis}}" >/dev/null
+times=$(for _ in $(seq "$requests"); do
+  curl -s -o /dev/null -w '%{time_total}\n' "$base/api/v1/tiles" -H "Authorization: Bearer $token"
+done | sort -n)
+median=$(echo "$times" | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR+1)/2)] * 1000}')
+echo "GET /api/v1/tiles: $calls Power BI calls per listing, each delayed ${millis} ms by the sandbox"
+echo "median over $requests requests: ${median} ms (min $(echo "$times" | head -1 | awk '{printf "%.0f", $1*1000}') ms, max $(echo "$times" | tail -1 | awk '{printf "%.0f", $1*1000}') ms)"
+echo "if the calls were made one after another: at least $(( calls * millis )) ms"
