@@ -7,16 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 millis=${1:-50}
 requests=${2:-20}
-browser_dir=crates/pbi-bridge/tests/browser
-[ -d "$browser_dir/node_modules/puppeteer-core" ] || PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund --prefix "$browser_dir"
-cargo build --release -q -p pbi-bridge
-work=$(mktemp -d)
-./target/release/pbi-bridge up --addr 127.0.0.1:0 --sandbox-addr 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>"$work/err" &
-up_pid=$!
-trap 'kill $up_pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 300); do grep -q "Press Ctrl-C" "$work/out" 2>/dev/null && break; sleep 0.1; done
-base=$(head -1 "$work/out" | awk '{print $NF}')
-sandbox=$(grep -o 'REST): http[^ ]*' "$work/out" | awk '{print $2}')
+. bench/up.sh
 # Alice connects and makes an API token, in the browser (one pin, one load).
 token=$(node "$browser_dir/bench-workspace.mjs" "$base" 1 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 calls_before=$(curl -s "$base/metrics" | awk '/^pbi_bridge_powerbi_calls_total/ {s+=$2} END {print s+0}')

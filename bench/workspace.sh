@@ -14,16 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 pins=${2:-20}
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-browser_dir=crates/pbi-bridge/tests/browser
-[ -d "$browser_dir/node_modules/puppeteer-core" ] || PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund --prefix "$browser_dir"
-cargo build --release -q -p pbi-bridge
-work=$(mktemp -d)
-./target/release/pbi-bridge up --addr 127.0.0.1:0 --sandbox-addr 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>"$work/err" &
-up_pid=$!
-trap 'kill $up_pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 300); do grep -q "Press Ctrl-C" "$work/out" 2>/dev/null && break; sleep 0.1; done
-base=$(head -1 "$work/out" | awk '{print $NF}')
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+. bench/up.sh
 
 echo "== browser: workspace page with $pins pinned tiles, until every tile is rendered (10 loads)"
 setup=$(node "$browser_dir/bench-workspace.mjs" "$base" "$pins" 10)
