@@ -183,3 +183,20 @@ pub async fn home(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
         &HomePage { user_name: &session.user.display_name, is_admin: session.user.is_admin, csrf: &session.csrf_token, connections: rows },
     )
 }
+
+/// Headers every answer carries: no page of ours can be framed by another site (clickjacking of its forms),
+/// content types are not sniffed, our URLs (which hold ids) are not sent to other sites as a Referer, and what
+/// a signed-in person sees is not kept in a shared or browser cache unless a handler says otherwise.
+pub async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.entry(name).or_insert(axum::http::HeaderValue::from_static(value));
+    }
+    response
+}

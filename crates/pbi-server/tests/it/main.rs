@@ -119,6 +119,24 @@ async fn health_and_readiness() {
     assert_eq!(ready["status"], "ready");
 }
 
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = App::start().await;
+    let alice = app.session("alice").await;
+    for (path, cookie) in [("/login", ""), ("/settings", alice.as_str()), ("/api/v1/me", alice.as_str()), ("/nowhere", "")] {
+        let response = app.http.get(app.url(path)).header("cookie", cookie).send().await.expect("GET");
+        let headers = response.headers();
+        for (name, value) in [
+            ("x-frame-options", "DENY"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "same-origin"),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(headers.get(name).and_then(|v| v.to_str().ok()), Some(value), "{path}: {name}");
+        }
+    }
+}
+
 /// The API's description is kept in the repository, so that every change to the API shows in review.
 /// `UPDATE_OPENAPI=1 cargo test -p pbi-server --test it openapi` writes it anew.
 #[tokio::test]
