@@ -47,6 +47,8 @@ pub(crate) struct AppState {
     /// Where people reach the server (its OAuth callback is `{base_url}/oauth/callback`).
     pub base_url: String,
     pub metrics: Arc<metrics::Metrics>,
+    /// Failed sign-ins per user name, to refuse guessing at speed.
+    pub sign_in_guard: users::SignInGuard,
     /// One connection pool for every Power BI client the server makes.
     pub http: reqwest::Client,
 }
@@ -66,6 +68,7 @@ impl Server {
             session_seconds: config.session_hours * 3600,
             base_url: base_url.clone(),
             metrics: Arc::default(),
+            sign_in_guard: users::SignInGuard::default(),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
         });
         warn_about_application_keys(&state.store, &state.clock).await;

@@ -88,6 +88,13 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(
     if cookie_csrf.is_empty() || !session::same(&cookie_csrf, &form.csrf) {
         return login_form(&state, StatusCode::FORBIDDEN, &form.next, Some("This sign-in form expired. Please sign in again."));
     }
+    let now = state.clock.unix();
+    if let Some(seconds) = state.sign_in_guard.locked_for(&form.username, now) {
+        tracing::warn!(username = %form.username.trim(), "sign-in refused: too many failed attempts");
+        let minutes = (seconds + 59) / 60;
+        let message = format!("Too many failed sign-ins for this user name. Try again in {minutes} minute(s), or ask your administrator.");
+        return login_form(&state, StatusCode::TOO_MANY_REQUESTS, &form.next, Some(&message));
+    }
     let found = match state.store.user_credentials(form.username.trim()).await {
         Ok(found) => found,
         Err(error) => {
@@ -102,14 +109,15 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(
     };
     let password_ok = users::verify_password(&form.password, hash);
     let Some(user) = user.filter(|_| password_ok) else {
+        state.sign_in_guard.failed(&form.username, now);
         return login_form(&state, StatusCode::UNAUTHORIZED, &form.next, Some("The user name or password is wrong."));
     };
+    state.sign_in_guard.succeeded(&form.username);
     // Said only to someone who knows the password, so it tells no one else that the account exists.
     if user.disabled_at.is_some() {
         return login_form(&state, StatusCode::FORBIDDEN, &form.next, Some("This account is disabled: ask your administrator."));
     }
     let token = session::random_token();
-    let now = state.clock.unix();
     if let Err(error) =
         state.store.put_session(&session::hash(&token), user.id, &session::random_token(), now, now + state.session_seconds).await
     {

@@ -4,6 +4,8 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -55,6 +57,52 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// Failed sign-ins per user name: after `MAX_FAILURES` within `WINDOW_SECONDS`, that name is refused until the
+/// window has passed, whatever the password, so passwords cannot be guessed at speed. Kept in memory, per
+/// instance; a success clears the name's count. Times are Unix seconds from the caller's clock.
+#[derive(Default)]
+pub struct SignInGuard {
+    failures: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+impl SignInGuard {
+    pub const MAX_FAILURES: u32 = 10;
+    pub const WINDOW_SECONDS: i64 = 15 * 60;
+    /// Beyond this many names, names whose window has passed are forgotten (and, if that is not enough, all).
+    const MAX_NAMES: usize = 10_000;
+
+    fn key(username: &str) -> String {
+        username.trim().to_lowercase()
+    }
+
+    /// Seconds until `username` may try again, when it is refused now.
+    pub fn locked_for(&self, username: &str, now: i64) -> Option<i64> {
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let (count, since) = *failures.get(&Self::key(username))?;
+        let left = since + Self::WINDOW_SECONDS - now;
+        (count >= Self::MAX_FAILURES && left > 0).then_some(left)
+    }
+
+    pub fn failed(&self, username: &str, now: i64) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if failures.len() >= Self::MAX_NAMES {
+            failures.retain(|_, (_, since)| now - *since < Self::WINDOW_SECONDS);
+            if failures.len() >= Self::MAX_NAMES {
+                failures.clear();
+            }
+        }
+        let entry = failures.entry(Self::key(username)).or_insert((0, now));
+        if now - entry.1 >= Self::WINDOW_SECONDS {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    pub fn succeeded(&self, username: &str) {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&Self::key(username));
+    }
+}
+
 /// A hash to verify against when the user does not exist, so both cases take the same time.
 pub fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -74,6 +122,22 @@ mod tests {
                 Err(error) => prop_assert_eq!(error.field, "username"),
             }
         }
+    }
+
+    #[test]
+    fn ten_failures_lock_a_name_until_its_window_has_passed() {
+        let guard = SignInGuard::default();
+        for i in 0..SignInGuard::MAX_FAILURES {
+            assert_eq!(guard.locked_for("Alice", 100 + i64::from(i)), None);
+            guard.failed("Alice", 100 + i64::from(i));
+        }
+        assert_eq!(guard.locked_for(" alice ", 200), Some(100 + SignInGuard::WINDOW_SECONDS - 200), "names are compared trimmed, any case");
+        assert_eq!(guard.locked_for("bob", 200), None, "other names are not affected");
+        assert_eq!(guard.locked_for("alice", 100 + SignInGuard::WINDOW_SECONDS), None, "the window passed");
+        guard.failed("alice", 100 + SignInGuard::WINDOW_SECONDS);
+        assert_eq!(guard.locked_for("alice", 101 + SignInGuard::WINDOW_SECONDS), None, "a new window starts counting again");
+        guard.succeeded("ALICE");
+        assert!(guard.failures.lock().expect("lock").is_empty());
     }
 
     #[test]

@@ -120,6 +120,20 @@ async fn health_and_readiness() {
 }
 
 #[tokio::test]
+async fn ten_wrong_passwords_lock_the_user_name_for_a_while() {
+    let app = App::start().await;
+    for _ in 0..10 {
+        assert_eq!(app.sign_in("alice", "a wrong guess!!", "/").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let locked = app.sign_in("alice", PASSWORD, "/").await;
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert!(locked.text().await.expect("page").contains("Too many failed sign-ins for this user name. Try again in 15 minute(s)"));
+    assert_eq!(app.sign_in("bob", PASSWORD, "/").await.status(), StatusCode::SEE_OTHER, "other users are not affected");
+    app.clock.advance(time::Duration::minutes(15)).expect("manual clock");
+    assert_eq!(app.sign_in("alice", PASSWORD, "/").await.status(), StatusCode::SEE_OTHER, "the window passed");
+}
+
+#[tokio::test]
 async fn every_answer_carries_the_security_headers() {
     let app = App::start().await;
     let alice = app.session("alice").await;
