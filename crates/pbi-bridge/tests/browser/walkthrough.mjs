@@ -16,6 +16,7 @@ try {
   report.bob = await user("bob", ["Actual Spend"]);
   report.bobOnAlicesWorkspace = await visit("bob", report.alice.workspaceUrl);
   report.aliceApi = await apiToken("alice");
+  report.troubleshooting = await troubleshooting("dana", "carol");
 } catch (error) {
   // Say where each person was and what their page said: the test prints this when it fails.
   for (const [name, page] of Object.entries(sessions)) {
@@ -154,4 +155,33 @@ async function apiToken(name) {
   await page.goto(`${base}/settings`);
   const listed = await page.$$eval("#tokens .token td:first-child", (cells) => cells.map((c) => c.textContent));
   return { status: response.status, workspaces, operations, tokenShownOnce: !(await page.content()).includes(token), listed };
+}
+
+// Seed 000's troubleshooting rows, as a person meets them: Dana connects with Carol's Power BI account, which
+// has no Power BI license; first she cancels the consent, then she accepts and opens the tile list.
+async function troubleshooting(name, account) {
+  const page = sessions[name];
+  await page.goto(`${base}/settings`);
+  await click(page, "#get-started");
+  await page.waitForSelector("#passwd");
+  await page.$eval("#login", (e) => (e.value = ""));
+  await page.type("#login", `${account}@contoso.onmicrosoft.com`);
+  await page.type("#passwd", `${account}-password`);
+  await click(page, "#idSIButton9");
+  await page.waitForSelector("#cancel");
+  await click(page, "#cancel");
+  const declined = await page.$eval("#error", (e) => e.textContent.trim());
+  await page.screenshot({ path: join(shots, `10-${name}-declined.png`), fullPage: true });
+  await click(page, "#get-started");
+  // The sandbox remembers the sign-in: straight to consent this time.
+  await page.waitForSelector("#accept");
+  await click(page, "#accept");
+  const status = await page.$eval("#status", (e) => e.textContent.trim());
+  await page.goto(`${base}/workspaces`);
+  await page.type("#name", "Carol's tiles");
+  await click(page, "#create");
+  await click(page, "#pin-tiles");
+  const unlicensed = await page.$eval("#problem", (e) => e.textContent.trim());
+  await page.screenshot({ path: join(shots, `11-${name}-no-license.png`), fullPage: true });
+  return { declined, status, unlicensed };
 }

@@ -92,6 +92,11 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     assert_eq!(api["tokenShownOnce"], true, "the token is not shown again: {api}");
     assert_eq!(strings(&api["listed"]), ["walkthrough script"]);
     assert!(api["operations"].as_u64().is_some_and(|n| n >= 15), "/api/docs lists the operations: {api}");
+    // Seed 000's troubleshooting rows in the browser: consent declined, then an account without a license.
+    let trouble = &report["troubleshooting"];
+    assert!(trouble["declined"].as_str().is_some_and(|t| t.contains("You declined the permissions")), "{trouble}");
+    assert_eq!(trouble["status"], "connected", "{trouble}");
+    assert!(trouble["unlicensed"].as_str().is_some_and(|t| t.contains("no Power BI license")), "{trouble}");
     for shot in ["1-admin-validate.png", "4-alice-settings.png", "6-alice-workspace.png", "6-bob-workspace.png", "8-alice-api-token.png"] {
         assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "screenshot {shot}");
     }
