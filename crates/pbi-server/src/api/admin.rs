@@ -1,0 +1,309 @@
+//! The API's administration operations: the Power BI configuration and pbi-bridge's users.
+
+use super::edge::{Answer, Body, Caller, Ids, Refusals, rfc3339};
+use super::edge::{ErrorBody, PowerBiRefusals};
+use crate::AppState;
+use crate::admin::{self, ConfigInput, KeyState};
+use crate::ops;
+use crate::problem::Problem;
+use axum::extract::State;
+use axum::http::StatusCode;
+use pbi_store::User;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum KeyStatus {
+    Missing,
+    Valid,
+    ExpiresSoon,
+    Expired,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct KeyOut {
+    status: KeyStatus,
+    /// The day the newest key expires (the key itself is never shown again).
+    #[schema(format = Date)]
+    expires_on: Option<String>,
+    message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PowerBiConfigOut {
+    /// Whether a configuration has been saved.
+    configured: bool,
+    enabled: bool,
+    client_id: Option<String>,
+    tenant: Option<String>,
+    cloud: String,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    api_base: Option<String>,
+    /// The redirect URL to enter in the Azure portal (Authentication → Web).
+    redirect_url: String,
+    /// The delegated Power BI Service permissions to grant, as the Azure portal names them.
+    permissions: Vec<String>,
+    application_key: KeyOut,
+}
+
+fn config_out(state: &AppState, registration: Option<pbi_store::Registration>, key: KeyState) -> PowerBiConfigOut {
+    let d = registration.map(|r| r.details);
+    PowerBiConfigOut {
+        configured: d.is_some(),
+        enabled: d.as_ref().is_some_and(|d| d.enabled),
+        client_id: d.as_ref().map(|d| d.client_id.clone()),
+        tenant: d.as_ref().map(|d| d.tenant.clone()),
+        cloud: d.as_ref().map_or_else(|| "public".into(), |d| d.cloud.clone()),
+        authorize_url: d.as_ref().and_then(|d| d.authorize_url.clone()),
+        token_url: d.as_ref().and_then(|d| d.token_url.clone()),
+        api_base: d.as_ref().and_then(|d| d.api_base.clone()),
+        redirect_url: admin::redirect_url(state),
+        permissions: admin::PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
+        application_key: KeyOut {
+            status: match key {
+                KeyState::Missing => KeyStatus::Missing,
+                KeyState::Valid { .. } => KeyStatus::Valid,
+                KeyState::ExpiresSoon { .. } => KeyStatus::ExpiresSoon,
+                KeyState::Expired { .. } => KeyStatus::Expired,
+            },
+            expires_on: key.expires_at().map(admin::date),
+            message: key.sentence(),
+        },
+    }
+}
+
+/// The Power BI configuration users connect through. Administrators only.
+#[utoipa::path(get, path = "/admin/powerbi", tag = "Administration", operation_id = "getPowerBiConfig",
+    responses((status = 200, description = "OK", body = PowerBiConfigOut), Refusals))]
+pub(super) async fn get_power_bi_config(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<PowerBiConfigOut>> {
+    if !caller.user.is_admin {
+        return Err(Problem::AdminOnly.into());
+    }
+    let (registration, key) = admin::config(&state).await?;
+    Ok(axum::Json(config_out(&state, registration, key)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct NewKeyIn {
+    /// The application key (client secret) value; write-only.
+    #[schema(value_type = String, format = Password)]
+    value: SecretString,
+    /// The key's expiry date as the Azure portal shows it, YYYY-MM-DD.
+    #[schema(format = Date)]
+    expires_on: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct PowerBiConfigIn {
+    enabled: bool,
+    /// The Application (client) ID, a GUID.
+    #[schema(format = Uuid)]
+    client_id: String,
+    /// The tenant ID or a verified domain (organizations for a multi-tenant app).
+    #[schema(
+        min_length = 1,
+        pattern = r"^\s*[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*\s*$"
+    )]
+    tenant: String,
+    /// public, us-gcc, gcc-high, dod or china.
+    #[schema(pattern = r"^(public|us-gcc|gcc-high|dod|china)$")]
+    cloud: String,
+    /// Entra ID's authorize endpoint, when not the cloud's; an http(s) URL.
+    #[schema(pattern = r"^\s*$|^\s*[Hh][Tt][Tt][Pp][Ss]?://")]
+    authorize_url: Option<String>,
+    /// Entra ID's token endpoint, when not the cloud's; an http(s) URL.
+    #[schema(pattern = r"^\s*$|^\s*[Hh][Tt][Tt][Pp][Ss]?://")]
+    token_url: Option<String>,
+    /// The Power BI REST API's base, when not the cloud's; an http(s) URL.
+    #[schema(pattern = r"^\s*$|^\s*[Hh][Tt][Tt][Pp][Ss]?://")]
+    api_base: Option<String>,
+    /// A new application key; leave out to keep the current one.
+    application_key: Option<NewKeyIn>,
+}
+
+/// Saves the Power BI configuration. Administrators only.
+#[utoipa::path(put, path = "/admin/powerbi", tag = "Administration", operation_id = "putPowerBiConfig", request_body = PowerBiConfigIn,
+    responses((status = 200, description = "OK", body = PowerBiConfigOut), Refusals))]
+pub(super) async fn put_power_bi_config(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Body(config): Body<PowerBiConfigIn>,
+) -> Answer<axum::Json<PowerBiConfigOut>> {
+    if !caller.user.is_admin {
+        return Err(Problem::AdminOnly.into());
+    }
+    let (secret, secret_expires) = match config.application_key {
+        Some(key) => (key.value, key.expires_on),
+        None => (SecretString::from(String::new()), String::new()),
+    };
+    let input = ConfigInput {
+        enabled: config.enabled,
+        client_id: config.client_id,
+        secret,
+        secret_expires,
+        tenant: config.tenant,
+        cloud: config.cloud,
+        authorize_url: config.authorize_url.unwrap_or_default(),
+        token_url: config.token_url.unwrap_or_default(),
+        api_base: config.api_base.unwrap_or_default(),
+    };
+    let (details, key) = admin::read_config(&input, &admin::redirect_url(&state)).map_err(|errors| {
+        let field = errors.first().map_or("body", |e| e.field);
+        Problem::invalid(field, errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" "))
+    })?;
+    admin::save_config(&state, &caller.user, details, key).await?;
+    let (registration, key) = admin::config(&state).await?;
+    Ok(axum::Json(config_out(&state, registration, key)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct CheckOut {
+    name: String,
+    /// passed, warning, failed or info.
+    outcome: String,
+    message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct ValidationOut {
+    passed: bool,
+    checks: Vec<CheckOut>,
+}
+
+/// Checks the saved configuration with Entra ID (a real token request). Administrators only.
+#[utoipa::path(post, path = "/admin/powerbi/validate", tag = "Administration", operation_id = "validatePowerBiConfig",
+    responses((status = 200, description = "OK", body = ValidationOut), Refusals, PowerBiRefusals))]
+pub(super) async fn validate_power_bi_config(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<ValidationOut>> {
+    let validation = admin::validate_config(&state, &caller.user).await?;
+    Ok(axum::Json(ValidationOut {
+        passed: validation.passed(),
+        checks: validation
+            .checks
+            .into_iter()
+            .map(|c| CheckOut { name: c.name.to_owned(), outcome: format!("{:?}", c.outcome).to_lowercase(), message: c.message })
+            .collect(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct UserOut {
+    id: Uuid,
+    username: String,
+    display_name: String,
+    is_admin: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// A disabled user cannot sign in, and their API tokens do not work.
+    disabled: bool,
+}
+
+impl From<User> for UserOut {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+            is_admin: u.is_admin,
+            created_at: rfc3339(u.created_at),
+            disabled: u.disabled_at.is_some(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct UserList {
+    users: Vec<UserOut>,
+}
+
+/// pbi-bridge's users. Administrators only.
+#[utoipa::path(get, path = "/admin/users", tag = "Administration", operation_id = "listUsers",
+    responses((status = 200, description = "OK", body = UserList), Refusals))]
+pub(super) async fn list_users(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<UserList>> {
+    let users = ops::users(&state, &caller.user).await?;
+    Ok(axum::Json(UserList { users: users.into_iter().map(UserOut::from).collect() }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct NewUserIn {
+    /// 1 to 64 letters, digits and `. _ @ -`.
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
+    username: String,
+    /// Shown in the pages (at most 100 characters on one line); the user name when left out.
+    #[serde(default)]
+    #[schema(max_length = 100, pattern = r"^\s*[^\u0000-\u001f\u007f-\u009f]*\s*$")]
+    display_name: String,
+    /// At least 10 characters; write-only.
+    #[schema(value_type = String, format = Password, min_length = 10)]
+    password: SecretString,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+/// Adds a pbi-bridge user who signs in with this user name and password. Administrators only.
+#[utoipa::path(post, path = "/admin/users", tag = "Administration", operation_id = "createUser", request_body = NewUserIn,
+    responses((status = 201, description = "Created", body = UserOut), Refusals))]
+pub(super) async fn create_user(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Body(new): Body<NewUserIn>,
+) -> Answer<(StatusCode, axum::Json<UserOut>)> {
+    let new = ops::NewUser { username: &new.username, display_name: &new.display_name, password: &new.password, is_admin: new.is_admin };
+    let user = ops::create_user(&state, &caller.user, new).await?;
+    Ok((StatusCode::CREATED, axum::Json(user.into())))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct UserChange {
+    /// true: the user can no longer sign in (their sessions end, their API tokens stop); false: they can again.
+    disabled: Option<bool>,
+    /// A new password (at least 10 characters; write-only); the user's sessions end.
+    #[schema(value_type = Option<String>, format = Password, min_length = 10)]
+    password: Option<SecretString>,
+}
+
+/// Disables or enables a user, or sets their password. Administrators only; an administrator cannot disable themself.
+#[utoipa::path(patch, path = "/admin/users/{id}", tag = "Administration", operation_id = "updateUser", request_body = UserChange,
+    params(("id" = Uuid, Path, description = "The user's id")), responses((status = 200, description = "OK", body = UserOut), Refusals,
+    (status = 409, description = "An administrator tried to disable their own account", body = ErrorBody)))]
+pub(super) async fn update_user(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    Body(change): Body<UserChange>,
+) -> Answer<axum::Json<UserOut>> {
+    if !caller.user.is_admin {
+        return Err(Problem::AdminOnly.into());
+    }
+    if change.disabled.is_none() && change.password.is_none() {
+        return Err(Problem::invalid("body", "Send disabled, password or both.").into());
+    }
+    // Refuse what would fail before changing anything, so a refused request changes nothing.
+    if change.disabled == Some(true) && id == caller.user.id {
+        return Err(Problem::Conflict("You cannot disable your own account: ask another administrator.".into()).into());
+    }
+    if change.password.as_ref().is_some_and(|p| p.expose_secret().chars().count() < crate::users::MIN_PASSWORD_CHARS) {
+        return Err(
+            Problem::invalid("password", format!("A password needs at least {} characters.", crate::users::MIN_PASSWORD_CHARS)).into()
+        );
+    }
+    let mut user = None;
+    if let Some(password) = &change.password {
+        user = Some(ops::set_password(&state, &caller.user, id, password).await?);
+    }
+    if let Some(disabled) = change.disabled {
+        user = Some(ops::set_user_disabled(&state, &caller.user, id, disabled).await?);
+    }
+    Ok(axum::Json(user.ok_or(Problem::NotFound("user"))?.into()))
+}

@@ -1,0 +1,72 @@
+//! The JSON API under `/api/v1`: the same operations as the web pages (`ops`, `admin`), for scripts with an
+//! API token (`Authorization: Bearer pbb_…`) or for the pages' own scripts with the session cookie. Its
+//! OpenAPI document is generated from these handlers (utoipa) and served at `/api/v1/openapi.json`.
+
+mod account;
+mod admin;
+mod edge;
+mod workspaces;
+
+pub use edge::ApiError;
+
+use crate::AppState;
+use crate::session::SESSION_COOKIE;
+use edge::{ErrorBody, ErrorDetail};
+use std::sync::Arc;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pbi-bridge API",
+        description = "pbi-bridge's JSON API: the same operations as its web pages, on behalf of the user who owns the API token. \
+                       Send `Authorization: Bearer <token>` (make a token in My settings). Errors are `{\"error\": {\"code\", \"message\", \"field\"}}`."
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Security),
+    security(("bearer" = []), ("session" = [])),
+    tags(
+        (name = "Account", description = "Who is calling, and their API tokens"),
+        (name = "Power BI connection", description = "The caller's own Power BI connection (made in the browser: My settings → Get started)"),
+        (name = "Workspaces", description = "pbi-bridge workspaces and the Power BI tiles pinned to them"),
+        (name = "Administration", description = "The Power BI configuration; administrators only"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))));
+    }
+}
+
+/// The API's routes (to nest under `/api/v1`) and its OpenAPI document, built together.
+pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(account::me))
+        .routes(routes!(workspaces::list_workspaces, workspaces::create_workspace))
+        .routes(routes!(workspaces::get_workspace, workspaces::update_workspace, workspaces::delete_workspace))
+        .routes(routes!(workspaces::list_tiles))
+        .routes(routes!(workspaces::pin_tiles))
+        .routes(routes!(workspaces::unpin))
+        .routes(routes!(workspaces::reorder_pins))
+        .routes(routes!(workspaces::tile_token))
+        .routes(routes!(account::get_connection, account::disconnect))
+        .routes(routes!(account::list_tokens, account::create_token))
+        .routes(routes!(account::revoke_token))
+        .routes(routes!(admin::get_power_bi_config, admin::put_power_bi_config))
+        .routes(routes!(admin::validate_power_bi_config))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::update_user))
+        .split_for_parts();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let router = router.fallback(|| async { ApiError(crate::problem::Problem::NotFound("API route")) });
+    (router, doc)
+}
