@@ -132,12 +132,6 @@ impl PowerBiClient {
         self
     }
 
-    /// Shares `http`'s connection pool (a server making clients per request should pass one shared client).
-    pub fn with_http(mut self, http: reqwest::Client) -> Self {
-        self.http = http;
-        self
-    }
-
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
     }

@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use crate::connect::active_registration;
-use crate::pages::{render, server_error};
+use crate::pages::render;
 use crate::problem::Problem;
 use crate::session::{self, SignedIn};
 use askama::Template;
@@ -58,17 +58,11 @@ async fn page(
     message: Option<String>,
     checks: Vec<(String, String, String)>,
 ) -> Response {
-    let registration = match active_registration_any(state).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(%e, "reading the registration");
-            return server_error();
-        }
-    };
-    let secret_state = match key_state(state, registration.as_ref()).await {
-        Ok(key) => key.sentence(),
+    let (registration, key) = match config(state).await {
+        Ok(found) => found,
         Err(problem) => return problem.page(),
     };
+    let secret_state = key.sentence();
     let d = registration.as_ref().map(|r| r.details.clone());
     render(
         status,
@@ -136,20 +130,18 @@ impl KeyState {
 }
 
 /// The newest application key's state for `registration` (missing when there is no registration).
-pub(crate) async fn key_state(state: &AppState, registration: Option<&Registration>) -> Result<KeyState, Problem> {
+pub(crate) async fn key_state(store: &pbi_store::Store, now: i64, registration: Option<&Registration>) -> Result<KeyState, Problem> {
     let newest = match registration {
-        Some(r) => {
-            state.store.secrets(r.id).await.map_err(Problem::store("registration", "reading secrets"))?.first().map(|s| s.expires_at)
-        }
+        Some(r) => store.secrets(r.id).await.map_err(Problem::store("registration", "reading secrets"))?.first().map(|s| s.expires_at),
         None => None,
     };
-    Ok(KeyState::of(newest, state.clock.unix()))
+    Ok(KeyState::of(newest, now))
 }
 
 /// The Power BI configuration as it stands: its registration (if any) and its key's state.
 pub(crate) async fn config(state: &AppState) -> Result<(Option<Registration>, KeyState), Problem> {
     let registration = active_registration_any(state).await.map_err(Problem::store("registration", "reading the registration"))?;
-    let key = key_state(state, registration.as_ref()).await?;
+    let key = key_state(&state.store, state.clock.unix(), registration.as_ref()).await?;
     Ok((registration, key))
 }
 

@@ -88,7 +88,8 @@ fn view(connection: Connection) -> ConnectionView {
     }
 }
 
-/// My settings; `new_token` is an API token just made, shown this once (the page is never cached).
+/// My settings; `new_token` is an API token just made, shown this once (pages are never cached:
+/// `pages::security_headers`).
 async fn settings_page(
     state: &AppState,
     session: &Session,
@@ -97,16 +98,15 @@ async fn settings_page(
     new_token: Option<&str>,
 ) -> Response {
     let found = async {
-        let configured = active_registration(state).await.map_err(Problem::store("registration", "reading registrations"))?.is_some();
-        let connection = crate::ops::connection(state, &session.user).await?;
+        let (registration, connection) = crate::ops::registration_and_connection(state, &session.user).await?;
         let tokens = crate::ops::api_tokens(state, &session.user).await?;
-        Ok::<_, Problem>((configured, connection, tokens))
+        Ok::<_, Problem>((registration.is_some(), connection, tokens))
     };
     let (configured, connection, tokens) = match found.await {
         Ok(found) => found,
         Err(problem) => return problem.page(),
     };
-    let mut response = render(
+    render(
         status,
         &SettingsPage {
             user_name: &session.user.display_name,
@@ -117,9 +117,7 @@ async fn settings_page(
             tokens: tokens.into_iter().map(|t| token_view(t, state.clock.unix())).collect(),
             new_token: new_token.map(str::to_owned),
         },
-    );
-    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-    response
+    )
 }
 
 pub async fn settings(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {

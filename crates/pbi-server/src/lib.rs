@@ -86,14 +86,9 @@ async fn warn_about_application_keys(store: &Store, clock: &Clock) {
     };
     for registration in registrations.iter().filter(|r| r.details.enabled) {
         let name = &registration.details.name;
-        let newest = match store.secrets(registration.id).await {
-            Ok(secrets) => secrets.first().map(|s| s.expires_at),
-            Err(error) => {
-                tracing::warn!(%error, registration = %name, "could not read the application keys");
-                continue;
-            }
-        };
-        match admin::KeyState::of(newest, clock.unix()) {
+        // A key that cannot be read is logged by `key_state` itself.
+        let Ok(key) = admin::key_state(store, clock.unix(), Some(registration)).await else { continue };
+        match key {
             admin::KeyState::Missing => {
                 tracing::warn!(registration = %name, "no application key is set: Power BI sign-ins will fail until an admin enters one")
             }

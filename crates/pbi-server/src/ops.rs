@@ -7,7 +7,7 @@ use crate::connect::active_registration;
 use crate::problem::Problem;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use pbi_powerbi::{AccessToken, CallbackToken, Cloud, ErrorKind, PowerBiClient, TokenError, Workspace as PbiWorkspace};
-use pbi_store::{ApiToken, Connection, ConnectionStatus, Pin, User, Workspace};
+use pbi_store::{ApiToken, Connection, ConnectionStatus, Pin, Registration, User, Workspace};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -129,14 +129,21 @@ pub async fn set_company_filter(state: &AppState, user: &User, id: Uuid, company
 
 // ---------------------------------------------------------------- Power BI, as the user
 
-/// The user's current connection through the active registration, whatever its status.
-pub async fn connection(state: &AppState, user: &User) -> Result<Option<Connection>, Problem> {
+/// The registration users connect through (`None`: Power BI is not configured) and the user's current
+/// connection through it, whatever its status.
+pub async fn registration_and_connection(state: &AppState, user: &User) -> Result<(Option<Registration>, Option<Connection>), Problem> {
     let Some(registration) = active_registration(state).await.map_err(Problem::store("registration", "reading registrations"))? else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let connections =
         state.store.connections_of(&user.id.to_string()).await.map_err(Problem::store("connection", "reading connections"))?;
-    Ok(connections.into_iter().filter(|c| c.account.registration_id == registration.id).max_by_key(|c| c.updated_at))
+    let connection = connections.into_iter().filter(|c| c.account.registration_id == registration.id).max_by_key(|c| c.updated_at);
+    Ok((Some(registration), connection))
+}
+
+/// The user's current connection through the active registration, whatever its status.
+pub async fn connection(state: &AppState, user: &User) -> Result<Option<Connection>, Problem> {
+    Ok(registration_and_connection(state, user).await?.1)
 }
 
 pub async fn disconnect(state: &AppState, user: &User, connection: Uuid) -> Result<(), Problem> {
@@ -145,10 +152,10 @@ pub async fn disconnect(state: &AppState, user: &User, connection: Uuid) -> Resu
 
 /// A Power BI client acting as the user through their active connection, and that connection's id.
 async fn client_for(state: &AppState, user: &User) -> Result<(PowerBiClient, Uuid), Problem> {
-    let Some(registration) = active_registration(state).await.map_err(Problem::store("registration", "reading registrations"))? else {
+    let (Some(registration), connection) = registration_and_connection(state, user).await? else {
         return Err(Problem::NotConfigured);
     };
-    let Some(connection) = connection(state, user).await? else { return Err(Problem::NotConnected) };
+    let Some(connection) = connection else { return Err(Problem::NotConnected) };
     if connection.status != ConnectionStatus::Active {
         return Err(Problem::NeedsSignIn(connection.status_reason.unwrap_or_else(|| "the connection was disconnected".into())));
     }
@@ -308,7 +315,9 @@ pub async fn reorder_pins(state: &AppState, user: &User, workspace_id: Uuid, ord
         return Err(Problem::invalid("pins", "List each of the workspace's pins exactly once, in the order you want them."));
     }
     state.store.reorder_pins(workspace_id, order).await.map_err(Problem::store("pin", "reordering pins"))?;
-    Ok(workspace_with_pins(state, user, workspace_id).await?.1)
+    // `order` names each pin once (checked above), so the new list follows from it without reading it back.
+    let mut by_id: std::collections::HashMap<Uuid, Pin> = pins.into_iter().map(|p| (p.id, p)).collect();
+    Ok(order.iter().zip(0..).filter_map(|(id, position)| by_id.remove(id).map(|p| Pin { position, ..p })).collect())
 }
 
 /// One step earlier or later in a workspace's order.
@@ -341,6 +350,8 @@ pub async fn move_pin(state: &AppState, user: &User, workspace_id: Uuid, pin: Uu
 /// What a page needs to draw a pinned tile as its owner: the Power BI token and when to renew it.
 pub struct TileToken {
     pub pin: Pin,
+    /// The workspace's company filter, to apply to the tile.
+    pub company_filter: Option<String>,
     pub access_token: SecretString,
     pub expires_at: i64,
     pub renew_in_seconds: i64,
@@ -350,11 +361,11 @@ pub struct TileToken {
 const RENEW_MARGIN_SECONDS: i64 = 600;
 
 pub async fn tile_token(state: &AppState, user: &User, workspace_id: Uuid, pin: Uuid) -> Result<TileToken, Problem> {
-    let (_, pins) = workspace_with_pins(state, user, workspace_id).await?;
+    let (workspace, pins) = workspace_with_pins(state, user, workspace_id).await?;
     let pin = pins.into_iter().find(|p| p.id == pin).ok_or(Problem::NotFound("pin"))?;
     let (access_token, expires_at) = state.auth.access_token_with_expiry(pin.connection_id, Some(&user.id.to_string())).await?;
     let renew_in_seconds = (expires_at - state.clock.unix() - RENEW_MARGIN_SECONDS).max(60);
-    Ok(TileToken { pin, access_token, expires_at, renew_in_seconds })
+    Ok(TileToken { pin, company_filter: workspace.company_filter, access_token, expires_at, renew_in_seconds })
 }
 
 // ---------------------------------------------------------------- API tokens

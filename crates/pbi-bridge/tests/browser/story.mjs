@@ -44,14 +44,7 @@ export async function click(page, selector) {
 /// My settings → Get started → the sandbox's Entra ID sign-in → consent → back; returns the status shown.
 /// `shot(name)` is called at each step with a file name for a screenshot.
 export async function connect(page, base, name, shot = async () => {}) {
-  await page.goto(`${base}/settings`);
-  await click(page, "#get-started");
-  await page.waitForSelector("#passwd");
-  await page.$eval("#login", (e) => (e.value = ""));
-  await page.type("#login", `${name}@contoso.onmicrosoft.com`);
-  await page.type("#passwd", `${name}-password`);
-  await shot(`2-${name}-entra-sign-in.png`);
-  await click(page, "#idSIButton9");
+  await startConnecting(page, base, name, () => shot(`2-${name}-entra-sign-in.png`));
   await page.waitForSelector("#accept");
   await shot(`3-${name}-consent.png`);
   await click(page, "#accept");
@@ -67,4 +60,17 @@ export async function settled(page) {
     },
     { timeout: 60000 },
   );
+}
+
+/// My settings → Get started → the sandbox's Entra ID sign-in as `account`@contoso; stops at the consent page.
+/// `beforeSignIn()` runs with the sign-in form filled in.
+export async function startConnecting(page, base, account, beforeSignIn = async () => {}) {
+  await page.goto(`${base}/settings`);
+  await click(page, "#get-started");
+  await page.waitForSelector("#passwd");
+  await page.$eval("#login", (e) => (e.value = ""));
+  await page.type("#login", `${account}@contoso.onmicrosoft.com`);
+  await page.type("#passwd", `${account}-password`);
+  await beforeSignIn();
+  await click(page, "#idSIButton9");
 }

@@ -3,7 +3,7 @@
 // Prints one JSON object describing what each person saw; crates/pbi-bridge/tests/it/browser.rs asserts on it.
 // Every wait is for something on the page (a selector or a condition), never for a length of time.
 import { join } from "node:path";
-import { click, connect, launch, settled, signIn as signInAs } from "./story.mjs";
+import { click, connect, launch, settled, signIn as signInAs, startConnecting } from "./story.mjs";
 
 const [base, shots] = process.argv.slice(2);
 const { browser, close } = await launch();
@@ -161,13 +161,7 @@ async function apiToken(name) {
 // has no Power BI license; first she cancels the consent, then she accepts and opens the tile list.
 async function troubleshooting(name, account) {
   const page = sessions[name];
-  await page.goto(`${base}/settings`);
-  await click(page, "#get-started");
-  await page.waitForSelector("#passwd");
-  await page.$eval("#login", (e) => (e.value = ""));
-  await page.type("#login", `${account}@contoso.onmicrosoft.com`);
-  await page.type("#passwd", `${account}-password`);
-  await click(page, "#idSIButton9");
+  await startConnecting(page, base, account);
   await page.waitForSelector("#cancel");
   await click(page, "#cancel");
   const declined = await page.$eval("#error", (e) => e.textContent.trim());

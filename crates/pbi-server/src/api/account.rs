@@ -177,10 +177,8 @@ fn connection_out(state: &AppState, configured: bool, connection: Option<Connect
 #[utoipa::path(get, path = "/connection", tag = "Power BI connection", operation_id = "getConnection",
     responses((status = 200, description = "OK", body = ConnectionOut), Refusals))]
 pub(super) async fn get_connection(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<ConnectionOut>> {
-    let configured =
-        crate::connect::active_registration(&state).await.map_err(Problem::store("registration", "reading registrations"))?.is_some();
-    let connection = ops::connection(&state, &caller.user).await?;
-    Ok(axum::Json(connection_out(&state, configured, connection)))
+    let (registration, connection) = ops::registration_and_connection(&state, &caller.user).await?;
+    Ok(axum::Json(connection_out(&state, registration.is_some(), connection)))
 }
 
 /// Disconnects the caller's Power BI account: its tokens are deleted; pinned tiles stay but are not drawn until they connect again.
