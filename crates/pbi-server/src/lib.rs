@@ -60,6 +60,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let local_addr = listener.local_addr()?;
         let base_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")).trim_end_matches('/').to_owned();
+        let refreshes = auth.clone();
         let state = Arc::new(AppState {
             store,
             auth,
@@ -67,7 +68,7 @@ impl Server {
             secure_cookies: base_url.starts_with("https://"),
             session_seconds: config.session_hours * 3600,
             base_url: base_url.clone(),
-            metrics: Arc::default(),
+            metrics: Arc::new(metrics::Metrics::new(move || refreshes.refresh_counts())),
             sign_in_guard: users::SignInGuard::default(),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
         });

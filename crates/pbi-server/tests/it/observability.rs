@@ -53,7 +53,7 @@ async fn requests_carry_an_id_into_the_logs_the_logs_hold_no_secret_and_metrics_
 
     let metrics = world.app.http.get(world.app.url("/metrics")).send().await.expect("GET");
     assert_eq!(metrics.status(), StatusCode::OK);
-    assert!(metrics.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain; version=0.0.4"));
+    assert_eq!(metrics.headers()["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
     let metrics = metrics.text().await.expect("text");
     let count = |prefix: &str| -> u64 {
         metrics.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
@@ -105,4 +105,45 @@ async fn start_up_warns_in_the_log_when_the_application_key_has_expired() {
     );
     assert!(!text.contains(secret), "the key itself is never logged");
     again.shutdown().await.expect("stopped");
+}
+
+/// One request a scanner could send: a long made-up method, to an unknown path or to a known route.
+async fn odd_request(app: &crate::App, known_route: bool) -> StatusCode {
+    let method = (0..16).map(|_| uuid::Uuid::new_v4().simple().to_string().to_uppercase()).collect::<String>();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method is any token");
+    let path = if known_route { "/workspaces".to_owned() } else { format!("/{}/{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()) };
+    app.http.request(method, app.url(&path)).send().await.expect("sent").status()
+}
+
+/// The series of an exposition (every sample line without its value), so two scrapes can be compared.
+fn series(text: &str) -> std::collections::BTreeSet<&str> {
+    text.lines().filter(|l| !l.starts_with('#')).map(|l| l.rsplit_once(' ').map_or(l, |(series, _)| series)).collect()
+}
+
+#[tokio::test]
+async fn metrics_stay_the_same_size_whatever_methods_and_paths_callers_make_up() {
+    let app = crate::App::start().await;
+    let scrape = || async { app.http.get(app.url("/metrics")).send().await.expect("GET").text().await.expect("text") };
+    // One of each kind first, and one scrape so that `/metrics` itself is counted before the baseline.
+    assert_eq!(odd_request(&app, false).await, StatusCode::NOT_FOUND);
+    assert_eq!(odd_request(&app, true).await, StatusCode::METHOD_NOT_ALLOWED);
+    scrape().await;
+    let after_two = scrape().await;
+    for i in 0..500 {
+        odd_request(&app, i % 2 == 0).await;
+    }
+    let after_many = scrape().await;
+    eprintln!("/metrics: {} bytes after 2 odd requests, {} bytes after 502", after_two.len(), after_many.len());
+
+    let (before, after) = (series(&after_two), series(&after_many));
+    let new: Vec<_> = after.difference(&before).take(2).collect();
+    assert!(new.is_empty(), "made-up methods and paths make no new series: {} series, then {}, such as {new:?}", before.len(), after.len());
+    assert!(after_many.len() < after_two.len() + 64, "{} bytes, then {} bytes", after_two.len(), after_many.len());
+    let other: u64 = after_many
+        .lines()
+        .filter(|l| l.starts_with("pbi_bridge_http_requests_total{") && l.contains(r#"method="other""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(other, 502, "every made-up method counts as `other`:\n{after_many}");
+    assert!(after_many.contains(r#"route="(unmatched)""#), "unknown paths share one label:\n{after_many}");
 }
