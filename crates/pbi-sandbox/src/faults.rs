@@ -34,7 +34,8 @@ pub enum FaultKind {
         #[serde(default)]
         retry_after: Option<u64>,
     },
-    /// Answer normally, but only after `millis` of real time (for client time-out tests).
+    /// Answer normally, but only after `millis` on the sandbox's clock: real time on a system or shifted
+    /// clock (client time-out tests, benchmarks), and until a test advances a manual clock that far.
     Delay { millis: u64 },
     /// Cut the connection before a complete answer reaches the client (it sees an incomplete message).
     Drop,

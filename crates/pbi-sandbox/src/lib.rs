@@ -90,6 +90,7 @@ pub(crate) struct Shared {
     pub base_url: String,
     pub faults: faults::Faults,
     pub log: requestlog::RequestLog,
+    pub traffic: requestlog::Traffic,
     pub push_limits: AtomicBool,
     /// Verified access tokens, so the hot path does not repeat an RSA verification per request.
     pub verified_tokens: Mutex<HashMap<String, Arc<serde_json::Value>>>,
@@ -123,6 +124,7 @@ impl Sandbox {
             base_url: base_url.clone(),
             faults: faults::Faults::default(),
             log: requestlog::RequestLog::default(),
+            traffic: requestlog::Traffic::default(),
             push_limits: AtomicBool::new(config.push_limits),
             verified_tokens: Mutex::new(HashMap::new()),
         });
@@ -190,6 +192,39 @@ impl SandboxHandle {
 
     pub fn clear_requests(&self) {
         self.shared.log.clear();
+    }
+
+    /// Power BI REST requests being served now; one a delay fault holds counts until it is answered.
+    pub fn in_flight(&self) -> usize {
+        self.shared.traffic.in_flight()
+    }
+
+    /// The most Power BI REST requests served at the same time since the start or the last reset.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.traffic.max_in_flight()
+    }
+
+    /// Counts [`max_in_flight`](Self::max_in_flight) afresh, from the requests in flight now.
+    pub fn reset_max_in_flight(&self) {
+        self.shared.traffic.reset_max_in_flight();
+    }
+
+    /// Resolves once `n` Power BI REST requests have been in flight at the same time (since the start or the
+    /// last reset). It waits on the maximum, so an overlap that has already ended still counts.
+    pub async fn wait_for_in_flight(&self, n: usize) {
+        self.shared.traffic.wait_for_max_in_flight(n).await;
+    }
+
+    /// How many requests delay faults have held so far (any service), each counted once its deadline on
+    /// the clock is fixed.
+    pub fn delayed(&self) -> u64 {
+        self.shared.traffic.delayed()
+    }
+
+    /// Resolves once `n` requests in all have begun waiting out a delay fault: from then on, advancing a
+    /// manual clock by the delay releases them.
+    pub async fn wait_for_delayed(&self, n: u64) {
+        self.shared.traffic.wait_for_delayed(n).await;
     }
 
     pub fn set_push_limits(&self, on: bool) {

@@ -1,4 +1,5 @@
-//! The request log every test can read, and the middleware that fills it and applies injected faults.
+//! The request log every test can read, the middleware that fills it and applies injected faults, and the
+//! count of Power BI requests in flight (so a test can prove that a client asks several things at once).
 
 use crate::Shared;
 use crate::faults::FaultKind;
@@ -9,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,6 +79,76 @@ impl RequestLog {
     }
 }
 
+/// What [`Traffic`] has counted. The maximum and the delays only grow (until a reset), so a wait on them
+/// cannot miss a moment that has passed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    in_flight: usize,
+    max_in_flight: usize,
+    delayed: u64,
+}
+
+/// Power BI requests in flight, the most at once, and the requests delay faults have held. A watch channel,
+/// so waiters are woken by each change instead of polling.
+pub struct Traffic {
+    counts: watch::Sender<Counts>,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Self { counts: watch::Sender::new(Counts::default()) }
+    }
+}
+
+/// One Power BI request being served; dropping it (answered, or cancelled by the client) ends it.
+struct InFlight<'a>(&'a Traffic);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.counts.send_modify(|c| c.in_flight -= 1);
+    }
+}
+
+impl Traffic {
+    fn enter(&self) -> InFlight<'_> {
+        self.counts.send_modify(|c| {
+            c.in_flight += 1;
+            c.max_in_flight = c.max_in_flight.max(c.in_flight);
+        });
+        InFlight(self)
+    }
+
+    fn delay_began(&self) {
+        self.counts.send_modify(|c| c.delayed += 1);
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.counts.borrow().in_flight
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.counts.borrow().max_in_flight
+    }
+
+    /// Counts the maximum afresh, from the requests in flight now.
+    pub fn reset_max_in_flight(&self) {
+        self.counts.send_modify(|c| c.max_in_flight = c.in_flight);
+    }
+
+    pub fn delayed(&self) -> u64 {
+        self.counts.borrow().delayed
+    }
+
+    pub async fn wait_for_max_in_flight(&self, n: usize) {
+        // The sender lives in `Shared`, which outlives every borrow of it, so the wait cannot fail.
+        let _ = self.counts.subscribe().wait_for(|c| c.max_in_flight >= n).await;
+    }
+
+    pub async fn wait_for_delayed(&self, n: u64) {
+        let _ = self.counts.subscribe().wait_for(|c| c.delayed >= n).await;
+    }
+}
+
 pub fn service_of(path: &str) -> Service {
     if path.starts_with("/v1.0/") {
         Service::PowerBi
@@ -95,12 +167,22 @@ pub async fn log_and_inject_faults(State(shared): State<Arc<Shared>>, request: R
     let service = service_of(&path);
     let at = shared.clock.now();
     let request_id = Uuid::new_v4();
+    let _in_flight = (service == Service::PowerBi).then(|| shared.traffic.enter());
     let fault = if service == Service::Control { None } else { shared.faults.take(&method, &path) };
     let fault_name = fault.as_ref().map(|f| format!("{f:?}"));
     let mut response = match fault {
         None => next.run(request).await,
         Some(FaultKind::Delay { millis }) => {
-            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+            // The deadline is fixed on the sandbox's clock before the delay is counted, so a test that waits
+            // for the count and then advances a manual clock by `millis` is sure to release this request.
+            let wait = std::time::Duration::from_millis(millis);
+            let deadline = time::Duration::try_from(wait).ok().and_then(|wait| at.checked_add(wait));
+            shared.traffic.delay_began();
+            match deadline {
+                Some(deadline) => shared.clock.sleep_until(deadline).await,
+                // Past the last representable instant: the same wait as any clock would give it, forever.
+                None => shared.clock.sleep(wait).await,
+            }
             next.run(request).await
         }
         Some(fault) => fault_response(&fault, service),

@@ -40,6 +40,43 @@ async fn injected_faults_answer_the_next_matching_requests_then_stop() {
     assert!(garbled.json::<Value>().await.is_err());
 }
 
+/// The in-flight count a client's concurrency test relies on: delayed requests stay in flight until the
+/// manual clock moves, a brief overlap is kept as the maximum, and only Power BI REST calls count.
+#[tokio::test]
+async fn the_sandbox_counts_power_bi_requests_in_flight_and_delay_faults_hold_them_until_the_clock_moves() {
+    let t = TestSandbox::start().await;
+    let alice = t.user_token("alice@contoso.onmicrosoft.com").await;
+    t.sandbox.reset_max_in_flight();
+    assert_eq!((t.sandbox.in_flight(), t.sandbox.max_in_flight(), t.sandbox.delayed()), (0, 0, 0));
+    // Other services and the sandbox's own endpoints do not count.
+    t.http.get(t.url(&format!("/{TENANT}/v2.0/.well-known/openid-configuration"))).send().await.expect("GET");
+    t.http.get(t.url("/_sandbox/clock")).send().await.expect("GET");
+    assert_eq!(t.sandbox.max_in_flight(), 0);
+    assert_eq!(t.api_get(&alice, "/groups").await.0, StatusCode::OK);
+    assert_eq!((t.sandbox.in_flight(), t.sandbox.max_in_flight()), (0, 1), "one at a time");
+
+    t.sandbox.reset_max_in_flight();
+    t.sandbox.inject(FaultRule::new(Some("GET"), "/v1.0/myorg/groups", 2, FaultKind::Delay { millis: 1000 }));
+    let held: Vec<_> = (0..2).map(|_| tokio::spawn(t.http.get(t.url("/v1.0/myorg/groups")).bearer_auth(&alice).send())).collect();
+    within_a_minute(t.sandbox.wait_for_delayed(2)).await;
+    within_a_minute(t.sandbox.wait_for_in_flight(2)).await;
+    assert_eq!(t.sandbox.in_flight(), 2, "both are held by the clock");
+    // A third request is answered while they wait: the peak stays, the count falls back.
+    assert_eq!(t.api_get(&alice, "/dashboards").await.0, StatusCode::OK);
+    assert_eq!((t.sandbox.in_flight(), t.sandbox.max_in_flight()), (2, 3));
+    assert!(held.iter().all(|h| !h.is_finished()), "no answer before the clock moves");
+    t.sandbox.clock().advance(time::Duration::seconds(1)).expect("a manual clock");
+    for request in held {
+        assert_eq!(within_a_minute(request).await.expect("task").expect("GET").status(), StatusCode::OK);
+    }
+    assert_eq!((t.sandbox.in_flight(), t.sandbox.max_in_flight(), t.sandbox.delayed()), (0, 3, 2));
+    t.sandbox.reset_max_in_flight();
+    assert_eq!(t.sandbox.max_in_flight(), 0, "reset to the requests in flight now");
+    // An overlap that has ended still satisfies a wait started later (it waits on the maximum).
+    assert_eq!(t.api_get(&alice, "/groups").await.0, StatusCode::OK);
+    within_a_minute(t.sandbox.wait_for_in_flight(1)).await;
+}
+
 #[tokio::test]
 async fn the_request_log_names_callers_and_never_holds_secrets() {
     let t = TestSandbox::start().await;

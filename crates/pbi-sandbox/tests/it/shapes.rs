@@ -94,15 +94,24 @@ async fn scanner_bodies_match_the_swagger() {
 }
 
 #[tokio::test]
-async fn a_delay_fault_answers_normally_after_the_delay() {
+async fn a_delay_fault_answers_normally_once_the_clock_has_moved_past_the_delay() {
     let t = TestSandbox::start().await;
     let alice = t.user_token("alice@contoso.onmicrosoft.com").await;
     t.sandbox.inject(FaultRule::new(Some("GET"), "/v1.0/myorg/groups", 1, FaultKind::Delay { millis: 20 }));
-    let (status, groups) = t.api_get(&alice, "/groups").await;
-    assert_eq!(status, StatusCode::OK);
+    let held = tokio::spawn(t.http.get(t.url("/v1.0/myorg/groups")).bearer_auth(&alice).send());
+    within_a_minute(t.sandbox.wait_for_delayed(1)).await;
+    // The sandbox's clock is manual and has not moved, so the request is still held; others are served.
+    assert_eq!(t.api_get(&alice, "/dashboards").await.0, StatusCode::OK);
+    assert!(!held.is_finished(), "no answer before the clock moves");
+    assert_eq!(t.sandbox.in_flight(), 1, "the held request is in flight");
+    t.sandbox.clock().advance(time::Duration::milliseconds(20)).expect("a manual clock");
+    let response = within_a_minute(held).await.expect("task").expect("GET");
+    assert_eq!(response.status(), StatusCode::OK);
+    let groups: serde_json::Value = response.json().await.expect("JSON");
     assert_eq!(names(&groups, "name"), ["Operations", "Sales Analytics"]);
     let logged = t.sandbox.requests().into_iter().rfind(|r| r.path == "/v1.0/myorg/groups").expect("logged");
     assert_eq!(logged.fault.as_deref(), Some("Delay { millis: 20 }"));
+    assert_eq!(t.sandbox.in_flight(), 0);
 }
 
 #[tokio::test]

@@ -239,6 +239,11 @@ impl TestSandbox {
     }
 }
 
+/// Guards a wait that only a bug would make endless, so the test fails instead of hanging; not a timing check.
+pub async fn within_a_minute<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(60), future).await.expect("waited a minute: it is not going to happen")
+}
+
 pub fn names(list: &Value, field: &str) -> Vec<String> {
     list["value"].as_array().map(|items| items.iter().filter_map(|i| i[field].as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }

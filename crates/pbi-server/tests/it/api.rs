@@ -572,6 +572,10 @@ async fn admins_add_users_who_can_then_sign_in() {
 #[tokio::test]
 async fn the_tile_list_keeps_its_order_when_power_bi_answers_out_of_order() {
     use pbi_sandbox::{FaultKind, FaultRule};
+    /// Fails a listing that asks one thing at a time (it would wait forever for an overlap) instead of hanging.
+    async fn within_a_minute<F: std::future::Future>(what: &str, future: F) -> F::Output {
+        tokio::time::timeout(std::time::Duration::from_secs(60), future).await.unwrap_or_else(|_| panic!("{what}"))
+    }
     let world = world().await;
     let api = Api::of(&world).await;
     let session = world.connected("alice").await;
@@ -581,10 +585,26 @@ async fn the_tile_list_keeps_its_order_when_power_bi_answers_out_of_order() {
         list["tiles"].as_array().expect("tiles").iter().map(|t| format!("{} / {}", t["groupName"], t["title"])).collect()
     };
     assert_eq!(titles(&first).first().map(|t| t.starts_with("\"My workspace\"")), Some(true), "My workspace first: {first}");
-    // The first dashboards and the first tiles asked for answer last (a real-time delay in the sandbox).
+    // The first dashboards and the first tiles asked for answer last: the sandbox holds each until its
+    // (manual) clock has moved 300 ms past the request, while the calls asked after it are answered.
     world.sandbox.inject(FaultRule::new(Some("GET"), "/v1.0/myorg/dashboards", 1, FaultKind::Delay { millis: 300 }));
     world.sandbox.inject(FaultRule::new(Some("GET"), "/v1.0/myorg/dashboards/*/tiles", 1, FaultKind::Delay { millis: 300 }));
-    let (_, again) = api.call(&world, Auth::Token(&token), Method::GET, "/api/v1/tiles", None).await;
+    world.sandbox.reset_max_in_flight();
+    let listing = api.call(&world, Auth::Token(&token), Method::GET, "/api/v1/tiles", None);
+    let release = async {
+        let mut overlaps = Vec::new();
+        // One held call per round: the dashboards, then (asked only once every dashboard is known) the tiles.
+        for held in 1..=2 {
+            within_a_minute("a delayed call reached the sandbox", world.sandbox.wait_for_delayed(held)).await;
+            within_a_minute("other calls were asked while one was held", world.sandbox.wait_for_in_flight(2)).await;
+            overlaps.push(world.sandbox.max_in_flight());
+            world.sandbox.clock().advance(time::Duration::milliseconds(300)).expect("a manual clock");
+            world.sandbox.reset_max_in_flight();
+        }
+        overlaps
+    };
+    let ((_, again), overlaps) = tokio::join!(listing, release);
     assert_eq!(titles(&again), titles(&first));
+    assert!(overlaps.iter().all(|&n| n >= 2), "Power BI calls in flight at once, per round: {overlaps:?}");
     assert!(world.sandbox.pending_faults().is_empty(), "both delays were used");
 }
