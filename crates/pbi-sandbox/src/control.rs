@@ -7,8 +7,9 @@ use crate::model::{
     TenantSettings, Tile, User, Visual, Workspace, WorkspaceRole, World,
 };
 use crate::{Shared, ids, push};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -20,8 +21,8 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-pub fn routes() -> Router<Arc<Shared>> {
-    Router::new()
+pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
+    let controls = Router::new()
         .route("/_sandbox/seed", get(seed))
         .route("/_sandbox/clock", get(clock))
         .route("/_sandbox/clock/advance", post(advance_clock))
@@ -30,7 +31,53 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/_sandbox/commands", post(command))
         .route("/_sandbox/push-limits", put(push_limits))
         .route("/_sandbox/datasets/{datasetId}/tables/{tableName}/rows", get(table_rows))
-        .route("/_sandbox/callback", get(callback).post(callback_form))
+        .route_layer(axum::middleware::from_fn_with_state(shared, refuse_cross_site_changes));
+    // The callback changes nothing, and Entra's form_post answer arrives there as a form: left unguarded.
+    controls.route("/_sandbox/callback", get(callback).post(callback_form))
+}
+
+/// The control API is unauthenticated, so a web page on any site could otherwise reconfigure a developer's
+/// running sandbox with a "simple" cross-origin request (a form, or `fetch` with `text/plain`), which
+/// browsers send without asking first. A change must therefore be JSON (which a cross-origin page can only
+/// send after a CORS preflight, which the sandbox never grants) and, when the browser names an `Origin`,
+/// come from the sandbox's own pages. Scripts, curl and tests send no `Origin` and are unaffected.
+async fn refuse_cross_site_changes(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let method = request.method();
+    if method == Method::GET || method == Method::HEAD {
+        return next.run(request).await;
+    }
+    let own = origin_of(&shared.base_url);
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = String::from_utf8_lossy(origin.as_bytes());
+        if !origin.eq_ignore_ascii_case(&own) {
+            let message = format!(
+                "Origin: '{origin}' is not the sandbox's own origin ({own}). The /_sandbox/ control API refuses changes from other sites' pages; scripts send no Origin header."
+            );
+            return (StatusCode::FORBIDDEN, Json(json!({"error": message}))).into_response();
+        }
+    }
+    if method == Method::POST || method == Method::PUT {
+        let content_type = request.headers().get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let essence = content_type.as_deref().and_then(|v| v.split(';').next()).map(str::trim);
+        if !essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
+            let message = format!(
+                "Content-Type: the /_sandbox/ control API takes a JSON body sent as 'Content-Type: application/json'; this request sent {}.",
+                content_type.map_or_else(|| "none".to_owned(), |v| format!("'{v}'"))
+            );
+            return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(json!({"error": message}))).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// `scheme://host[:port]` of a URL as a browser writes it in `Origin`: lower case, no default port, no path.
+fn origin_of(url: &str) -> String {
+    let url = url.to_ascii_lowercase();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url.as_str()));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
+    format!("{scheme}://{authority}")
 }
 
 /// A redirect URI for people trying the sandbox by hand: shows the code it received and how to redeem it.
@@ -645,4 +692,17 @@ async fn table_rows(
         .map(|row| Value::Object(columns.iter().zip(row).map(|(c, v)| ((*c).to_owned(), v.to_json())).collect()))
         .collect();
     Json(json!({"count": t.rows.len(), "columns": columns, "rows": rows})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port_as_browsers_write_it() {
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(origin_of("https://App.PowerBI.com:443/sandbox"), "https://app.powerbi.com");
+        assert_eq!(origin_of("http://localhost:80"), "http://localhost");
+        assert_eq!(origin_of("https://localhost:80"), "https://localhost:80");
+    }
 }

@@ -141,7 +141,7 @@ fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .merge(entra::routes())
         .merge(powerbi::routes())
-        .merge(control::routes())
+        .merge(control::routes(shared.clone()))
         .merge(embed::routes())
         .fallback(powerbi::unknown_route)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), requestlog::log_and_inject_faults))

@@ -131,6 +131,79 @@ async fn the_clock_moves_over_http_and_the_seed_lists_the_directory() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
+/// Any web page a developer visits could otherwise reconfigure their running sandbox with a "simple"
+/// cross-origin request (a form, or a fetch with text/plain), which browsers send without a preflight.
+#[tokio::test]
+async fn the_control_api_refuses_changes_that_are_not_json_or_come_from_another_site() {
+    let t = TestSandbox::start().await;
+    let before = t.sandbox.clock().now();
+    let upn = "mallory@contoso.onmicrosoft.com";
+    let create = json!({"op": "createUser", "tenant": pbi_sandbox::demo_id("tenant:contoso"), "upn": upn, "password": "p"}).to_string();
+    let advance = json!({"seconds": 3600}).to_string();
+    let rule = json!({"path": "/v1.0/*", "fault": {"kind": "drop"}}).to_string();
+    let foreign = Some("https://attacker.example");
+    let json_type = Some("application/json");
+    let cases = [
+        ("POST", "/_sandbox/clock/advance", Some("text/plain"), None, &advance, "Content-Type:"),
+        ("POST", "/_sandbox/commands", Some("text/plain;charset=UTF-8"), foreign, &create, "Origin:"),
+        ("POST", "/_sandbox/commands", Some("text/plain"), None, &create, "Content-Type:"),
+        ("POST", "/_sandbox/commands", Some("application/x-www-form-urlencoded"), None, &create, "Content-Type:"),
+        ("POST", "/_sandbox/commands", None, None, &create, "Content-Type:"),
+        ("POST", "/_sandbox/commands", json_type, foreign, &create, "Origin:"),
+        ("POST", "/_sandbox/commands", json_type, Some("null"), &create, "Origin:"),
+        ("POST", "/_sandbox/clock/advance", json_type, foreign, &advance, "Origin:"),
+        ("POST", "/_sandbox/faults", Some("multipart/form-data; boundary=x"), None, &rule, "Content-Type:"),
+        ("POST", "/_sandbox/faults", json_type, foreign, &rule, "Origin:"),
+        ("PUT", "/_sandbox/push-limits", Some("text/plain"), None, &r#"{"enabled": false}"#.to_owned(), "Content-Type:"),
+        ("DELETE", "/_sandbox/requests", None, foreign, &String::new(), "Origin:"),
+        ("DELETE", "/_sandbox/faults", None, foreign, &String::new(), "Origin:"),
+    ];
+    t.sandbox.inject(FaultRule::new(Some("GET"), "/nowhere", 1, FaultKind::Drop));
+    t.http.get(t.url("/v1.0/myorg/groups")).send().await.expect("a logged request");
+    for (method, path, content_type, origin, body, names) in cases {
+        let mut request = t.http.request(method.parse().expect("method"), t.url(path)).body(body.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let error: Value = response.json().await.expect("a JSON error");
+        let expected = if names == "Origin:" { StatusCode::FORBIDDEN } else { StatusCode::UNSUPPORTED_MEDIA_TYPE };
+        assert_eq!(status, expected, "{method} {path} {content_type:?} {origin:?}: {error}");
+        let message = error["error"].as_str().unwrap_or_default();
+        assert!(message.starts_with(names), "the error names the header: {message}");
+        let sent = if names == "Origin:" { origin } else { content_type };
+        assert!(message.contains(sent.unwrap_or("none")), "and what was sent: {message}");
+    }
+    // Nothing changed.
+    assert_eq!(t.sandbox.clock().now(), before, "the clock did not move");
+    assert!(!t.sandbox.directory().to_string().contains(upn), "no user was created");
+    assert_eq!(t.sandbox.pending_faults().len(), 1, "no fault was added or cleared");
+    assert!(!t.sandbox.requests().is_empty(), "the log was not cleared");
+
+    // Reads stay open to any page; the sandbox's own pages and scripts (no Origin) can still change things.
+    let read = t.http.get(t.url("/_sandbox/clock")).header("origin", "https://attacker.example").send().await.expect("GET");
+    assert_eq!(read.status(), StatusCode::OK);
+    let own = t
+        .http
+        .post(t.url("/_sandbox/clock/advance"))
+        .header("origin", t.sandbox.base_url())
+        .header("content-type", "application/json; charset=utf-8")
+        .body(advance.clone())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(own.status(), StatusCode::OK);
+    assert_eq!(t.sandbox.clock().now() - before, time::Duration::hours(1));
+    let script =
+        t.http.post(t.url("/_sandbox/commands")).header("content-type", "application/json").body(create).send().await.expect("POST");
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(t.sandbox.directory().to_string().contains(upn));
+}
+
 #[tokio::test]
 async fn the_callback_page_shows_the_code_for_people_trying_it_by_hand() {
     let t = TestSandbox::start().await;
