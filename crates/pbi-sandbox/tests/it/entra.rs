@@ -16,6 +16,29 @@ fn header(jwt: &str) -> Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head).expect("base64url")).expect("JSON header")
 }
 
+fn parts(jwt: &str) -> [&str; 3] {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    parts.try_into().unwrap_or_else(|parts: Vec<&str>| panic!("a JWT has three parts, this one {}", parts.len()))
+}
+
+/// The RS256 verifier for a JWK's modulus and exponent, built here from the JWKS alone (not the sandbox's code).
+fn verifier_of(jwk: &Value) -> rsa::pkcs1v15::VerifyingKey<sha2::Sha256> {
+    let number = |name: &str| {
+        let text = jwk[name].as_str().unwrap_or_else(|| panic!("the JWK has {name}: {jwk}"));
+        rsa::BigUint::from_bytes_be(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).expect("base64url"))
+    };
+    rsa::pkcs1v15::VerifyingKey::new(rsa::RsaPublicKey::new(number("n"), number("e")).expect("an RSA public key"))
+}
+
+/// Checks the signature over `header.payload`, as RFC 7515 defines the JWS signing input.
+fn rs256_verifies(verifier: &rsa::pkcs1v15::VerifyingKey<sha2::Sha256>, jwt: &str) -> Result<(), rsa::signature::Error> {
+    use rsa::signature::Verifier as _;
+    let [head, payload, signature] = parts(jwt);
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature).map_err(rsa::signature::Error::from_source)?;
+    let signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice())?;
+    verifier.verify(format!("{head}.{payload}").as_bytes(), &signature)
+}
+
 fn aadsts(body: &Value) -> u64 {
     body["error_codes"][0].as_u64().unwrap_or_default()
 }
@@ -37,8 +60,24 @@ async fn discovery_names_the_sandbox_endpoints_and_keys_verify_tokens() {
     assert_eq!(doc["token_endpoint"], t.url(&format!("/{TENANT}/oauth2/v2.0/token")));
     let keys: Value = t.http.get(doc["jwks_uri"].as_str().expect("jwks_uri")).send().await.expect("GET").json().await.expect("JSON");
     let token = t.app_token().await;
-    assert_eq!(keys["keys"][0]["kid"], header(&token)["kid"]);
     assert_eq!(header(&token)["alg"], "RS256");
+    // As a resource server would: pick the JWKS key the header names, and check the RS256 signature with it.
+    let key = keys["keys"].as_array().expect("keys").iter().find(|k| k["kid"] == header(&token)["kid"]).expect("the key the token names");
+    assert_eq!((key["kty"].as_str(), key["use"].as_str()), (Some("RSA"), Some("sig")), "{key}");
+    let verifier = verifier_of(key);
+    rs256_verifies(&verifier, &token).expect("the issued token verifies with the published key");
+    let user_token = t.user_token("alice@contoso.onmicrosoft.com").await;
+    rs256_verifies(&verifier, &user_token).expect("so does a user's");
+    // A changed payload (a different audience) under the original signature must not verify.
+    let [head, payload, signature] = parts(&token);
+    let mut forged_claims = claims(&token);
+    forged_claims["aud"] = json!("https://graph.microsoft.com");
+    let forged_payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged_claims.to_string());
+    assert_ne!(forged_payload, payload);
+    assert!(rs256_verifies(&verifier, &format!("{head}.{forged_payload}.{signature}")).is_err(), "a tampered payload");
+    // Nor a token signed by another key (one this sandbox does not publish).
+    let stranger = pbi_sandbox::SigningKeyPair::generate().sign(&claims(&token), true);
+    assert!(rs256_verifies(&verifier, &stranger).is_err(), "another key's signature");
     let common: Value =
         t.http.get(t.url("/organizations/v2.0/.well-known/openid-configuration")).send().await.expect("GET").json().await.expect("JSON");
     assert_eq!(common["issuer"], format!("{}/{{tenantid}}/v2.0", t.sandbox.base_url()));
