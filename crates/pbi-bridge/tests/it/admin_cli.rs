@@ -86,8 +86,7 @@ async fn register_validate_update_and_remove_an_app() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(dir.join("keys")).expect("key file").permissions().mode() & 0o777, 0o600, "the key file is private");
     }
-    let raw = std::fs::read(dir.join("pbi-bridge.db")).expect("database");
-    assert!(!raw.windows(demo::APP_SECRET.len()).any(|w| w == demo::APP_SECRET.as_bytes()), "the secret is encrypted at rest");
+    pbi_testlog::DatabaseFiles::read(&dir.join("pbi-bridge.db")).assert_lacks("client secret (encrypted at rest)", demo::APP_SECRET);
 
     let shown: Value = serde_json::from_str(&run(&dir, &["registration", "show", "--json"], None).await.stdout).expect("JSON");
     assert_eq!(shown[0]["scopes"].as_array().map(Vec::len), Some(7), "seed 000's permissions and offline_access by default");
@@ -125,6 +124,11 @@ async fn register_validate_update_and_remove_an_app() {
     )
     .await;
     assert_eq!(no_flag_secret.code, Some(2), "there is no way to pass a secret as an argument");
+    assert!(
+        no_flag_secret.stderr.contains("unexpected argument '--secret'"),
+        "refused for the flag, not another reason: {}",
+        no_flag_secret.stderr
+    );
 
     let removed = run(&dir, &["registration", "remove", "--name", "erp"], None).await;
     assert!(removed.stdout.contains("unregistered 'erp'"), "{}", removed.stdout);

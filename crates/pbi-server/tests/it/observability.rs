@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 
 #[tokio::test]
 async fn requests_carry_an_id_into_the_logs_the_logs_hold_no_secret_and_metrics_count_it_all() {
-    let logs = pbi_testlog::capture("pbi_server=trace,pbi_auth=trace,pbi_powerbi=trace");
+    let logs = pbi_testlog::capture();
     let world = world().await;
     let alice = world.app.session("alice").await;
     let back = world.get_started(&alice, "alice@contoso.onmicrosoft.com").await;
@@ -41,14 +41,18 @@ async fn requests_carry_an_id_into_the_logs_the_logs_hold_no_secret_and_metrics_
     assert_ne!(odd.headers()["x-request-id"], "has spaces and \"quotes\"", "an odd one is replaced");
 
     let text = logs.text();
-    let line = text.lines().find(|l| l.contains("request_id=trace-4711")).unwrap_or_else(|| panic!("no line for trace-4711 in\n{text}"));
+    let line = text
+        .lines()
+        .find(|l| l.contains("request_id=trace-4711") && l.contains("status="))
+        .unwrap_or_else(|| panic!("no line for trace-4711 in\n{text}"));
     assert!(line.contains("path=/workspaces") && line.contains("status=200") && line.contains("method=GET"), "{line}");
     assert!(text.contains("path=/oauth/callback"), "the callback is logged");
     let session = alice.trim_start_matches("pbi_session=");
+    logs.assert_heard_from(&["pbi_server", "pbi_auth", "pbi_powerbi", "pbi_store"]);
     for (what, secret) in
         [("authorization code", code.as_str()), ("access token", access_token.as_str()), ("session", session), ("password", PASSWORD)]
     {
-        assert!(!text.contains(secret), "the {what} is in the logs");
+        logs.assert_lacks(what, secret);
     }
 
     let metrics = world.app.http.get(world.app.url("/metrics")).send().await.expect("GET");
@@ -67,7 +71,7 @@ async fn requests_carry_an_id_into_the_logs_the_logs_hold_no_secret_and_metrics_
 
 #[tokio::test]
 async fn start_up_warns_in_the_log_when_the_application_key_has_expired() {
-    let logs = pbi_testlog::capture("pbi_server=trace,pbi_auth=trace,pbi_powerbi=trace");
+    let logs = pbi_testlog::capture();
     let app = crate::App::start().await;
     let now = app.clock.unix();
     let registration = app
