@@ -175,8 +175,7 @@ impl PowerBiClient {
     }
 
     fn url_for(&self, path: &str) -> Result<Url> {
-        let path = crate::raw::check_path(path)?;
-        self.root.join(path).map_err(|e| PowerBiError::invalid(format!("'{path}' is not a valid API path: {e}")))
+        crate::raw::ApiPath::parse(path)?.url_under(&self.root)
     }
 
     async fn send_once(&self, request: &Request, url: &Url, token: &str) -> Result<Answer> {

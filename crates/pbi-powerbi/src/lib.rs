@@ -29,6 +29,6 @@ pub use client::{Answer, Body, Observer, Part, PowerBiClient, Request, classify}
 pub use cloud::Cloud;
 pub use error::{ErrorKind, PowerBiError, Result};
 pub use push::{MAX_ROWS_PER_REQUEST, MAX_STRING_CHARS, PushSummary, Row, RowChecker, is_datetime};
-pub use raw::{RawBody, RawRequest, RawResponse, ResponseType, check_path};
+pub use raw::{ApiPath, RawBody, RawRequest, RawResponse, ResponseType};
 pub use retry::{Backoff, Decision, RetryOn, RetryPolicy, Sleep, TokioSleep};
 pub use token::{AccessToken, CallbackToken, ClientCredentials, ClientSecret, StaticToken, TokenError, TokenSource, entra_error};

@@ -1,45 +1,125 @@
 //! Raw requests to any Power BI endpoint (seed 002's `request("powerbi", "myorg/datasets")`, seed 004's
-//! Raw Request action), confined to the API: a path, never a URL, never `..`, never another host.
+//! Raw Request action), confined to the API: a path, never a URL, never `..`, never another host, and no
+//! header that belongs to pbi-bridge or to the connection.
 
 use crate::client::{Body, Part, PowerBiClient, Request};
 use crate::error::{PowerBiError, Result};
 use crate::retry::RetryPolicy;
 use bytes::Bytes;
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use std::time::Duration;
+use url::Url;
 
-/// Accepts `datasets`, `/datasets`, `myorg/datasets` or `/v1.0/myorg/datasets` and returns the part under
-/// `/v1.0/myorg/`; refuses anything that could leave it.
-pub fn check_path(path: &str) -> Result<&str> {
-    let refuse =
-        |why: &str| Err(PowerBiError::invalid(format!("the path '{path}' {why}; give a path under the API base, such as myorg/datasets")));
-    if path.contains("://") || path.starts_with("//") || path.starts_with("\\\\") {
-        return refuse("is a URL");
+/// A path under the API's `/v1.0/myorg/`, parsed once: its segments, percent-decoded once and with dot
+/// segments resolved. The URL sent is built from these segments (each encoded again), never by joining a
+/// string, so nothing in the text can change the scheme, host, port or the part of the path above the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiPath {
+    segments: Vec<String>,
+}
+
+impl ApiPath {
+    /// Accepts `datasets`, `/datasets`, `myorg/datasets` or `/v1.0/myorg/datasets` (segments percent-encoded
+    /// as in a URL: `tables/Sales%20Orders/rows`); refuses anything that could leave the API root.
+    pub fn parse(path: &str) -> Result<Self> {
+        let refuse = |why: &str| {
+            Err(PowerBiError::invalid(format!(
+                "path: '{}' {why}; give a path under the API base, such as myorg/datasets",
+                path.escape_debug()
+            )))
+        };
+        let trimmed = path.trim();
+        if trimmed.contains("://") || trimmed.starts_with("//") {
+            return refuse("is a URL");
+        }
+        if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return refuse("has spaces or control characters (encode a space in a name as %20)");
+        }
+        if trimmed.contains(['?', '#']) {
+            return refuse("has a query or fragment (pass query parameters separately)");
+        }
+        if trimmed.contains(['\\', '@', ':']) {
+            return refuse("has characters a path may not have (\\, @ or :)");
+        }
+        let mut segments: Vec<String> = Vec::new();
+        for raw in trimmed.trim_start_matches('/').split('/') {
+            let Ok(segment) = percent_encoding::percent_decode_str(raw).decode_utf8() else {
+                return refuse("has percent-encoded bytes that are not UTF-8");
+            };
+            if segment.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+                return refuse("has encoded separators or control characters");
+            }
+            segments.push(segment.into_owned());
+        }
+        if segments.last().is_some_and(String::is_empty) {
+            segments.pop();
+        }
+        if segments.iter().any(String::is_empty) {
+            return refuse("has an empty segment ('//')");
+        }
+        let prefix = match segments.as_slice() {
+            [v, org, ..] if v == "v1.0" && org == "myorg" => 2,
+            [org, ..] if org == "myorg" => 1,
+            _ => 0,
+        };
+        let mut resolved: Vec<String> = Vec::new();
+        for segment in segments.into_iter().skip(prefix) {
+            match segment.as_str() {
+                "." => {}
+                ".." => {
+                    if resolved.pop().is_none() {
+                        return refuse("walks out of the API with '..'");
+                    }
+                }
+                _ => resolved.push(segment),
+            }
+        }
+        if resolved.first().is_some_and(|s| s == "v1.0" || s == "myorg") {
+            return refuse("names the API root twice");
+        }
+        Ok(Self { segments: resolved })
     }
-    if path.chars().any(|c| c.is_control() || c == '\\' || c == '@') {
-        return refuse("has characters a path may not have");
+
+    /// The decoded segments under `/v1.0/myorg/`.
+    pub fn segments(&self) -> &[String] {
+        &self.segments
     }
-    if path.contains(['?', '#']) {
-        return refuse("has a query or fragment (pass query parameters separately)");
+
+    /// `root` (the API's `.../v1.0/myorg/`) with these segments appended, each percent-encoded. Checked
+    /// once more on the result: the same scheme, host and port as `root`, and a path under it.
+    pub fn url_under(&self, root: &Url) -> Result<Url> {
+        let mut url = root.clone();
+        if !self.segments.is_empty() {
+            url.path_segments_mut()
+                .map_err(|()| PowerBiError::invalid("the API base cannot carry a path"))?
+                .pop_if_empty()
+                .extend(&self.segments);
+        }
+        let same_origin =
+            url.scheme() == root.scheme() && url.host() == root.host() && url.port_or_known_default() == root.port_or_known_default();
+        if !same_origin || !url.path().starts_with(root.path()) || url.query().is_some() || url.fragment().is_some() {
+            return Err(PowerBiError::invalid(format!("path: '{url}' would leave the API base {root}")));
+        }
+        Ok(url)
     }
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2e") || lower.contains("%2f") || lower.contains("%5c") || lower.contains("%40") {
-        return refuse("has encoded dots or separators");
+}
+
+impl std::fmt::Display for ApiPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.segments.join("/"))
     }
-    let trimmed = path.trim_start_matches('/');
-    let relative = ["v1.0/myorg/", "v1.0/myorg", "myorg/", "myorg"]
-        .iter()
-        .find_map(|prefix| trimmed.strip_prefix(prefix))
-        .unwrap_or(trimmed)
-        .trim_start_matches('/');
-    if relative.split('/').any(|segment| segment == ".." || segment == ".") {
-        return refuse("walks out with '..'");
-    }
-    if relative.starts_with("v1.0/") || relative.contains(':') {
-        return refuse("names another API root or a port");
-    }
-    Ok(relative)
+}
+
+/// Headers a caller cannot set on a raw request: the token is pbi-bridge's to send, the host is the API's,
+/// and hop-by-hop headers belong to the connection (a caller's `Transfer-Encoding` or `Content-Length` could
+/// desynchronise it).
+fn reserved_header(name: &HeaderName) -> bool {
+    const RESERVED: [HeaderName; 9] =
+        [AUTHORIZATION, HOST, CONNECTION, TRANSFER_ENCODING, TE, UPGRADE, TRAILER, CONTENT_LENGTH, HeaderName::from_static("keep-alive")];
+    RESERVED.contains(name) || name.as_str().starts_with("proxy-")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,14 +181,16 @@ pub struct RawResponse {
 
 impl PowerBiClient {
     pub async fn raw(&self, raw: &RawRequest) -> Result<RawResponse> {
-        let mut request = Request::new(raw.method.clone(), check_path(&raw.path)?);
+        let mut request = Request::new(raw.method.clone(), raw.path.clone());
         request.query = raw.query.clone();
         request.timeout = raw.timeout;
         for (name, value) in &raw.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| PowerBiError::invalid(format!("'{name}' is not a valid header name")))?;
-            if name == AUTHORIZATION {
-                return Err(PowerBiError::invalid("the Authorization header is set by pbi-bridge and cannot be overridden"));
+            if reserved_header(&name) {
+                return Err(PowerBiError::invalid(format!(
+                    "headers: '{name}' is set by pbi-bridge or the connection and cannot be given; remove it"
+                )));
             }
             let value =
                 HeaderValue::from_str(value).map_err(|_| PowerBiError::invalid(format!("the value of header '{name}' is not valid")))?;
@@ -151,39 +233,59 @@ impl PowerBiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
+
+    fn relative(path: &str) -> Option<String> {
+        ApiPath::parse(path).ok().map(|p| p.to_string())
+    }
 
     #[test]
     fn paths_are_confined_to_the_api() {
-        assert_eq!(check_path("myorg/datasets").ok(), Some("datasets"));
-        assert_eq!(check_path("/v1.0/myorg/groups/x/reports").ok(), Some("groups/x/reports"));
-        assert_eq!(check_path("datasets").ok(), Some("datasets"));
+        assert_eq!(relative("myorg/datasets").as_deref(), Some("datasets"));
+        assert_eq!(relative("/v1.0/myorg/groups/x/reports").as_deref(), Some("groups/x/reports"));
+        assert_eq!(relative("datasets").as_deref(), Some("datasets"));
+        assert_eq!(relative(" datasets/ ").as_deref(), Some("datasets"), "surrounding spaces are trimmed");
+        assert_eq!(relative("groups/x/../y").as_deref(), Some("groups/y"), "dot segments are resolved");
+        assert_eq!(relative("tables/Sales%20Orders/rows").as_deref(), Some("tables/Sales Orders/rows"), "decoded once");
         for bad in [
             "https://evil.example/x",
             "//evil.example/x",
+            " //127.0.0.1/stolen",
+            " /_sandbox/clock/../../../_sandbox/clock",
+            " ../x",
             "datasets/../../admin",
             "..",
             "%2e%2e/x",
             "groups/%2F/x",
+            "groups/%5c/x",
+            "groups/%00/x",
             "a\\b",
             "x?y=1",
+            "x#y",
             "user@evil.example",
             "v1.0/myorg/v1.0/x",
             "evil.example:443/x",
+            "groups\u{a0}/x",
+            "groups/\u{3000}x",
+            "groups/x\ty",
+            "groups//x",
         ] {
-            assert!(check_path(bad).is_err(), "{bad} must be refused");
+            assert!(ApiPath::parse(bad).is_err(), "{bad:?} must be refused");
         }
     }
 
-    proptest! {
-        #[test]
-        fn nothing_accepted_leaves_the_api_root(path in "[a-zA-Z0-9/._%:@?#\\\\-]{0,40}") {
-            if let Ok(relative) = check_path(&path) {
-                let root = url::Url::parse("https://api.powerbi.com/v1.0/myorg/").expect("url");
-                let joined = root.join(relative).expect("a relative path joins");
-                prop_assert_eq!(joined.host_str(), Some("api.powerbi.com"));
-                prop_assert!(joined.path().starts_with("/v1.0/myorg/"), "{} from {}", joined, path);
-            }
+    #[test]
+    fn urls_are_built_from_segments_under_the_root() {
+        let root = Url::parse("https://api.powerbi.com/v1.0/myorg/").expect("url");
+        let url = ApiPath::parse("tables/Sales%20Orders/rows").expect("path").url_under(&root).expect("url");
+        assert_eq!(url.as_str(), "https://api.powerbi.com/v1.0/myorg/tables/Sales%20Orders/rows");
+        assert_eq!(ApiPath::parse("myorg").expect("path").url_under(&root).expect("url"), root);
+    }
+
+    #[test]
+    fn reserved_headers_cannot_be_given() {
+        for name in ["authorization", "host", "connection", "transfer-encoding", "te", "upgrade", "proxy-authorization", "keep-alive"] {
+            assert!(reserved_header(&HeaderName::from_static(name)), "{name}");
         }
+        assert!(!reserved_header(&HeaderName::from_static("x-ms-client-request-id")));
     }
 }

@@ -90,8 +90,28 @@ async fn raw_requests_reach_any_endpoint_and_nothing_else() {
         let error = client.raw(&RawRequest::new(Method::GET, path)).await.expect_err("refused");
         assert!(matches!(error.kind, pbi_powerbi::ErrorKind::Invalid(_)), "{path}: {error}");
     }
-    let mut sneaky = RawRequest::new(Method::GET, "groups");
-    sneaky.headers.push(("Authorization".into(), "Bearer someone-else".into()));
-    assert!(client.raw(&sneaky).await.is_err(), "the Authorization header cannot be overridden");
     assert!(env.sandbox.requests().iter().all(|r| !r.path.starts_with("/_sandbox")), "nothing refused was sent");
+    for (name, value) in [
+        ("Authorization", "Bearer someone-else"),
+        ("authorization", "Bearer someone-else"),
+        ("Host", "evil.example"),
+        ("Connection", "close"),
+        ("Transfer-Encoding", "chunked"),
+        ("TE", "trailers"),
+        ("Upgrade", "websocket"),
+        ("Proxy-Authorization", "Basic eA=="),
+        ("Content-Length", "0"),
+    ] {
+        env.sandbox.clear_requests();
+        let mut sneaky = RawRequest::new(Method::GET, "groups");
+        sneaky.headers.push((name.into(), value.into()));
+        let error = client.raw(&sneaky).await.expect_err("refused");
+        assert!(error.to_string().contains(&name.to_ascii_lowercase()), "the error names the header: {error}");
+        assert!(env.sandbox.requests().is_empty(), "{name}: nothing is sent when a header is refused");
+    }
+    env.sandbox.clear_requests();
+    let mut allowed = RawRequest::new(Method::GET, "groups");
+    allowed.headers.push(("X-Custom".into(), "1".into()));
+    client.raw(&allowed).await.expect("an ordinary header is sent");
+    assert_eq!(env.calls_to("/v1.0/myorg/groups").len(), 1, "one request, with the client's own token");
 }

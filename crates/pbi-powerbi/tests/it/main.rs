@@ -4,5 +4,6 @@ mod admin;
 mod calls;
 mod errors;
 mod push;
+mod raw_paths;
 mod support;
 mod wire;
