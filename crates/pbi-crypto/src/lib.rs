@@ -264,10 +264,42 @@ mod tests {
             }
         }
 
+        /// Envelopes written by the ring, then changed one way: a byte flipped anywhere (header, nonce,
+        /// ciphertext, tag), cut short, extended, or given another key id (known or not) or version. Only
+        /// the envelope as written decrypts; every change is refused with the error for its part, and
+        /// nothing panics.
         #[test]
-        fn decrypt_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
-            let (keys, _) = ring(&[1]);
-            let _ = keys.decrypt(&bytes, "c");
+        fn only_the_envelope_as_written_decrypts(
+            value in proptest::collection::vec(any::<u8>(), 0..64),
+            change in 0usize..6,
+            at in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let (keys, _) = ring(&[1, 2]);
+            let mut envelope = keys.encrypt(&value, "c");
+            let key = key_id_of(&envelope).expect("a header");
+            prop_assert_eq!(key, 2);
+            let position = at.index(envelope.len());
+            let outcome = match change {
+                0 => {
+                    let decrypted = keys.decrypt(&envelope, "c").expect("as written");
+                    prop_assert_eq!(decrypted.expose_secret(), &value);
+                    return Ok(());
+                }
+                1 => { envelope[position] ^= 1 << bit; keys.decrypt(&envelope, "c") }
+                2 => { envelope.truncate(at.index(HEADER_LEN + NONCE_LEN + TAG_LEN)); keys.decrypt(&envelope, "c") }
+                3 => { envelope.push(bit); keys.decrypt(&envelope, "c") }
+                4 => { envelope[1..5].copy_from_slice(&[0, 0, 0, if bit % 2 == 0 { 1 } else { 3 }]); keys.decrypt(&envelope, "c") }
+                _ => { envelope[0] = VERSION.wrapping_add(1 + bit); keys.decrypt(&envelope, "c") }
+            };
+            match (change, outcome) {
+                (1, Err(CryptoError::Tampered(_) | CryptoError::Malformed | CryptoError::UnknownKey(_))) => {}
+                (2 | 5, Err(CryptoError::Malformed)) => {}
+                (3, Err(CryptoError::Tampered(2))) => {}
+                (4, Err(CryptoError::UnknownKey(3))) if bit % 2 == 1 => {}
+                (4, Err(CryptoError::Tampered(1))) if bit % 2 == 0 => {}
+                (change, outcome) => prop_assert!(false, "change {} gave {:?}", change, outcome.map(|_| "decrypted")),
+            }
         }
     }
 }

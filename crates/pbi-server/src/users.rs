@@ -114,12 +114,45 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-";
+
+    /// Names built from the rule: valid ones (1 to 64 characters of the alphabet, maybe padded with
+    /// spaces), then the same names broken one way each: empty, too long, or one character from outside
+    /// the alphabet (Unicode look-alikes, spaces, controls, punctuation) put anywhere.
+    fn names() -> impl Strategy<Value = (String, bool)> {
+        let valid = proptest::collection::vec(proptest::sample::select(ALPHABET.chars().collect::<Vec<_>>()), 1..=64)
+            .prop_map(|chars| chars.into_iter().collect::<String>());
+        let padded = (valid.clone(), proptest::sample::select(vec!["", " ", "\t", "  "]))
+            .prop_map(|(name, pad)| (format!("{pad}{name}{pad}"), true));
+        let outsider =
+            proptest::sample::select(vec![' ', '\n', '\u{0}', '\u{a0}', 'é', 'а', '\u{3000}', '/', '<', '"', '\'', '+', '#', '%']);
+        let broken_char = (valid.clone(), outsider, any::<prop::sample::Index>()).prop_map(|(name, c, at)| {
+            let mut chars: Vec<char> = name.chars().collect();
+            // Inside the name (not at an end, where a space would be trimmed).
+            let at = 1 + at.index(chars.len().max(1));
+            chars.insert(at.min(chars.len()), c);
+            if chars.last() == Some(&c) && c.is_whitespace() {
+                chars.push('x');
+            }
+            (chars.into_iter().collect(), false)
+        });
+        let too_long = valid.prop_map(|name| (format!("{name}{}", "a".repeat(65)), false));
+        prop_oneof![3 => padded, 2 => broken_char, 1 => too_long, 1 => Just((String::new(), false)), 1 => Just(("   ".to_owned(), false))]
+    }
+
     proptest! {
         #[test]
-        fn a_user_name_is_accepted_only_in_its_alphabet(text in ".{0,80}") {
+        fn a_user_name_is_accepted_only_in_its_alphabet((text, valid) in names()) {
             match parse_username(&text) {
-                Ok(name) => prop_assert!(!name.is_empty() && name.len() <= 64 && name == text.trim()),
-                Err(error) => prop_assert_eq!(error.field, "username"),
+                Ok(name) => {
+                    prop_assert!(valid, "{:?} was accepted", text);
+                    prop_assert!(!name.is_empty() && name.len() <= 64 && name == text.trim());
+                    prop_assert!(name.chars().all(|c| ALPHABET.contains(c)), "{:?}", name);
+                }
+                Err(error) => {
+                    prop_assert!(!valid, "{:?} was refused", text);
+                    prop_assert_eq!(error.field, "username");
+                }
             }
         }
     }

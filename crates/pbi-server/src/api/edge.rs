@@ -246,11 +246,58 @@ mod tests {
         }
     }
 
+    use proptest::prelude::*;
+
+    /// Bodies built from the grammar: objects with `name` and maybe other members, other JSON values, and
+    /// then each mutated a little (a byte dropped, changed or added, text appended), so the cases land on
+    /// the decisions: object or not, the field there and a string, unknown fields, trailing data.
+    fn bodies() -> impl Strategy<Value = Vec<u8>> {
+        let value = prop_oneof![
+            Just(serde_json::json!("x")),
+            Just(serde_json::json!(5)),
+            Just(serde_json::json!(null)),
+            Just(serde_json::json!(["x"])),
+            Just(serde_json::json!({})),
+            ".{0,8}".prop_map(serde_json::Value::String),
+        ];
+        let member = (prop::sample::select(vec!["name", "nmae", "Name", "other"]), value.clone());
+        let object = prop::collection::vec(member, 0..3).prop_map(|members| {
+            serde_json::Value::Object(members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()).to_string().into_bytes()
+        });
+        let named = ".{0,8}".prop_map(|name| serde_json::json!({ "name": name }).to_string().into_bytes());
+        let other = value.prop_map(|v| v.to_string().into_bytes());
+        let mutation = prop_oneof![Just(None), (any::<prop::sample::Index>(), any::<u8>()).prop_map(Some),];
+        let tail = prop::sample::select(vec!["", " ", "\n", " {}", "x", ",", "]"]);
+        (prop_oneof![3 => named, 3 => object, 1 => other], mutation, any::<bool>(), tail).prop_map(|(mut bytes, mutation, drop, tail)| {
+            if let Some((at, byte)) = mutation {
+                let at = at.index(bytes.len().max(1)).min(bytes.len());
+                if drop && at < bytes.len() {
+                    bytes.remove(at);
+                } else if at < bytes.len() {
+                    bytes[at] = byte;
+                } else {
+                    bytes.push(byte);
+                }
+            }
+            bytes.extend_from_slice(tail.as_bytes());
+            bytes
+        })
+    }
+
     proptest::proptest! {
         #[test]
-        fn any_bytes_are_a_named_value_or_a_refusal_naming_a_field(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
-            if let Err(problem) = parse_object::<Named>(&bytes) {
-                proptest::prop_assert!(problem.field().is_some_and(|f| !f.is_empty()));
+        fn any_body_is_the_one_object_it_names_or_a_refusal_naming_a_field(bytes in bodies()) {
+            // What the rule says the answer must be, from a plain JSON reading of the same bytes.
+            let expected = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(serde_json::Value::Object(members)) if members.len() == 1 => members.get("name").and_then(|n| n.as_str()).map(str::to_owned),
+                _ => None,
+            };
+            match parse_object::<Named>(&bytes) {
+                Ok(named) => prop_assert_eq!(Some(named.name), expected),
+                Err(problem) => {
+                    prop_assert!(expected.is_none(), "{:?} was refused", String::from_utf8_lossy(&bytes));
+                    prop_assert!(problem.field().is_some_and(|f| !f.is_empty()));
+                }
             }
         }
     }
