@@ -26,11 +26,15 @@ async fn a_good_registration_passes_with_a_real_token_request() {
 async fn wrong_secrets_expiring_secrets_and_bad_redirects_are_caught() {
     let env = Env::start().await;
     let now = env.sandbox.clock().unix();
-    env.store.add_secret(env.registration.id, &SecretString::from("not-the-value".to_owned()), now + 10 * 86_400 + 3600, now).await.ok();
-    let validation = env.auth.validate(env.registration.id, Some("https://erp.example/oauth/callback")).await.expect("validated");
-    assert!(!validation.passed());
+    env.store
+        .add_secret(env.registration.id, &SecretString::from("not-the-value".to_owned()), now + 10 * 86_400 + 3600, now)
+        .await
+        .expect("secret");
+    let callback = env.registration.details.redirect_urls[0].clone();
+    let validation = env.auth.validate(env.registration.id, Some(&callback)).await.expect("validated");
     let secret = &outcome(&validation, "client secret")[0];
-    assert_eq!(secret.0, Outcome::Passed, "the newest secret is the 1-year one: {secret:?}");
+    assert_eq!(secret.0, Outcome::Passed, "the secret in use is the 1-year one: {secret:?}");
+    assert_eq!(outcome(&validation, "credentials")[0].0, Outcome::Passed, "and Entra accepted it: {validation:#?}");
 
     let env = Env::start().await;
     let mut details = env.registration.details.clone();

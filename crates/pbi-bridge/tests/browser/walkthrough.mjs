@@ -50,6 +50,7 @@ async function admin() {
   const redirectUrl = await page.$eval("#redirect-url", (e) => e.textContent);
   await click(page, "#validate");
   const checks = await page.$$eval("#checks tr", (rows) => rows.slice(1).map((r) => [...r.cells].map((c) => c.textContent.trim())));
+  const validated = await page.$eval("#message", (e) => e.textContent.trim());
   await page.screenshot({ path: join(shots, "1-admin-validate.png"), fullPage: true });
   // The admin adds a colleague on the Users page, who then signs in with what the admin set.
   await page.goto(`${base}/admin/users`);
@@ -61,7 +62,7 @@ async function admin() {
   await page.screenshot({ path: join(shots, "1-admin-users.png"), fullPage: true });
   const dana = await signIn("dana");
   const danaSeesHerName = await dana.$eval("#user", (e) => e.textContent.trim());
-  return { redirectUrl, checks, added, danaSeesHerName };
+  return { redirectUrl, checks, validated, added, danaSeesHerName };
 }
 
 async function user(name, pick) {
