@@ -427,10 +427,30 @@ impl Auth {
             return Ok(token);
         }
         let connection = self.connection(id, owner).await?;
-        if let Some(token) = self.stored_fresh(id).await? {
+        if let Some(token) = self.stored_fresh(id, None).await? {
             return Ok(token);
         }
-        self.refresh(&connection).await
+        self.refresh(&connection, None).await
+    }
+
+    /// A new access token for a connection whose token Power BI refused (`TokenExpired`, `InvalidToken`)
+    /// although our clock says it is still good (the service restarted, the token was revoked). One refresh
+    /// serves every caller that was refused the same token: whoever comes after it gets the new token.
+    pub async fn replace_refused_token(&self, id: Uuid, owner: Option<&str>, refused: &SecretString) -> Result<SecretString> {
+        let is_refused = |token: &SecretString| token.expose_secret() == refused.expose_secret();
+        let connection = self.connection(id, owner).await?;
+        self.require_active(&connection)?;
+        let lock = self.lock_for(id);
+        let _one_at_a_time = lock.lock().await;
+        if let Some(token) = self.cached(id, owner, self.clock.unix()).filter(|t| !is_refused(t)) {
+            return Ok(token);
+        }
+        self.forget(id);
+        let connection = self.connection(id, owner).await?;
+        if let Some(token) = self.stored_fresh(id, Some(refused)).await? {
+            return Ok(token);
+        }
+        self.refresh(&connection, Some(refused)).await
     }
 
     /// As `access_token`, with when the token expires (Unix seconds), for callers that schedule its renewal.
@@ -459,13 +479,15 @@ impl Auth {
         }
     }
 
-    /// A fresh enough access token already in the store (another caller or instance refreshed it).
-    async fn stored_fresh(&self, id: Uuid) -> Result<Option<SecretString>> {
+    /// A fresh enough access token already in the store (another caller or instance refreshed it), other
+    /// than one Power BI has `refused`.
+    async fn stored_fresh(&self, id: Uuid, refused: Option<&SecretString>) -> Result<Option<SecretString>> {
         let now = self.clock.unix();
         let current = self.store.connection(id).await?;
         self.require_active(&current)?;
         if let (Some(expires), (Some(access), _)) = (current.access_expires_at, self.store.connection_tokens(id).await?)
             && expires - self.settings.refresh_ahead_seconds > now
+            && refused.is_none_or(|r| r.expose_secret() != access.expose_secret())
         {
             self.cache(&current, access.clone(), expires);
             return Ok(Some(access));
@@ -474,7 +496,7 @@ impl Auth {
     }
 
     /// Refreshes under the store's lease (one instance at a time), with backoff on transient failures.
-    async fn refresh(&self, connection: &Connection) -> Result<SecretString> {
+    async fn refresh(&self, connection: &Connection, refused: Option<&SecretString>) -> Result<SecretString> {
         let id = connection.id;
         let mut waited = Duration::ZERO;
         while !self.store.try_lease_refresh(id, &self.holder, self.clock.unix() + self.settings.lease_seconds, self.clock.unix()).await? {
@@ -484,13 +506,13 @@ impl Auth {
             }
             self.sleep.sleep(Duration::from_millis(250)).await;
             waited += Duration::from_millis(250);
-            if let Some(token) = self.stored_fresh(id).await? {
+            if let Some(token) = self.stored_fresh(id, refused).await? {
                 return Ok(token);
             }
         }
         // Holding the lease now; the previous holder may have finished between our last look and our
         // taking it, so look once more before asking Entra.
-        let result = match self.stored_fresh(id).await {
+        let result = match self.stored_fresh(id, refused).await {
             Ok(Some(token)) => Ok(token),
             Ok(None) => {
                 let refreshed = self.refresh_holding_lease(connection).await;

@@ -166,13 +166,20 @@ async fn client_for(state: &AppState, user: &User) -> Result<(PowerBiClient, Uui
         None => Cloud::parse(&registration.details.cloud).unwrap_or(Cloud::Public),
     };
     let (auth, id, owner) = (state.auth.clone(), connection.id, user.id.to_string());
-    let tokens = CallbackToken(move |_fresh: bool| {
-        let (auth, owner) = (auth.clone(), owner.clone());
+    // The token this client last sent: when Power BI refuses it (`fresh`), the broker replaces that one.
+    let last_sent: Arc<std::sync::Mutex<Option<SecretString>>> = Arc::default();
+    let tokens = CallbackToken(move |fresh: bool| {
+        let (auth, owner, last_sent) = (auth.clone(), owner.clone(), last_sent.clone());
         let token: futures_util::future::BoxFuture<'static, Result<AccessToken, TokenError>> = Box::pin(async move {
-            auth.access_token(id, Some(&owner))
-                .await
-                .map(|t| AccessToken::new(t.expose_secret()))
-                .map_err(|e| TokenError { aadsts: None, message: e.to_string() })
+            let refused = if fresh { last_sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() } else { None };
+            let token = match refused {
+                Some(refused) => auth.replace_refused_token(id, Some(&owner), &refused).await,
+                None => auth.access_token(id, Some(&owner)).await,
+            }
+            .map_err(|e| TokenError { aadsts: None, message: e.to_string() })?;
+            let sent = AccessToken::new(token.expose_secret());
+            *last_sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(token);
+            Ok(sent)
         });
         token
     });

@@ -4,7 +4,7 @@ use crate::{App, hidden};
 use pbi_sandbox::{Command, Sandbox, SandboxConfig, demo};
 use pbi_store::NewRegistration;
 use reqwest::StatusCode;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 pub(crate) struct World {
     pub(crate) app: App,
@@ -63,6 +63,12 @@ pub(crate) async fn world() -> World {
 impl World {
     /// Clicks Get started and walks the sandbox's sign-in and consent; returns Entra's redirect to the callback.
     pub(crate) async fn get_started(&self, cookie: &str, upn: &str) -> String {
+        self.get_started_and(cookie, upn, "accept").await
+    }
+
+    /// Get started, sign in at Entra as `upn`, and answer the consent page with `decision` (`accept` or
+    /// `cancel`); returns where Entra sends the browser back to.
+    pub(crate) async fn get_started_and(&self, cookie: &str, upn: &str, decision: &str) -> String {
         let (_, settings) = self.app.page(cookie, "/settings").await;
         let csrf = hidden(&settings, "csrf").expect("csrf");
         let to_entra = self
@@ -97,7 +103,7 @@ impl World {
             .http
             .post(format!("{base}/{}/consent", demo::CONTOSO_DOMAIN))
             .header("cookie", entra_cookie)
-            .form(&[("ctx", ctx.as_str()), ("decision", "accept")])
+            .form(&[("ctx", ctx.as_str()), ("decision", decision)])
             .send()
             .await
             .expect("POST");
@@ -142,6 +148,14 @@ async fn a_callback_completes_only_in_the_session_that_started_it() {
 async fn declining_says_what_to_do_and_disconnect_deletes_the_tokens() {
     let world = world().await;
     let alice = world.app.session("alice").await;
+    let declined = world.get_started_and(&alice, "alice@contoso.onmicrosoft.com", "cancel").await;
+    assert!(declined.contains("error=access_denied"), "{declined}");
+    let answer = world.app.http.get(&declined).header("cookie", &alice).send().await.expect("callback");
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    let told = answer.text().await.expect("page");
+    assert!(told.contains("You declined the permissions") && told.contains("again and accept"), "{told}");
+    assert!(told.contains(r#"id="get-started""#) && !told.contains(r#"id="status">connected"#), "nothing was connected: {told}");
+
     let back = world.get_started(&alice, "alice@contoso.onmicrosoft.com").await;
     world.app.http.get(&back).header("cookie", &alice).send().await.expect("connected");
     let (_, settings) = world.app.page(&alice, "/settings").await;
@@ -175,4 +189,40 @@ async fn declining_says_what_to_do_and_disconnect_deletes_the_tokens() {
         .await
         .expect("POST");
     assert_eq!(foreign.status(), StatusCode::NOT_FOUND, "Bob cannot touch Alice's connection");
+}
+
+#[tokio::test]
+async fn a_token_power_bi_refuses_is_replaced_once_and_the_call_goes_through() {
+    let world = world().await;
+    let alice = world.app.session("alice").await;
+    let back = world.get_started(&alice, "alice@contoso.onmicrosoft.com").await;
+    world.app.http.get(&back).header("cookie", &alice).send().await.expect("connected");
+    let user = world.app.store.users().await.expect("users").into_iter().find(|u| u.username == "alice").expect("alice");
+    let connection = world.app.store.connections_of(&user.id.to_string()).await.expect("connections").remove(0);
+    // What a restart of the service (or a revoked token) leaves: a stored token that has not expired by our
+    // clock, which Power BI refuses. A fresh broker (a restarted pbi-bridge) has nothing in memory.
+    let refused = pbi_store::Tokens {
+        access: SecretString::from("not-a-token-power-bi-accepts".to_owned()),
+        access_expires_at: world.app.clock.unix() + 3000,
+        refresh: None,
+        refresh_expires_at: None,
+    };
+    world.app.store.store_tokens(connection.id, &refused, world.app.clock.unix()).await.expect("stored");
+    let auth =
+        std::sync::Arc::new(pbi_auth::Auth::new(world.app.store.clone(), world.app.clock.clone(), pbi_auth::AuthSettings::default()));
+    let restarted = pbi_server::Server::start(pbi_server::ServerConfig::default(), world.app.store.clone(), auth, world.app.clock.clone())
+        .await
+        .expect("server");
+    world.sandbox.clear_requests();
+
+    let tiles = world.app.http.get(format!("{}/api/v1/tiles", restarted.base_url())).header("cookie", &alice).send().await.expect("GET");
+    assert_eq!(tiles.status(), StatusCode::OK, "{}", tiles.text().await.unwrap_or_default());
+    let log: Vec<(String, u16)> = world.sandbox.requests().iter().map(|r| (r.path.clone(), r.status)).collect();
+    let refusals = log.iter().filter(|(_, status)| *status == 403).count();
+    let refreshes = log.iter().filter(|(path, _)| path.ends_with("/oauth2/v2.0/token")).count();
+    // Calls made at once may each be refused; the broker still refreshes once for all of them.
+    assert!(refusals >= 1 && refreshes == 1, "refused, refreshed once, then the calls go through: {log:?}");
+    let stored = world.app.store.connection_tokens(connection.id).await.expect("tokens").0.expect("access");
+    assert_ne!(stored.expose_secret(), "not-a-token-power-bi-accepts", "the refused token was replaced in the store");
+    restarted.shutdown().await.expect("stopped");
 }
