@@ -58,8 +58,12 @@ pub struct AuthSettings {
     pub state_ttl_seconds: i64,
     /// Refresh an access token this long before it expires.
     pub refresh_ahead_seconds: i64,
-    /// How long one instance holds the right to refresh a connection.
+    /// How long one instance holds the right to refresh a connection: renewed before each attempt at the
+    /// token endpoint, each attempt bounded by `token_timeout`, so a holder that died (`kill -9` mid-refresh)
+    /// blocks the others for at most this long.
     pub lease_seconds: i64,
+    /// The longest one request to the token endpoint may take.
+    pub token_timeout: Duration,
     /// Attempts at the token endpoint when it is unavailable, and the first backoff.
     pub transient_attempts: u32,
     pub transient_backoff: Duration,
@@ -70,12 +74,16 @@ impl Default for AuthSettings {
         Self {
             state_ttl_seconds: 600,
             refresh_ahead_seconds: 300,
-            lease_seconds: 60,
+            lease_seconds: 15,
+            token_timeout: Duration::from_secs(10),
             transient_attempts: 3,
             transient_backoff: Duration::from_secs(1),
         }
     }
 }
+
+/// How often a caller waiting for another instance's refresh looks again.
+const LEASE_POLL: time::Duration = time::Duration::milliseconds(250);
 
 /// Entra's refresh tokens die after 90 days without use (Entra renews the window on every use).
 const REFRESH_TOKEN_WINDOW: i64 = 90 * 86_400;
@@ -86,6 +94,9 @@ pub struct Auth {
     store: Store,
     http: reqwest::Client,
     clock: Clock,
+    /// Measures refresh leases: the wall clock, which does not jump back across a restart (the domain clock
+    /// may be a shifted one, as under `pbi-bridge up`, and a lease written on it could outlive its holder).
+    lease_clock: Clock,
     sleep: Arc<dyn Sleep>,
     settings: AuthSettings,
     /// Names this instance in refresh leases.
@@ -165,6 +176,7 @@ impl Auth {
             store,
             http,
             clock,
+            lease_clock: Clock::system(),
             sleep: Arc::new(TokioSleep),
             settings,
             holder: format!("pbi-bridge-{}", Uuid::new_v4()),
@@ -177,6 +189,12 @@ impl Auth {
     /// How the broker waits between attempts (tests move a clock instead).
     pub fn with_sleep(mut self, sleep: Arc<dyn Sleep>) -> Self {
         self.sleep = sleep;
+        self
+    }
+
+    /// The clock refresh leases are measured on (tests give a manual one and move it).
+    pub fn with_lease_clock(mut self, clock: Clock) -> Self {
+        self.lease_clock = clock;
         self
     }
 
@@ -498,14 +516,20 @@ impl Auth {
     /// Refreshes under the store's lease (one instance at a time), with backoff on transient failures.
     async fn refresh(&self, connection: &Connection, refused: Option<&SecretString>) -> Result<SecretString> {
         let id = connection.id;
-        let mut waited = Duration::ZERO;
-        while !self.store.try_lease_refresh(id, &self.holder, self.clock.unix() + self.settings.lease_seconds, self.clock.unix()).await? {
-            // Another instance is refreshing: wait for its result rather than racing it.
-            if waited >= Duration::from_secs(self.settings.lease_seconds as u64) {
-                return Err(AuthError::Unavailable("another pbi-bridge instance holds the refresh of this connection".into()));
+        // A live holder renews its lease before each attempt; past two lease lengths something is wrong.
+        let give_up_at = self.lease_clock.unix() + 2 * self.settings.lease_seconds;
+        loop {
+            // The wait below ends at a time read before the attempt, so a move of the clock between the
+            // attempt and the wait is never missed.
+            let tried_at = self.lease_clock.now();
+            if self.take_lease(id, tried_at.unix_timestamp()).await? {
+                break;
             }
-            self.sleep.sleep(Duration::from_millis(250)).await;
-            waited += Duration::from_millis(250);
+            if tried_at.unix_timestamp() >= give_up_at {
+                return Err(AuthError::Unavailable("another pbi-bridge instance keeps refreshing this connection; try again".into()));
+            }
+            // Another instance is refreshing: wait for its result rather than racing it.
+            self.lease_clock.sleep_until(tried_at + LEASE_POLL).await;
             if let Some(token) = self.stored_fresh(id, refused).await? {
                 return Ok(token);
             }
@@ -530,6 +554,11 @@ impl Auth {
         result
     }
 
+    /// Takes (or renews) the right to refresh `id` for `lease_seconds` from `now` on the lease clock.
+    async fn take_lease(&self, id: Uuid, now: i64) -> Result<bool> {
+        Ok(self.store.try_lease_refresh(id, &self.holder, now + self.settings.lease_seconds, now).await?)
+    }
+
     async fn refresh_holding_lease(&self, connection: &Connection) -> Result<SecretString> {
         let id = connection.id;
         let registration = self.store.registration(connection.account.registration_id).await?;
@@ -552,7 +581,16 @@ impl Auth {
         ];
         let mut backoff = self.settings.transient_backoff;
         for attempt in 1..=self.settings.transient_attempts.max(1) {
-            match entra::request(&self.http, &token_url, &form, &Self::context(&registration)).await {
+            if attempt > 1 && !self.take_lease(id, self.lease_clock.unix()).await? {
+                return Err(AuthError::Unavailable("another pbi-bridge instance took over the refresh of this connection".into()));
+            }
+            let answer = tokio::time::timeout(
+                self.settings.token_timeout,
+                entra::request(&self.http, &token_url, &form, &Self::context(&registration)),
+            )
+            .await
+            .unwrap_or_else(|_| Err(TokenEndpointError::Unavailable("the token endpoint did not answer in time".into())));
+            match answer {
                 Ok(response) => {
                     let now = self.clock.unix();
                     let tokens = self.tokens_from(&response, now);

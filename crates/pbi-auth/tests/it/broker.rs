@@ -1,11 +1,10 @@
 //! The token broker: refresh ahead of expiry, one refresh for many callers, sign-in needed, outages, secrets.
 
 use crate::support::*;
-use pbi_auth::{Auth, AuthError, AuthSettings};
+use pbi_auth::{AuthError, AuthSettings};
 use pbi_sandbox::{FaultKind, FaultRule};
 use pbi_store::ConnectionStatus;
 use secrecy::ExposeSecret;
-use std::sync::Arc;
 
 #[tokio::test]
 async fn tokens_are_served_from_memory_and_refreshed_ahead_of_expiry() {
@@ -59,20 +58,48 @@ async fn two_instances_sharing_postgresql_refresh_once() {
 
 async fn two_instances_refresh_once(env: Env) {
     let connection = env.connect("alice@contoso.onmicrosoft.com").await;
-    let other = Arc::new(
-        Auth::new(env.store.clone(), env.sandbox.clock().clone(), AuthSettings::default())
-            .with_sleep(Arc::new(ClockSleep(env.sandbox.clock().clone()))),
-    );
+    let other = env.another_instance();
     env.sandbox.clock().advance(time::Duration::hours(2)).expect("manual clock");
     env.sandbox.clear_requests();
     let (a, b) = (env.auth.clone(), other.clone());
-    let (ta, tb) = tokio::join!(
-        tokio::spawn(async move { a.access_token(connection.id, None).await }),
-        tokio::spawn(async move { b.access_token(connection.id, None).await })
-    );
-    let (ta, tb) = (ta.expect("task").expect("token"), tb.expect("task").expect("token"));
-    assert!(ta.expose_secret() == tb.expose_secret(), "both instances hand out the same token");
+    let mut first = tokio::spawn(async move { a.access_token(connection.id, None).await });
+    let mut second = tokio::spawn(async move { b.access_token(connection.id, None).await });
+    // Whichever took the lease refreshes; the other is then waiting on the lease clock (it can finish
+    // without a move only by taking the lease after the first released it, and then finds its token).
+    let (done, waiting) = tokio::select! {
+        done = &mut first => (done, second),
+        done = &mut second => (done, first),
+    };
+    let done = done.expect("task").expect("token");
+    env.lease_clock.advance(time::Duration::milliseconds(250)).expect("manual clock");
+    let waited = waiting.await.expect("task").expect("token");
+    assert!(done.expose_secret() == waited.expose_secret(), "both instances hand out the same token");
     assert_eq!(env.token_requests().len(), 1, "the store's lease kept the second instance from refreshing too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_died_mid_refresh_blocks_the_others_for_at_most_the_lease() {
+    let env = Env::start().await;
+    let connection = env.connect("alice@contoso.onmicrosoft.com").await;
+    env.sandbox.clock().advance(time::Duration::hours(2)).expect("manual clock");
+    // What `kill -9` during a refresh leaves: the dead instance's lease in the row, written a day ahead of
+    // where the domain clock now stands (a shifted clock, as `pbi-bridge up` runs, starts over on restart).
+    env.lease_clock.advance(time::Duration::days(1)).expect("manual clock");
+    let lease = AuthSettings::default().lease_seconds;
+    let now = env.lease_clock.unix();
+    assert!(env.store.try_lease_refresh(connection.id, "a-killed-instance", now + lease, now).await.expect("lease"));
+    env.sandbox.clear_requests();
+    let auth = env.auth.clone();
+    let waiting = tokio::spawn(async move { auth.access_token(connection.id, None).await });
+    // Once the lease's length has passed on the lease clock, the refresh goes ahead; the status is right.
+    env.lease_clock.advance(time::Duration::seconds(lease)).expect("manual clock");
+    // Not a timed assertion: a guard so that a lease that never ends fails the test instead of hanging it.
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), waiting).await.expect("the dead instance's lease ended");
+    waited.expect("task").expect("a token after at most the lease's length");
+    assert_eq!(env.token_requests().len(), 1, "one refresh, by the living instance");
+    let stored = env.store.connection(connection.id).await.expect("read");
+    assert_eq!(stored.status, ConnectionStatus::Active);
+    assert!(lease <= 15, "a lease lasts seconds, not the token's lifetime: {lease}");
 }
 
 #[tokio::test]

@@ -22,6 +22,8 @@ impl pbi_powerbi::Sleep for ClockSleep {
 
 pub struct Env {
     pub sandbox: SandboxHandle,
+    /// What refresh leases are measured on: manual, moved only by the tests that are about leases.
+    pub lease_clock: pbi_clock::Clock,
     pub store: Store,
     pub auth: Arc<Auth>,
     pub registration: Registration,
@@ -112,11 +114,20 @@ impl Env {
             .await
             .expect("registration");
         store.add_secret(registration.id, &SecretString::from(demo::APP_SECRET.to_owned()), now + 365 * 86_400, now).await.expect("secret");
-        let auth = Arc::new(
-            Auth::new(store.clone(), sandbox.clock().clone(), AuthSettings::default())
-                .with_sleep(Arc::new(ClockSleep(sandbox.clock().clone()))),
-        );
-        Self { sandbox, store, auth, registration, db_path }
+        let lease_clock = pbi_clock::Clock::manual_from_now();
+        let auth = Arc::new(Self::instance(&store, &sandbox, &lease_clock));
+        Self { sandbox, lease_clock, store, auth, registration, db_path }
+    }
+
+    /// A broker over `store`, as another pbi-bridge instance sharing it would be.
+    fn instance(store: &Store, sandbox: &SandboxHandle, lease_clock: &pbi_clock::Clock) -> Auth {
+        Auth::new(store.clone(), sandbox.clock().clone(), AuthSettings::default())
+            .with_sleep(Arc::new(ClockSleep(sandbox.clock().clone())))
+            .with_lease_clock(lease_clock.clone())
+    }
+
+    pub fn another_instance(&self) -> Arc<Auth> {
+        Arc::new(Self::instance(&self.store, &self.sandbox, &self.lease_clock))
     }
 
     /// A browser that signs `upn` in at the sandbox and answers the consent page with `decision`.
