@@ -1,41 +1,38 @@
 //! The embed page in a real headless Chromium: a host page on another origin speaks the powerbi-client
-//! protocol to it (`/tile/load` with an embed token) and receives `tileLoaded` and `rendered`.
+//! protocol to it (`/tile/load` with an embed token) and receives `tileLoaded` and `rendered`. Chromium is
+//! driven by `tests/browser/embed.mjs`, which waits for that exchange on the page, not for a length of time.
 
 use crate::support::*;
 use pbi_sandbox::demo_id;
 use reqwest::Method;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Debian's Chromium (`./scripts/test` installs it); `PBI_BRIDGE_CHROMIUM` overrides the path.
-fn chromium() -> String {
-    std::env::var("PBI_BRIDGE_CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
+/// Runs `tests/browser/embed.mjs` (puppeteer-core on Debian's Chromium; `./scripts/test` installs both): it
+/// opens the host page, waits for the embed exchange to finish, screenshots it, and prints what it saw.
+fn drive_chromium(host: &str, shot: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/embed.mjs");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .arg(host)
+        .arg(shot)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node ({e}); ./scripts/test installs what the browser tests need"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the embed page in Chromium failed ({}):\n{}\n{stdout}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-async fn run_chromium(extra: Vec<String>, url: String) -> String {
-    tokio::task::spawn_blocking(move || {
-        let profile = std::env::temp_dir().join(format!("pbi-bridge-chromium-{}", uuid::Uuid::new_v4()));
-        let output = std::process::Command::new(chromium())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-                "--hide-scrollbars",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg(url)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run Chromium ({e}); ./scripts/test installs it, or set PBI_BRIDGE_CHROMIUM"));
-        let _ = std::fs::remove_dir_all(profile);
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    })
-    .await
-    .expect("chromium task")
+/// The width and height a PNG's header gives (its IHDR chunk), or `None` if the bytes are not a PNG.
+fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let ihdr = bytes.strip_prefix(b"\x89PNG\r\n\x1a\n")?.get(4..16)?.strip_prefix(b"IHDR")?;
+    let number = |at: usize| ihdr.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+    Some((number(0)?, number(4)?))
 }
 
 fn host_page(embed_url: &str, token: &str, tile: &str, dashboard: &str) -> String {
@@ -85,18 +82,25 @@ async fn chromium_draws_a_tile_from_an_embed_token_and_reports_tile_loaded() {
     let app = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let dom = run_chromium(vec!["--virtual-time-budget=20000".into(), "--dump-dom".into()], host.clone()).await;
-    assert!(dom.contains("load:202"), "the embed page accepted /tile/load: {dom}");
-    assert!(dom.contains("/tile/u1/events/tileLoaded") && dom.contains("/tile/u1/events/rendered"), "{dom}");
-
+    // This run's screenshot only: last run's file is removed first, so it cannot pass for this one.
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
     std::fs::create_dir_all(&shots).expect("artifacts dir");
     let shot = shots.join("sandbox-embed-tile.png");
-    run_chromium(
-        vec!["--virtual-time-budget=20000".into(), "--window-size=660,420".into(), format!("--screenshot={}", shot.display())],
-        host,
-    )
-    .await;
-    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "a screenshot at {}", shot.display());
+    match std::fs::remove_file(&shot) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("cannot remove last run's {}: {e}", shot.display()),
+        _ => {}
+    }
+    let seen = tokio::task::spawn_blocking({
+        let shot = shot.clone();
+        move || drive_chromium(&host, &shot)
+    })
+    .await
+    .expect("chromium task");
+    let status = seen["status"].as_str().unwrap_or_default();
+    assert!(status.contains("load:202"), "the embed page accepted /tile/load: {status}");
+    assert!(status.contains("/tile/u1/events/tileLoaded") && status.contains("/tile/u1/events/rendered"), "{status}");
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("a screenshot at {}: {e}", shot.display()));
+    assert_eq!(png_size(&png), Some((660, 420)), "a PNG of the page's viewport at {}", shot.display());
+    assert!(png.len() > 1000, "more than a blank page: {} bytes", png.len());
     server.abort();
 }
