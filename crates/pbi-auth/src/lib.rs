@@ -336,15 +336,15 @@ impl Auth {
     /// Completes a sign-in from Entra's redirect, in the browser session that started it.
     pub async fn complete_authorization(&self, browser_session: &str, callback: &Callback) -> Result<Completed> {
         let state = callback.state.as_deref().ok_or_else(|| AuthError::InvalidState("the answer has no state".into()))?;
-        // Taking the state consumes it: whatever happens next, it cannot be used twice.
-        let pending = self
-            .store
-            .take_state(&state_hash(state))
-            .await?
-            .ok_or_else(|| AuthError::InvalidState("it is unknown or was already used".into()))?;
-        if pending.browser_session != browser_session {
-            return Err(AuthError::InvalidState("it was started in another browser session".into()));
-        }
+        // Taking the state consumes it: whatever happens next, it cannot be used twice. Only the browser session
+        // that started it can take it, so a wrong session leaves it for the right one.
+        let hash = state_hash(state);
+        let Some(pending) = self.store.take_state(&hash, browser_session).await? else {
+            if self.store.state_exists(&hash).await? {
+                return Err(AuthError::InvalidState("it was started in another browser session".into()));
+            }
+            return Err(AuthError::InvalidState("it is unknown or was already used".into()));
+        };
         let now = self.clock.unix();
         if now > pending.expires_at {
             return Err(AuthError::InvalidState(format!("it expired after {} minutes", self.settings.state_ttl_seconds / 60)));

@@ -1,6 +1,9 @@
 //! All of pbi-bridge's SQL: SQLite or PostgreSQL, migrations, and repositories that encrypt secrets at rest.
 
+mod audit;
 mod migrate;
+
+pub use audit::{AuditCursor, AuditEntry, NewAuditEntry};
 
 use pbi_crypto::{CryptoError, KeyRing};
 use secrecy::{ExposeSecret, SecretString};
@@ -258,11 +261,50 @@ impl Store {
     }
 
     pub async fn update_registration(&self, id: Uuid, details: &NewRegistration, now: i64) -> Result<Registration> {
-        let update = "UPDATE registrations SET name = $1, client_id = $2, tenant = $3, cloud = $4, redirect_urls = $5, scopes = $6, authorize_url = $7, token_url = $8, enabled = $9, api_base = $10, updated_at = $11 WHERE id = $12";
-        let changed = bind_details(sqlx::query(update), details).bind(now).bind(id.to_string()).execute(&self.pool).await?.rows_affected();
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!("registration {id}")));
+        self.save_registration(Some(id), details, None, &[], now).await
+    }
+
+    /// Adds (`existing` is `None`) or updates a registration, with maybe a new application key and the audit
+    /// entries that record the change, in one transaction: the change and its record land together or not
+    /// at all.
+    pub async fn save_registration(
+        &self,
+        existing: Option<Uuid>,
+        details: &NewRegistration,
+        key: Option<(&SecretString, i64)>,
+        audit: &[NewAuditEntry],
+        now: i64,
+    ) -> Result<Registration> {
+        let mut tx = self.pool.begin().await?;
+        let id = match existing {
+            Some(id) => {
+                let update = "UPDATE registrations SET name = $1, client_id = $2, tenant = $3, cloud = $4, redirect_urls = $5, scopes = $6, authorize_url = $7, token_url = $8, enabled = $9, api_base = $10, updated_at = $11 WHERE id = $12";
+                let changed =
+                    bind_details(sqlx::query(update), details).bind(now).bind(id.to_string()).execute(&mut *tx).await?.rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::NotFound(format!("registration {id}")));
+                }
+                id
+            }
+            None => {
+                let id = Uuid::new_v4();
+                let insert = "INSERT INTO registrations (name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, enabled, api_base, id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
+                bind_details(sqlx::query(insert), details).bind(id.to_string()).bind(now).execute(&mut *tx).await.map_err(|e| {
+                    match StoreError::from(e) {
+                        StoreError::Conflict(_) => StoreError::Conflict(format!("a registration named '{}' already exists", details.name)),
+                        other => other,
+                    }
+                })?;
+                id
+            }
+        };
+        if let Some((secret, expires_at)) = key {
+            self.insert_secret(&mut tx, id, secret, expires_at, now).await?;
         }
+        for entry in audit {
+            audit::insert(&mut tx, entry, now).await?;
+        }
+        tx.commit().await?;
         self.registration(id).await
     }
 
@@ -280,22 +322,62 @@ impl Store {
         )
     }
 
+    /// Adds an application key; the key entered last is the one in use, whatever its expiry.
     pub async fn add_secret(&self, registration_id: Uuid, secret: &SecretString, expires_at: i64, now: i64) -> Result<SecretInfo> {
+        let mut tx = self.pool.begin().await?;
+        let info = self.insert_secret(&mut tx, registration_id, secret, expires_at, now).await?;
+        tx.commit().await?;
+        Ok(info)
+    }
+
+    async fn insert_secret(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        registration_id: Uuid,
+        secret: &SecretString,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<SecretInfo> {
         let id = Uuid::new_v4();
         let envelope = self.keys.encrypt_str(secret, &secret_context(id));
-        sqlx::query("INSERT INTO registration_secrets (id, registration_id, secret, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO registration_secrets (id, registration_id, secret, expires_at, created_at, entered) VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX(entered), 0) + 1 FROM registration_secrets WHERE registration_id = $2))")
             .bind(id.to_string())
             .bind(registration_id.to_string())
             .bind(envelope)
             .bind(expires_at)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut **tx)
             .await?;
         Ok(SecretInfo { id, registration_id, expires_at, created_at: now })
     }
 
+    /// Forgets an older application key. The key in use cannot be removed: enter a new one instead.
+    pub async fn remove_secret(&self, registration_id: Uuid, secret_id: Uuid) -> Result<()> {
+        if self.current_secret_id(registration_id).await? == Some(secret_id) {
+            return Err(StoreError::Conflict("the application key in use cannot be removed: enter a new one, then remove this one".into()));
+        }
+        one_changed(
+            sqlx::query("DELETE FROM registration_secrets WHERE id = $1 AND registration_id = $2")
+                .bind(secret_id.to_string())
+                .bind(registration_id.to_string())
+                .execute(&self.pool)
+                .await?,
+            || format!("application key {secret_id}"),
+        )
+    }
+
+    async fn current_secret_id(&self, registration_id: Uuid) -> Result<Option<Uuid>> {
+        Ok(self.secrets(registration_id).await?.first().map(|s| s.id))
+    }
+
+    /// The registration's application keys, the one in use (entered last) first.
     pub async fn secrets(&self, registration_id: Uuid) -> Result<Vec<SecretInfo>> {
-        let rows = sqlx::query("SELECT id, registration_id, expires_at, created_at FROM registration_secrets WHERE registration_id = $1 ORDER BY expires_at DESC").bind(registration_id.to_string()).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(
+            "SELECT id, registration_id, expires_at, created_at FROM registration_secrets WHERE registration_id = $1 ORDER BY entered DESC",
+        )
+        .bind(registration_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(SecretInfo {
@@ -308,9 +390,9 @@ impl Store {
             .collect()
     }
 
-    /// The secret to use: the one expiring last (expired or not: the caller says what expiry means).
+    /// The secret to use: the one entered last (expired or not: the caller says what expiry means).
     pub async fn current_secret(&self, registration_id: Uuid) -> Result<Option<(SecretInfo, SecretString)>> {
-        let row = sqlx::query("SELECT id, registration_id, secret, expires_at, created_at FROM registration_secrets WHERE registration_id = $1 ORDER BY expires_at DESC LIMIT 1")
+        let row = sqlx::query("SELECT id, registration_id, secret, expires_at, created_at FROM registration_secrets WHERE registration_id = $1 ORDER BY entered DESC LIMIT 1")
             .bind(registration_id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -609,15 +691,18 @@ impl Store {
         Ok(())
     }
 
-    /// Removes and returns the state if it exists: a second take of the same state finds nothing.
-    /// Whether it expired or belongs to another session is the caller's to judge from the fields.
-    pub async fn take_state(&self, state_hash: &str) -> Result<Option<PendingState>> {
+    /// Removes and returns the state if it exists and was started in `browser_session`: a second take of the
+    /// same state finds nothing, and a take from another browser session leaves it for its own (so opening
+    /// someone else's callback URL cannot burn their sign-in; `state_exists` tells the two apart). Whether
+    /// it expired is the caller's to judge from the fields.
+    pub async fn take_state(&self, state_hash: &str, browser_session: &str) -> Result<Option<PendingState>> {
         // One statement that deletes and returns: of two takes at once, exactly one gets the row. (A read then a
         // delete in one transaction would also fail under SQLite when another write lands in between.)
         let row = sqlx::query(
-            "DELETE FROM oauth_states WHERE state_hash = $1 RETURNING state_hash, browser_session, owner, registration_id, pkce_verifier, return_to, created_at, expires_at",
+            "DELETE FROM oauth_states WHERE state_hash = $1 AND browser_session = $2 RETURNING state_hash, browser_session, owner, registration_id, pkce_verifier, return_to, created_at, expires_at",
         )
         .bind(state_hash)
+        .bind(browser_session)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -632,6 +717,11 @@ impl Store {
             created_at: row.try_get("created_at")?,
             expires_at: row.try_get("expires_at")?,
         }))
+    }
+
+    /// Whether a state is pending (in any browser session).
+    pub async fn state_exists(&self, state_hash: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 FROM oauth_states WHERE state_hash = $1").bind(state_hash).fetch_optional(&self.pool).await?.is_some())
     }
 
     /// Forgets states that expired before `now`.
@@ -676,8 +766,21 @@ fn user_from(row: &AnyRow) -> Result<User> {
 
 const USER_COLUMNS: &str = "id, username, display_name, is_admin, created_at, disabled_at";
 
+/// What a change to a user's row ends with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    Nothing,
+    Sessions,
+    /// Disabling: the sessions, and the API tokens revoked at `at`.
+    SessionsAndTokens {
+        at: i64,
+    },
+}
+
 impl Store {
     /// Adds a user; `password_hash` is a PHC string (argon2), never a password.
+    /// Adds a user; `password_hash` is a PHC string (argon2), never a password. User names are unique whatever
+    /// their case (`Alice` and `alice` are one account).
     pub async fn add_user(&self, username: &str, display_name: &str, password_hash: &str, is_admin: bool, now: i64) -> Result<User> {
         let id = Uuid::new_v4();
         sqlx::query("INSERT INTO users (id, username, display_name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -690,15 +793,17 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("a user named '{username}' already exists")),
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("a user named '{username}' already exists (user names are the same whatever their case)"))
+                }
                 other => other,
             })?;
         Ok(User { id, username: username.to_owned(), display_name: display_name.to_owned(), is_admin, created_at: now, disabled_at: None })
     }
 
-    /// A user and their password hash, by user name (for signing in).
+    /// A user and their password hash, by user name in any case (for signing in).
     pub async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"))
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)"))
             .bind(username)
             .fetch_optional(&self.pool)
             .await?;
@@ -716,32 +821,44 @@ impl Store {
         user_from(&row.ok_or_else(|| StoreError::NotFound(format!("user {id}")))?)
     }
 
-    /// Disables (`Some(now)`) or enables (`None`) an account. Disabling also ends its sessions; its API tokens
-    /// stop working while it is disabled (they are found only for enabled users).
+    /// Disables (`Some(now)`) or enables (`None`) an account. Disabling ends its sessions and revokes its API
+    /// tokens for good: enabling the account again does not bring them back.
     pub async fn set_user_disabled(&self, id: Uuid, disabled_at: Option<i64>) -> Result<()> {
         let update = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2").bind(disabled_at).bind(id.to_string());
-        self.change_user(id, update, disabled_at.is_some()).await
+        let ends = match disabled_at {
+            Some(at) => Ends::SessionsAndTokens { at },
+            None => Ends::Nothing,
+        };
+        self.change_user(id, update, ends).await
     }
 
-    /// Sets a new password hash (PHC string) and ends the account's sessions, so the old password's sign-ins end too.
+    /// Sets a new password hash (PHC string) and ends the account's sessions, so the old password's sign-ins
+    /// end too. API tokens are credentials of their own and keep working (revoke them, or disable the user).
     pub async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<()> {
         let update = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(password_hash).bind(id.to_string());
-        self.change_user(id, update, true).await
+        self.change_user(id, update, Ends::Sessions).await
     }
 
-    /// Runs `update` on one user's row and, with `end_sessions`, deletes their sessions, in one transaction.
+    /// Runs `update` on one user's row and ends what `ends` says, in one transaction.
     async fn change_user<'q>(
         &self,
         id: Uuid,
         update: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-        end_sessions: bool,
+        ends: Ends,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         if update.execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
-        if end_sessions {
+        if ends != Ends::Nothing {
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        }
+        if let Ends::SessionsAndTokens { at } = ends {
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -107,8 +107,62 @@ on_both!(
     api_tokens_are_found_by_hash_until_revoked_or_expired,
     deleting_a_workspace_takes_its_pins_and_only_its_owner_can,
     concurrent_pins_and_deletes_neither_fail_nor_share_a_position,
-    a_disabled_user_loses_sessions_and_tokens_and_a_new_password_ends_sessions
+    a_disabled_user_loses_sessions_and_tokens_and_a_new_password_ends_sessions,
+    the_key_entered_last_is_in_use_and_older_ones_can_be_removed,
+    a_registration_change_and_its_audit_entries_land_together_and_the_log_pages
 );
+
+async fn the_key_entered_last_is_in_use_and_older_ones_can_be_removed(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let reg = store.add_registration(&registration("erp"), 0).await.expect("added");
+    let first = store.add_secret(reg.id, &SecretString::from("first~key".to_owned()), 2_000_000, 10).await.expect("secret");
+    // A corrected key that expires earlier than the first: it is the one entered last, so it is used.
+    let corrected = store.add_secret(reg.id, &SecretString::from("corrected~key".to_owned()), 1_000_000, 10).await.expect("secret");
+    let (info, value) = store.current_secret(reg.id).await.expect("read").expect("a key");
+    assert_eq!((info.id, value.expose_secret()), (corrected.id, "corrected~key"));
+    let listed: Vec<Uuid> = store.secrets(reg.id).await.expect("list").iter().map(|s| s.id).collect();
+    assert_eq!(listed, [corrected.id, first.id], "the key in use first");
+    assert!(matches!(store.remove_secret(reg.id, corrected.id).await, Err(StoreError::Conflict(_))), "not the key in use");
+    let other = store.add_registration(&registration("other"), 0).await.expect("added");
+    assert!(matches!(store.remove_secret(other.id, first.id).await, Err(StoreError::NotFound(_))), "only its own registration's");
+    store.remove_secret(reg.id, first.id).await.expect("an older key goes");
+    assert_eq!(store.secrets(reg.id).await.expect("list").len(), 1);
+}
+
+async fn a_registration_change_and_its_audit_entries_land_together_and_the_log_pages(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let reg = store.add_registration(&registration("erp"), 0).await.expect("added");
+    let entry = |action: &str, old: &str, new: &str| pbi_store::NewAuditEntry {
+        actor: "admin".into(),
+        action: action.into(),
+        target: "erp".into(),
+        old_value: Some(old.into()),
+        new_value: Some(new.into()),
+    };
+    let mut details = registration("erp");
+    details.token_url = Some("https://login.example/token".into());
+    let key = SecretString::from("new~key".to_owned());
+    store
+        .save_registration(Some(reg.id), &details, Some((&key, 5_000)), &[entry("powerbi.endpoints", "{}", "{\"tokenUrl\":\"x\"}")], 100)
+        .await
+        .expect("saved");
+    assert_eq!(store.registration(reg.id).await.expect("read").details.token_url.as_deref(), Some("https://login.example/token"));
+    assert_eq!(store.secrets(reg.id).await.expect("list").len(), 1);
+    // A change that fails records nothing.
+    let failed = store.save_registration(Some(Uuid::new_v4()), &details, None, &[entry("powerbi.endpoints", "a", "b")], 101).await;
+    assert!(matches!(failed, Err(StoreError::NotFound(_))));
+    for at in 102..107 {
+        store.record_audit(&[entry("user.disabled", "enabled", &format!("disabled at {at}"))], at).await.expect("recorded");
+    }
+    let (first, next) = store.audit_entries(None, 4).await.expect("page");
+    assert_eq!(first.iter().map(|e| e.at).collect::<Vec<_>>(), [106, 105, 104, 103], "newest first");
+    let (second, last) = store.audit_entries(next, 4).await.expect("page");
+    assert_eq!(second.iter().map(|e| e.at).collect::<Vec<_>>(), [102, 100]);
+    assert!(last.is_none(), "no more pages");
+    assert_eq!(second[1].entry.action, "powerbi.endpoints");
+}
 
 async fn migrations_apply_once(postgres: bool) {
     let db = TestDb::new(postgres).await;
@@ -200,9 +254,12 @@ async fn oauth_states_are_single_use(postgres: bool) {
         expires_at: 600,
     };
     store.put_state(&state).await.expect("stored");
-    let taken = store.take_state("h1").await.expect("take").expect("present");
+    assert!(store.take_state("h1", "another-session").await.expect("take").is_none(), "only its own session takes it");
+    assert!(store.state_exists("h1").await.expect("exists"), "and a wrong one leaves it in place");
+    let taken = store.take_state("h1", "s1").await.expect("take").expect("present");
     assert_eq!((taken.browser_session.as_str(), taken.pkce_verifier.expose_secret()), ("s1", "verifier-1"));
-    assert!(store.take_state("h1").await.expect("take").is_none(), "single use");
+    assert!(store.take_state("h1", "s1").await.expect("take").is_none(), "single use");
+    assert!(!store.state_exists("h1").await.expect("exists"));
     store.put_state(&PendingState { state_hash: "h2".into(), expires_at: 5, ..state }).await.expect("stored");
     assert_eq!(store.purge_states(10).await.expect("purged"), 1);
 }
@@ -258,6 +315,12 @@ async fn users_and_sessions(postgres: bool) {
     let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
     let admin = store.add_user("admin", "Administrator", "$argon2id$v=19$hash", true, 0).await.expect("user");
     assert!(matches!(store.add_user("admin", "Again", "x", false, 0).await, Err(StoreError::Conflict(_))));
+    for other_case in ["Admin", "ADMIN"] {
+        let refused = store.add_user(other_case, "Again", "x", false, 0).await;
+        assert!(matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("whatever their case")), "{other_case}: {refused:?}");
+        let (found, _) = store.user_credentials(other_case).await.expect("read").expect("the same account");
+        assert_eq!(found.id, admin.id);
+    }
     let (found, hash) = store.user_credentials("admin").await.expect("read").expect("present");
     assert_eq!((found.clone(), hash.as_str()), (admin.clone(), "$argon2id$v=19$hash"));
     assert!(store.user_credentials("nobody").await.expect("read").is_none());
@@ -401,10 +464,12 @@ async fn a_disabled_user_loses_sessions_and_tokens_and_a_new_password_ends_sessi
     let (found, _) = store.user_credentials("carol").await.expect("read").expect("still there");
     assert_eq!(found.disabled_at, Some(10), "sign-in sees the account is disabled");
     store.set_user_disabled(carol.id, None).await.expect("enabled");
-    assert!(store.use_api_token("t1", 30).await.expect("read").is_some(), "tokens work again");
+    assert!(store.use_api_token("t1", 30).await.expect("read").is_none(), "disabling ended the token for good");
+    store.add_api_token(carol.id, "script", "t2", "pbb_y", None, 30).await.expect("token");
     store.put_session("s2", carol.id, "c", 30, 1000).await.expect("session");
     store.set_password_hash(carol.id, "new-hash").await.expect("password");
     assert!(store.session("s2", 40).await.expect("read").is_none(), "a new password ends sessions");
+    assert!(store.use_api_token("t2", 40).await.expect("read").is_some(), "API tokens are credentials of their own");
     assert_eq!(store.user_credentials("carol").await.expect("read").expect("there").1, "new-hash");
     assert!(matches!(store.set_user_disabled(Uuid::new_v4(), Some(1)).await, Err(StoreError::NotFound(_))));
     assert!(matches!(store.set_password_hash(Uuid::new_v4(), "h").await, Err(StoreError::NotFound(_))));

@@ -1,0 +1,107 @@
+//! The audit log: who changed what an administrator is answerable for, when, with the old and new values
+//! (never a secret: callers record "a key was added", not the key).
+
+use crate::{Result, Store, StoreError, uuid_of};
+use sqlx::Row;
+use uuid::Uuid;
+
+/// One change to record. `old_value` and `new_value` are what a reader needs to see what changed (JSON text
+/// or a plain sentence), without any secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    /// The user name of who made the change (as it was then), or `cli` for the command line.
+    pub actor: String,
+    /// What was done, named by area: `powerbi.endpoints`, `powerbi.key.added`, `user.disabled`, …
+    pub action: String,
+    /// What it was done to: a registration's name, a user name.
+    pub target: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    pub at: i64,
+    pub entry: NewAuditEntry,
+}
+
+/// Where a page of the log ends: the next page starts after it (older entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCursor {
+    pub at: i64,
+    pub id: Uuid,
+}
+
+impl AuditCursor {
+    /// `at.id`, as it travels in a URL.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.at, self.id)
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (at, id) = text.split_once('.')?;
+        Some(Self { at: at.parse().ok()?, id: Uuid::parse_str(id).ok()? })
+    }
+}
+
+pub(crate) async fn insert(tx: &mut sqlx::Transaction<'_, sqlx::Any>, entry: &NewAuditEntry, now: i64) -> Result<()> {
+    sqlx::query("INSERT INTO audit_log (id, at, actor, action, target, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(Uuid::new_v4().to_string())
+        .bind(now)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(entry.old_value.as_deref())
+        .bind(entry.new_value.as_deref())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records changes that stand alone (a change made in a transaction of its own records inside it).
+    pub async fn record_audit(&self, entries: &[NewAuditEntry], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for entry in entries {
+            insert(&mut tx, entry, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Up to `limit` entries, newest first, older than `after` when given; and the cursor of the next page
+    /// when there may be more.
+    pub async fn audit_entries(&self, after: Option<AuditCursor>, limit: u32) -> Result<(Vec<AuditEntry>, Option<AuditCursor>)> {
+        let limit = i64::from(limit.clamp(1, 500));
+        let (at, id) = after.map_or((i64::MAX, String::new()), |c| (c.at, c.id.to_string()));
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target, old_value, new_value FROM audit_log WHERE at < $1 OR (at = $1 AND id < $2) ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(at)
+        .bind(if after.is_some() { id } else { "~".to_owned() })
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut entries = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: uuid_of(r, "id")?,
+                    at: r.try_get("at")?,
+                    entry: NewAuditEntry {
+                        actor: r.try_get("actor")?,
+                        action: r.try_get("action")?,
+                        target: r.try_get("target")?,
+                        old_value: r.try_get("old_value")?,
+                        new_value: r.try_get("new_value")?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let more = entries.len() as i64 > limit;
+        entries.truncate(limit as usize);
+        let next = more.then(|| entries.last().map(|e| AuditCursor { at: e.at, id: e.id })).flatten();
+        Ok((entries, next))
+    }
+}
