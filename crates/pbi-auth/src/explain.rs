@@ -5,7 +5,7 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Explained {
-    /// The `AADSTSnnnnn` number, or the Power BI error code.
+    /// The `AADSTSnnnnn` number, the OAuth `error` when Entra gave no number, or the Power BI error code.
     pub code: Option<String>,
     pub what_happened: String,
     pub what_to_do: String,
@@ -13,20 +13,47 @@ pub struct Explained {
     pub trace_id: Option<String>,
     /// The service's own message (first line), for support.
     pub detail: String,
+    /// Whether the message shows `detail`: when this module has no explanation of its own, the service's
+    /// words are all a person has to go on.
+    #[serde(skip)]
+    pub show_detail: bool,
 }
 
 impl std::fmt::Display for Explained {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.what_happened, self.what_to_do)?;
-        if let Some(code) = &self.code {
-            write!(f, " ({code}")?;
-            if let Some(trace) = &self.trace_id {
-                write!(f, ", trace id {trace}")?;
-            }
-            write!(f, ")")?;
+        let detail = Some(self.detail.as_str()).filter(|d| self.show_detail && !d.is_empty());
+        let mut parts = Vec::new();
+        match (&self.code, detail) {
+            // Entra's first line usually starts with the code itself: say it once.
+            (Some(code), Some(detail)) if detail.starts_with(code.as_str()) => parts.push(detail.to_owned()),
+            (Some(code), Some(detail)) => parts.push(format!("{code}: {detail}")),
+            (Some(code), None) => parts.push(code.clone()),
+            (None, Some(detail)) => parts.push(detail.to_owned()),
+            (None, None) => {}
+        }
+        if let Some(trace) = &self.trace_id {
+            parts.push(format!("trace id {trace}"));
+        }
+        if !parts.is_empty() {
+            write!(f, " ({})", parts.join(", "))?;
         }
         Ok(())
     }
+}
+
+/// The longest service text a message quotes: the rest is in the service's own logs, under the trace id.
+const QUOTED_CHARS: usize = 200;
+
+/// A service's words made fit to quote: the first line, printable characters only, cut short. An error on a
+/// redirect can be crafted by anyone, so it must not be able to fill a page or break a log line.
+fn quoted(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default().trim();
+    let mut quoted: String = line.chars().filter(|c| !c.is_control()).take(QUOTED_CHARS).collect();
+    if line.chars().filter(|c| !c.is_control()).count() > QUOTED_CHARS {
+        quoted.push('…');
+    }
+    quoted
 }
 
 /// Explains an Entra error by its AADSTS number. `context` fills in what the message can name.
@@ -71,14 +98,37 @@ pub fn entra(aadsts: Option<u32>, error: &str, detail: &str, trace_id: Option<St
         Some(50126) => ("The user name or password is wrong.".into(), "Sign in again.".into()),
         Some(90002) => ("The tenant named in the registration does not exist.".into(), "Check the registration's tenant (a GUID or a verified domain).".into()),
         _ if error == "temporarily_unavailable" || error == "server_error" => ("The Power BI service is unavailable.".into(), "You don't have to register again. Try again later.".into()),
-        _ => ("Signing in to Power BI failed.".into(), "Try again; if it keeps failing, give the code and trace id below to your administrator.".into()),
+        _ => return unexplained(aadsts, error, detail, trace_id),
     };
     Explained {
         code: aadsts.map(|c| format!("AADSTS{c}")),
         what_happened: what,
         what_to_do: todo,
         trace_id,
-        detail: detail.lines().next().unwrap_or_default().to_owned(),
+        detail: quoted(detail),
+        show_detail: false,
+    }
+}
+
+/// An Entra (or other OAuth server's) error this module has no words for: the message quotes what the server
+/// said (its AADSTS number or OAuth `error`, the first line of `error_description`, the trace id) and points
+/// the person at exactly that, never at something it does not show.
+fn unexplained(aadsts: Option<u32>, error: &str, detail: &str, trace_id: Option<String>) -> Explained {
+    let error = quoted(error);
+    let code = aadsts.map(|c| format!("AADSTS{c}")).or_else(|| Some(error).filter(|e| !e.is_empty()));
+    let detail = quoted(detail);
+    let what_to_do = if code.is_none() && detail.is_empty() && trace_id.is_none() {
+        "Try again; if it keeps failing, tell your administrator when it happened."
+    } else {
+        "Try again; if it keeps failing, give your administrator what the sign-in service answered (in brackets)."
+    };
+    Explained {
+        code,
+        what_happened: "Signing in to Power BI failed.".into(),
+        what_to_do: what_to_do.into(),
+        trace_id,
+        detail,
+        show_detail: true,
     }
 }
 
@@ -109,7 +159,8 @@ pub fn power_bi(status: u16, code: &str, detail: &str, request_id: Option<String
         what_happened: what.into(),
         what_to_do: todo.into(),
         trace_id: request_id,
-        detail: detail.lines().next().unwrap_or_default().to_owned(),
+        detail: quoted(detail),
+        show_detail: false,
     }
 }
 
@@ -153,5 +204,33 @@ mod tests {
         assert!(entra(Some(90094), "access_denied", "", None, &context).what_happened.starts_with("Error when authorizing Power BI"));
         assert!(entra(None, "temporarily_unavailable", "", None, &context).what_happened.contains("unavailable"));
         assert!(power_bi(401, "PowerBINotAuthorizedException", "", None).what_happened.starts_with("You can't access the application"));
+    }
+
+    /// A standards-compliant server (or an Entra answer without `error_codes`) gives only the OAuth `error` and
+    /// `error_description`: the message shows both, and promises nothing it does not show.
+    #[test]
+    fn an_error_without_an_aadsts_number_shows_the_oauth_error_and_its_description() {
+        let context = Context::default();
+        let plain = entra(None, "invalid_request", "The redirect_uri is malformed.\nMore detail on a second line", None, &context);
+        let text = plain.to_string();
+        assert!(text.contains("invalid_request") && text.contains("The redirect_uri is malformed."), "{text}");
+        assert!(!text.contains("second line"), "only the first line: {text}");
+        assert!(!text.contains("code and trace id"), "no trace id was given, so none is promised: {text}");
+        assert_eq!(plain.code.as_deref(), Some("invalid_request"));
+
+        let traced = entra(None, "invalid_scope", "Unknown scope.", Some("t-9".into()), &context).to_string();
+        assert!(traced.contains("invalid_scope: Unknown scope.") && traced.contains("trace id t-9"), "{traced}");
+
+        // An unknown AADSTS number is not explained here either: Entra's own first line says what it is.
+        let unknown = entra(Some(12345), "invalid_grant", "AADSTS12345: Something new.\r\nTrace ID: x", Some("t-1".into()), &context);
+        assert!(unknown.to_string().contains("AADSTS12345: Something new.") && unknown.to_string().contains("t-1"), "{unknown}");
+
+        // The error came from a redirect anyone can craft: it is cut to one short line of printable text.
+        let long = entra(None, "bad\u{7}error", &"x".repeat(1000), None, &context).to_string();
+        assert!(!long.contains('\u{7}') && long.len() < 500, "{long}");
+
+        // Nothing at all to show: say what the administrator can use instead.
+        let bare = entra(None, "", "", None, &context).to_string();
+        assert!(!bare.contains("below") && !bare.contains("()") && bare.contains("when it happened"), "{bare}");
     }
 }
