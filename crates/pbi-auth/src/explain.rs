@@ -13,28 +13,12 @@ pub struct Explained {
     pub trace_id: Option<String>,
     /// The service's own message (first line), for support.
     pub detail: String,
-    /// Whether the message shows `detail`: when this module has no explanation of its own, the service's
-    /// words are all a person has to go on.
-    #[serde(skip)]
-    pub show_detail: bool,
 }
 
 impl std::fmt::Display for Explained {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.what_happened, self.what_to_do)?;
-        let detail = Some(self.detail.as_str()).filter(|d| self.show_detail && !d.is_empty());
-        let mut parts = Vec::new();
-        match (&self.code, detail) {
-            // Entra's first line usually starts with the code itself: say it once.
-            (Some(code), Some(detail)) if detail.starts_with(code.as_str()) => parts.push(detail.to_owned()),
-            (Some(code), Some(detail)) => parts.push(format!("{code}: {detail}")),
-            (Some(code), None) => parts.push(code.clone()),
-            (None, Some(detail)) => parts.push(detail.to_owned()),
-            (None, None) => {}
-        }
-        if let Some(trace) = &self.trace_id {
-            parts.push(format!("trace id {trace}"));
-        }
+        let parts: Vec<String> = self.code.iter().cloned().chain(self.trace_id.iter().map(|trace| format!("trace id {trace}"))).collect();
         if !parts.is_empty() {
             write!(f, " ({})", parts.join(", "))?;
         }
@@ -100,36 +84,27 @@ pub fn entra(aadsts: Option<u32>, error: &str, detail: &str, trace_id: Option<St
         _ if error == "temporarily_unavailable" || error == "server_error" => ("The Power BI service is unavailable.".into(), "You don't have to register again. Try again later.".into()),
         _ => return unexplained(aadsts, error, detail, trace_id),
     };
-    Explained {
-        code: aadsts.map(|c| format!("AADSTS{c}")),
-        what_happened: what,
-        what_to_do: todo,
-        trace_id,
-        detail: quoted(detail),
-        show_detail: false,
-    }
+    Explained { code: aadsts.map(|c| format!("AADSTS{c}")), what_happened: what, what_to_do: todo, trace_id, detail: quoted(detail) }
 }
 
 /// An Entra (or other OAuth server's) error this module has no words for: the message quotes what the server
-/// said (its AADSTS number or OAuth `error`, the first line of `error_description`, the trace id) and points
-/// the person at exactly that, never at something it does not show.
+/// said (the first line of `error_description`; its AADSTS number or, without one, the OAuth `error`, and the
+/// trace id in brackets) and points the person at exactly that, never at something it does not show.
 fn unexplained(aadsts: Option<u32>, error: &str, detail: &str, trace_id: Option<String>) -> Explained {
-    let error = quoted(error);
-    let code = aadsts.map(|c| format!("AADSTS{c}")).or_else(|| Some(error).filter(|e| !e.is_empty()));
+    let code = aadsts.map(|c| format!("AADSTS{c}")).or_else(|| Some(quoted(error)).filter(|e| !e.is_empty()));
     let detail = quoted(detail);
-    let what_to_do = if code.is_none() && detail.is_empty() && trace_id.is_none() {
-        "Try again; if it keeps failing, tell your administrator when it happened."
+    let what_happened = if detail.is_empty() {
+        "Signing in to Power BI failed.".to_owned()
     } else {
-        "Try again; if it keeps failing, give your administrator what the sign-in service answered (in brackets)."
+        format!("Signing in to Power BI failed; the sign-in service said: {detail}")
     };
-    Explained {
-        code,
-        what_happened: "Signing in to Power BI failed.".into(),
-        what_to_do: what_to_do.into(),
-        trace_id,
-        detail,
-        show_detail: true,
-    }
+    let what_to_do = match (code.is_some(), trace_id.is_some()) {
+        (true, true) => "Try again; if it keeps failing, give your administrator the error and trace id in brackets.",
+        (true, false) => "Try again; if it keeps failing, give your administrator the error in brackets.",
+        (false, true) => "Try again; if it keeps failing, give your administrator the trace id in brackets.",
+        (false, false) => "Try again; if it keeps failing, tell your administrator when it happened.",
+    };
+    Explained { code, what_happened, what_to_do: what_to_do.into(), trace_id, detail }
 }
 
 /// Explains a Power BI refusal by status and code.
@@ -160,7 +135,6 @@ pub fn power_bi(status: u16, code: &str, detail: &str, request_id: Option<String
         what_to_do: todo.into(),
         trace_id: request_id,
         detail: quoted(detail),
-        show_detail: false,
     }
 }
 
@@ -215,11 +189,11 @@ mod tests {
         let text = plain.to_string();
         assert!(text.contains("invalid_request") && text.contains("The redirect_uri is malformed."), "{text}");
         assert!(!text.contains("second line"), "only the first line: {text}");
-        assert!(!text.contains("code and trace id"), "no trace id was given, so none is promised: {text}");
+        assert!(!text.contains("trace id"), "no trace id was given, so none is promised: {text}");
         assert_eq!(plain.code.as_deref(), Some("invalid_request"));
 
         let traced = entra(None, "invalid_scope", "Unknown scope.", Some("t-9".into()), &context).to_string();
-        assert!(traced.contains("invalid_scope: Unknown scope.") && traced.contains("trace id t-9"), "{traced}");
+        assert!(traced.contains("said: Unknown scope.") && traced.contains("(invalid_scope, trace id t-9)"), "{traced}");
 
         // An unknown AADSTS number is not explained here either: Entra's own first line says what it is.
         let unknown = entra(Some(12345), "invalid_grant", "AADSTS12345: Something new.\r\nTrace ID: x", Some("t-1".into()), &context);
