@@ -1,6 +1,6 @@
 //! `pbi-bridge registration|connections|keys`: the administrator's commands over the store.
 
-use crate::config::StoreArgs;
+use crate::config::{Create, StoreArgs};
 use crate::powerbi::output::{opt, print_list, table};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -212,7 +212,14 @@ fn registration_json(store_secrets: &[pbi_store::SecretInfo], r: &Registration) 
 }
 
 pub async fn registration(store_args: &StoreArgs, command: RegistrationCommand, json_output: bool) -> anyhow::Result<()> {
-    let store = store_args.open().await?;
+    // Adding the first registration may start the data directory; input is read first, so that a mistake in
+    // it creates nothing.
+    let (added_secret, create) = match &command {
+        RegistrationCommand::Add { secret, .. } => (read_secret(secret, true)?, Create::Yes),
+        _ => (None, Create::No),
+    };
+    let (store, created) = store_args.open(create).await?;
+    created.say(json_output);
     match command {
         RegistrationCommand::Add {
             name,
@@ -225,9 +232,8 @@ pub async fn registration(store_args: &StoreArgs, command: RegistrationCommand, 
             token_url,
             api_base,
             disabled,
-            secret,
+            secret: _,
         } => {
-            let secret = read_secret(&secret, true)?;
             let scopes = if scopes.is_empty() { DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect() } else { scopes };
             let details = NewRegistration {
                 name,
@@ -242,7 +248,7 @@ pub async fn registration(store_args: &StoreArgs, command: RegistrationCommand, 
                 enabled: !disabled,
             };
             let created = store.add_registration(&details, now()).await?;
-            if let Some((secret, expires)) = secret {
+            if let Some((secret, expires)) = added_secret {
                 store.add_secret(created.id, &secret, expires, now()).await?;
             }
             show_one(&store, &created, json_output, "registered").await?;
@@ -359,7 +365,7 @@ async fn show_one(store: &Store, r: &Registration, json_output: bool, verb: &str
 }
 
 pub async fn connections(store_args: &StoreArgs, command: ConnectionsCommand, json_output: bool) -> anyhow::Result<()> {
-    let store = store_args.open().await?;
+    let (store, _) = store_args.open(Create::No).await?;
     let auth = Auth::new(store.clone(), pbi_clock::Clock::system(), AuthSettings::default());
     let date = |t: Option<i64>| {
         t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
@@ -411,7 +417,7 @@ pub async fn connections(store_args: &StoreArgs, command: ConnectionsCommand, js
 pub async fn keys(store_args: &StoreArgs, command: KeysCommand, json_output: bool) -> anyhow::Result<()> {
     match command {
         KeysCommand::Rotate => {
-            let store = store_args.open().await?;
+            let (store, _) = store_args.open(Create::No).await?;
             let rotation = store.rotate_keys().await?;
             let current = store.keys().current_key_id();
             if json_output {
@@ -424,20 +430,20 @@ pub async fn keys(store_args: &StoreArgs, command: KeysCommand, json_output: boo
             }
         }
         KeysCommand::Add => {
+            let (id, created) = store_args.add_key().await?;
+            created.say(json_output);
             let path = store_args.key_file();
-            let keys = store_args.keys()?;
-            let id = keys.current_key_id() + 1;
-            let mut file = std::fs::OpenOptions::new().append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
-            std::io::Write::write_all(&mut file, secrecy::ExposeSecret::expose_secret(&pbi_crypto::KeyRing::new_key_line(id)).as_bytes())
-                .context("writing the key")?;
-            println!("added key {id} to {}; run `pbi-bridge keys rotate` to re-encrypt under it", path.display());
+            if json_output {
+                println!("{}", json!({"currentKey": id, "keyFile": path}));
+            } else if created.lines().is_empty() {
+                println!("added key {id} to {}; run `pbi-bridge keys rotate` to re-encrypt under it", path.display());
+            }
         }
     }
     Ok(())
 }
 
 pub async fn users(store_args: &StoreArgs, command: UsersCommand, json_output: bool) -> anyhow::Result<()> {
-    let store = store_args.open().await?;
     match command {
         UsersCommand::Add { username, display_name, admin, password_stdin } => {
             let password = if password_stdin {
@@ -454,6 +460,10 @@ pub async fn users(store_args: &StoreArgs, command: UsersCommand, json_output: b
             let username = pbi_server::users::parse_username(&username).map_err(|e| crate::powerbi::usage_error(e.to_string()))?;
             let display_name = pbi_server::users::parse_display_name(display_name.as_deref().unwrap_or_default(), &username)
                 .map_err(|e| crate::powerbi::usage_error(e.to_string()))?;
+            // The first user may start the data directory; the input above was checked first, so that a mistake
+            // in it creates nothing.
+            let (store, created) = store_args.open(Create::Yes).await?;
+            created.say(json_output);
             let user = store.add_user(&username, &display_name, &hash, admin, now()).await?;
             if json_output {
                 println!("{}", json!({"id": user.id, "username": user.username, "admin": user.is_admin}))
@@ -462,6 +472,7 @@ pub async fn users(store_args: &StoreArgs, command: UsersCommand, json_output: b
             }
         }
         UsersCommand::List => {
+            let (store, _) = store_args.open(Create::No).await?;
             let list = store.users().await?;
             let items: Vec<_> = list
                 .iter()

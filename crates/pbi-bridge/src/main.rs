@@ -107,13 +107,16 @@ struct ServeArgs {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = args.store.open().await?;
+    let (store, created) = args.store.open(config::Create::Yes).await?;
     let clock = pbi_clock::Clock::system();
     let auth = std::sync::Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));
     let config = pbi_server::ServerConfig { addr: args.addr, public_url: args.public_url, ..Default::default() };
     let mut server =
         pbi_server::Server::start(config, store, auth, clock).await.with_context(|| format!("could not listen on {}", args.addr))?;
+    // The first line is a contract: scripts and tests read the URL from it.
     println!("pbi-bridge server listening on {}", server.base_url());
+    created.say(false);
+    println!("Press Ctrl-C to stop.");
     let interrupted = tokio::select! {
         result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C"),
         result = server.stopped() => return result.context("the server stopped"),

@@ -35,7 +35,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let sandbox = pbi_sandbox::Sandbox::start(sandbox_config)
         .await
         .with_context(|| format!("the sandbox could not listen on {}", args.sandbox_addr))?;
-    let store = args.store.open().await?;
+    let (store, created) = args.store.open(crate::config::Create::Yes).await?;
     // The server reads time from the sandbox's clock, so that moving it (for a demo of expiry) moves both.
     let clock = sandbox.clock().clone();
     let auth = Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));
@@ -50,7 +50,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     set_up_demo(&store, sandbox.base_url(), &callback, clock.unix()).await?;
 
     // The banner is for a person; a closed stdout (a supervisor that stopped reading) must not stop the server.
-    let _ = write_banner(&mut std::io::stdout().lock(), server.base_url(), sandbox.base_url(), &args.store.data_dir);
+    let _ = write_banner(&mut std::io::stdout().lock(), server.base_url(), sandbox.base_url(), &args.store.data_dir, created.lines());
 
     let mut sandbox = sandbox;
     let outcome = tokio::select! {
@@ -62,7 +62,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     outcome.and(a.context("stopping the server")).and(b.context("stopping the sandbox"))
 }
 
-fn write_banner(out: &mut impl std::io::Write, url: &str, sandbox_url: &str, data_dir: &std::path::Path) -> std::io::Result<()> {
+fn write_banner(
+    out: &mut impl std::io::Write,
+    url: &str,
+    sandbox_url: &str,
+    data_dir: &std::path::Path,
+    created: &[String],
+) -> std::io::Result<()> {
     writeln!(out, "pbi-bridge up: open {url}")?;
     writeln!(out)?;
     writeln!(out, "Sign in to pbi-bridge as one of:")?;
@@ -72,6 +78,9 @@ fn write_banner(out: &mut impl std::io::Write, url: &str, sandbox_url: &str, dat
     writeln!(out, "Then open My settings and click Get started; at the Power BI (sandbox) sign-in use")?;
     writeln!(out, "  alice@{} / alice-password (or bob@…/bob-password)", demo::CONTOSO_DOMAIN)?;
     writeln!(out, "Sandbox (Entra ID + Power BI REST): {sandbox_url}   data: {}", data_dir.display())?;
+    for line in created {
+        writeln!(out, "{line}")?;
+    }
     writeln!(out, "Press Ctrl-C to stop.")?;
     out.flush()
 }

@@ -81,26 +81,38 @@ impl KeyRing {
 
     /// Loads the key file, or creates it with one fresh key and mode 0600 when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, CryptoError> {
-        let file_error = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&SecretString::from(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match Self::load(path) {
+            Err(CryptoError::KeyFile { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 let line = Self::new_key_line(1);
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(path).map_err(file_error)?;
-                let content = format!(
-                    "# pbi-bridge encryption keys: ID:BASE64, the highest id encrypts. Keep this file secret.\n{}",
-                    line.expose_secret()
-                );
-                file.write_all(content.as_bytes()).map_err(file_error)?;
-                file.sync_all().map_err(file_error)?;
+                Self::write_new_key_file(path, &line)?;
                 Self::parse(&line)
             }
-            Err(e) => Err(file_error(e)),
+            other => other,
         }
+    }
+
+    /// Reads an existing key file.
+    pub fn load(path: &Path) -> Result<Self, CryptoError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CryptoError::KeyFile { path: path.display().to_string(), source })?;
+        Self::parse(&SecretString::from(text))
+    }
+
+    /// Writes a new key file holding `line` (from `new_key_line`), readable by its owner only (0600 whatever
+    /// the umask). An existing file is never replaced: it may hold the only key to data already written.
+    pub fn write_new_key_file(path: &Path, line: &SecretString) -> Result<(), CryptoError> {
+        let file_error = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(file_error)?;
+        // The umask can only take bits away from 0600; setting it again makes the mode exact.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(file_error)?;
+        let content =
+            format!("# pbi-bridge encryption keys: ID:BASE64, the highest id encrypts. Keep this file secret.\n{}", line.expose_secret());
+        file.write_all(content.as_bytes()).map_err(file_error)?;
+        file.sync_all().map_err(file_error)
     }
 
     pub fn current_key_id(&self) -> u32 {

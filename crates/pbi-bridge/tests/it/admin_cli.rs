@@ -147,6 +147,9 @@ async fn register_validate_update_and_remove_an_app() {
 #[tokio::test]
 async fn connections_list_is_empty_and_unknown_ids_are_not_found() {
     let dir = temp_dir();
+    // Data to read: the commands over existing data refuse a data directory that has none (datadir.rs).
+    let added = run(&dir, &["users", "add", "--username", "admin", "--password-stdin"], Some("a long enough password\n")).await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
     let listed = run(&dir, &["connections", "list"], None).await;
     assert_eq!(listed.code, Some(0), "{}", listed.stderr);
     assert!(listed.stdout.contains("(none)"));
