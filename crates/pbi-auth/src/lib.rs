@@ -45,6 +45,12 @@ pub enum AuthError {
     NeedsSignIn { connection: Uuid, reason: String },
     #[error("Power BI sign-in is unavailable right now ({0}); nothing was changed, try again later")]
     Unavailable(String),
+    /// The Power BI account is already connected for another pbi-bridge user, and the administrator does not
+    /// allow one account to serve several users. Nothing was stored.
+    #[error(
+        "the Power BI account {upn} is already connected for another pbi-bridge user, so it was not connected for you: click Get started again and choose your own Microsoft account (use \"Use another account\" if {upn} is signed in in this browser)"
+    )]
+    AccountTaken { upn: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -144,6 +150,9 @@ pub struct Callback {
 pub struct StartOptions {
     /// Ask Entra to show the consent page again (`prompt=consent`).
     pub force_consent: bool,
+    /// Ask Entra to let the person choose the account (`prompt=select_account`) rather than silently reuse
+    /// whoever is signed in to Microsoft in this browser (another pbi-bridge user, on a shared computer).
+    pub select_account: bool,
     pub login_hint: Option<String>,
 }
 
@@ -323,8 +332,11 @@ impl Auth {
                 .append_pair("state", &state)
                 .append_pair("code_challenge", &challenge)
                 .append_pair("code_challenge_method", "S256");
+            // Entra takes one prompt value: asking for consent again shows the account in use on the way.
             if options.force_consent {
                 query.append_pair("prompt", "consent");
+            } else if options.select_account {
+                query.append_pair("prompt", "select_account");
             }
             if let Some(hint) = &options.login_hint {
                 query.append_pair("login_hint", hint);
@@ -384,6 +396,10 @@ impl Auth {
             object_id: claims.object_id,
             upn: claims.upn,
         };
+        let elsewhere = self.store.account_connected_by_others(&account).await?;
+        if elsewhere && !self.store.shared_accounts_allowed().await? {
+            return Err(AuthError::AccountTaken { upn: account.upn });
+        }
         let scopes = entra::short_scopes(&response.scope);
         let tokens = self.tokens_from(&response, now);
         let connection = self.store.save_connection(&account, &scopes, &tokens, now).await?;

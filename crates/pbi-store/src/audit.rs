@@ -26,27 +26,29 @@ pub struct AuditEntry {
     pub entry: NewAuditEntry,
 }
 
-/// Where a page of the log ends: the next page starts after it (older entries).
+/// Where a page of the log ends: the next page starts after it (older entries). Entries are ordered by a
+/// sequence number, since several changes can land in the same second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditCursor {
-    pub at: i64,
-    pub id: Uuid,
+    seq: i64,
+    id: Uuid,
 }
 
 impl AuditCursor {
-    /// `at.id`, as it travels in a URL.
+    /// `seq.id`, as it travels in a URL.
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.at, self.id)
+        format!("{}.{}", self.seq, self.id)
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        let (at, id) = text.split_once('.')?;
-        Some(Self { at: at.parse().ok()?, id: Uuid::parse_str(id).ok()? })
+        let (seq, id) = text.split_once('.')?;
+        Some(Self { seq: seq.parse().ok()?, id: Uuid::parse_str(id).ok()? })
     }
 }
 
 pub(crate) async fn insert(tx: &mut sqlx::Transaction<'_, sqlx::Any>, entry: &NewAuditEntry, now: i64) -> Result<()> {
-    sqlx::query("INSERT INTO audit_log (id, at, actor, action, target, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+    // Two transactions at once may read the same MAX and share a number: the id breaks the tie.
+    sqlx::query("INSERT INTO audit_log (id, seq, at, actor, action, target, old_value, new_value) VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log), $2, $3, $4, $5, $6, $7)")
         .bind(Uuid::new_v4().to_string())
         .bind(now)
         .bind(&entry.actor)
@@ -74,34 +76,38 @@ impl Store {
     /// when there may be more.
     pub async fn audit_entries(&self, after: Option<AuditCursor>, limit: u32) -> Result<(Vec<AuditEntry>, Option<AuditCursor>)> {
         let limit = i64::from(limit.clamp(1, 500));
-        let (at, id) = after.map_or((i64::MAX, String::new()), |c| (c.at, c.id.to_string()));
+        // Without a cursor: everything (no sequence number reaches i64::MAX, and "~" sorts after any UUID).
+        let (seq, id) = after.map_or((i64::MAX, "~".to_owned()), |c| (c.seq, c.id.to_string()));
         let rows = sqlx::query(
-            "SELECT id, at, actor, action, target, old_value, new_value FROM audit_log WHERE at < $1 OR (at = $1 AND id < $2) ORDER BY at DESC, id DESC LIMIT $3",
+            "SELECT id, seq, at, actor, action, target, old_value, new_value FROM audit_log WHERE seq < $1 OR (seq = $1 AND id < $2) ORDER BY seq DESC, id DESC LIMIT $3",
         )
-        .bind(at)
-        .bind(if after.is_some() { id } else { "~".to_owned() })
+        .bind(seq)
+        .bind(id)
         .bind(limit + 1)
         .fetch_all(&self.pool)
         .await?;
         let mut entries = rows
             .iter()
             .map(|r| {
-                Ok(AuditEntry {
-                    id: uuid_of(r, "id")?,
-                    at: r.try_get("at")?,
-                    entry: NewAuditEntry {
-                        actor: r.try_get("actor")?,
-                        action: r.try_get("action")?,
-                        target: r.try_get("target")?,
-                        old_value: r.try_get("old_value")?,
-                        new_value: r.try_get("new_value")?,
+                Ok((
+                    r.try_get::<i64, _>("seq")?,
+                    AuditEntry {
+                        id: uuid_of(r, "id")?,
+                        at: r.try_get("at")?,
+                        entry: NewAuditEntry {
+                            actor: r.try_get("actor")?,
+                            action: r.try_get("action")?,
+                            target: r.try_get("target")?,
+                            old_value: r.try_get("old_value")?,
+                            new_value: r.try_get("new_value")?,
+                        },
                     },
-                })
+                ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let more = entries.len() as i64 > limit;
         entries.truncate(limit as usize);
-        let next = more.then(|| entries.last().map(|e| AuditCursor { at: e.at, id: e.id })).flatten();
-        Ok((entries, next))
+        let next = more.then(|| entries.last().map(|(seq, e)| AuditCursor { seq: *seq, id: e.id })).flatten();
+        Ok((entries.into_iter().map(|(_, e)| e).collect(), next))
     }
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod migrate;
+mod settings;
 
 pub use audit::{AuditCursor, AuditEntry, NewAuditEntry};
 
@@ -506,6 +507,22 @@ fn state_context(state_hash: impl std::fmt::Display) -> String {
 }
 
 impl Store {
+    /// Whether the Power BI account of `account` (its registration, tenant and object id) is connected, and not
+    /// disconnected, for an owner other than `account.owner`.
+    pub async fn account_connected_by_others(&self, account: &Account) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM connections WHERE registration_id = $1 AND tenant_id = $2 AND object_id = $3 AND owner <> $4 AND status <> $5",
+        )
+        .bind(account.registration_id.to_string())
+        .bind(&account.tenant_id)
+        .bind(&account.object_id)
+        .bind(&account.owner)
+        .bind(ConnectionStatus::Revoked.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Records a completed sign-in: a new connection, or fresh tokens on the same account's connection.
     pub async fn save_connection(&self, account: &Account, scopes: &[String], tokens: &Tokens, now: i64) -> Result<Connection> {
         let existing =

@@ -149,7 +149,7 @@ ALTER TABLE users ADD COLUMN disabled_at BIGINT;
     ),
     (
         6,
-        "application keys in the order entered, user names unique whatever their case, the audit log",
+        "application keys in the order entered, user names unique whatever their case, the audit log, settings",
         r"
 ALTER TABLE registration_secrets ADD COLUMN entered BIGINT NOT NULL DEFAULT 0;
 UPDATE registration_secrets SET entered = (SELECT COUNT(*) FROM registration_secrets o WHERE o.registration_id = registration_secrets.registration_id AND (o.expires_at < registration_secrets.expires_at OR (o.expires_at = registration_secrets.expires_at AND o.id <= registration_secrets.id)));
@@ -157,6 +157,7 @@ UPDATE users SET username = username || '-' || substr(id, 1, 8) WHERE EXISTS (SE
 CREATE UNIQUE INDEX users_username_folded ON users (lower(username));
 CREATE TABLE audit_log (
     id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
     at BIGINT NOT NULL,
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
@@ -164,7 +165,11 @@ CREATE TABLE audit_log (
     old_value TEXT,
     new_value TEXT
 );
-CREATE INDEX audit_log_at ON audit_log (at, id);
+CREATE INDEX audit_log_seq ON audit_log (seq, id);
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 ",
     ),
 ];

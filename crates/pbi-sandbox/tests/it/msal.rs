@@ -67,7 +67,10 @@ async fn msal_for_python_signs_in_refreshes_and_calls_power_bi() {
     let result = run(command, &https, "alice@contoso.onmicrosoft.com").await;
     assert_eq!(result["sp_groups"], serde_json::json!(["Sales Analytics"]));
     assert_eq!(result["pkce_method"], "S256");
-    assert_eq!(result["id_token_upn"], "alice@contoso.onmicrosoft.com", "MSAL validated and read the id token");
+    assert_eq!(
+        result["id_token_upn"], "alice@contoso.onmicrosoft.com",
+        "MSAL for Python read the id token (it checks the audience, expiry and nonce, not the signature)"
+    );
     assert_eq!(result["user_groups"], serde_json::json!(["Operations", "Sales Analytics"]));
     assert_eq!((result["refreshed"].as_bool(), result["token_source"].as_str()), (Some(true), Some("identity_provider")), "{result}");
     let refreshes = https.t.sandbox.requests().iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token") && r.status == 200).count();
