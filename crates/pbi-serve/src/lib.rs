@@ -2,6 +2,7 @@
 
 use axum::Router;
 use axum::serve::Listener;
+use std::net::SocketAddr;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -18,14 +19,33 @@ impl ServeTask {
         L: Listener,
         L::Addr: std::fmt::Debug,
     {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        Self::run(|stopped| async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })
                 .await
-        });
+        })
+    }
+
+    /// Serves `app` on a TCP `listener` like `spawn`, and tells handlers the address each connection comes
+    /// from (`axum::extract::ConnectInfo<SocketAddr>`), for limits kept per client.
+    pub fn spawn_with_peer_addresses(listener: tokio::net::TcpListener, app: Router) -> Self {
+        Self::run(|stopped| async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    }
+
+    fn run<F>(serve: impl FnOnce(oneshot::Receiver<()>) -> F) -> Self
+    where
+        F: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(stopped));
         Self { stop: Some(stop), task: Some(task) }
     }
 
@@ -77,5 +97,22 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("hi"), "{answer}");
         task.shutdown().await.expect("clean shutdown");
         assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer listening");
+    }
+
+    #[tokio::test]
+    async fn handlers_can_be_told_the_peer_address() {
+        use axum::extract::ConnectInfo;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = Router::new().route("/", axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }));
+        let task = ServeTask::spawn_with_peer_addresses(listener, app);
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("serving");
+        let local = stream.local_addr().expect("local address");
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with(&local.to_string()), "{answer}");
+        task.shutdown().await.expect("clean shutdown");
     }
 }
