@@ -10,6 +10,7 @@ mod ops;
 mod pages;
 mod problem;
 mod session;
+mod unread_body;
 pub mod users;
 mod workspaces;
 
@@ -146,6 +147,7 @@ fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", api)
         .layer(axum::Extension(openapi))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(unread_body::close_if_unread))
         .layer(axum::middleware::from_fn(pages::security_headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
         .with_state(state)

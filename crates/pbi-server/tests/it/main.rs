@@ -13,6 +13,7 @@ mod api;
 mod connect;
 mod fuzz;
 mod observability;
+mod signin;
 mod workspaces;
 
 struct App {
