@@ -50,6 +50,8 @@ pub(crate) struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Failed sign-ins per user name, to refuse guessing at speed.
     pub sign_in_guard: users::SignInGuard,
+    /// Signs the login form's CSRF cookie (a key made at start-up).
+    pub login_csrf: session::LoginCsrf,
     /// One connection pool for every Power BI client the server makes.
     pub http: reqwest::Client,
 }
@@ -71,6 +73,7 @@ impl Server {
             base_url: base_url.clone(),
             metrics: Arc::new(metrics::Metrics::new(move || refreshes.refresh_counts())),
             sign_in_guard: users::SignInGuard::default(),
+            login_csrf: session::LoginCsrf::generate(),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
         });
         warn_about_application_keys(&state.store, &state.clock).await;

@@ -1,6 +1,6 @@
 //! The HTML pages and the health endpoints.
 
-use crate::session::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SignedIn};
+use crate::session::{self, SESSION_COOKIE, SignedIn};
 use crate::{AppState, users};
 use askama::Template;
 use axum::extract::{Form, Query, State};
@@ -64,9 +64,15 @@ pub struct NextQuery {
 }
 
 fn login_form(state: &AppState, status: StatusCode, next: &str, error: Option<&str>) -> Response {
-    let csrf = session::random_token();
+    let csrf = state.login_csrf.issue(state.clock.unix());
     let mut response = render(status, &LoginPage { csrf: &csrf, next: session::safe_next(next), error });
-    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.secure_cookies));
+    let cookie = session::set_cookie(
+        session::login_csrf_cookie(state.secure_cookies),
+        &csrf,
+        session::LoginCsrf::LIFETIME_SECONDS,
+        state.secure_cookies,
+    );
+    response.headers_mut().append(header::SET_COOKIE, cookie);
     response
 }
 
@@ -84,11 +90,11 @@ pub struct LoginForm {
 }
 
 pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
-    let cookie_csrf = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if cookie_csrf.is_empty() || !session::same(&cookie_csrf, &form.csrf) {
+    let now = state.clock.unix();
+    let cookie_csrf = session::cookie(&headers, session::login_csrf_cookie(state.secure_cookies)).unwrap_or_default();
+    if !state.login_csrf.verify(&cookie_csrf, &form.csrf, now) {
         return login_form(&state, StatusCode::FORBIDDEN, &form.next, Some("This sign-in form expired. Please sign in again."));
     }
-    let now = state.clock.unix();
     if let Some(seconds) = state.sign_in_guard.locked_for(&form.username, now) {
         tracing::warn!(username = %form.username.trim(), "sign-in refused: too many failed attempts");
         let minutes = (seconds + 59) / 60;
@@ -129,7 +135,9 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(
     response
         .headers_mut()
         .append(header::SET_COOKIE, session::set_cookie(SESSION_COOKIE, &token, state.session_seconds, state.secure_cookies));
-    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(LOGIN_CSRF_COOKIE, "", 0, state.secure_cookies));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session::set_cookie(session::login_csrf_cookie(state.secure_cookies), "", 0, state.secure_cookies));
     response
 }
 

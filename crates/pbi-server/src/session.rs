@@ -6,14 +6,76 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use pbi_store::Session;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 pub const SESSION_COOKIE: &str = "pbi_session";
-/// Before sign-in there is no session to hold a CSRF token: the login form double-submits this cookie.
+/// Before sign-in there is no session to hold a CSRF token: the login form double-submits this cookie, whose
+/// value the server signed (`LoginCsrf`).
 pub const LOGIN_CSRF_COOKIE: &str = "pbi_login_csrf";
+
+/// The login CSRF cookie's name: over https with the `__Host-` prefix, which browsers accept only from this
+/// host itself (Secure, `Path=/`, no Domain), so a neighbouring subdomain cannot plant one.
+pub fn login_csrf_cookie(secure: bool) -> &'static str {
+    if secure { "__Host-pbi_login_csrf" } else { LOGIN_CSRF_COOKIE }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The login form's CSRF tokens: `nonce.issued.tag`, where `tag` is HMAC-SHA256 under a key made when the
+/// server starts. The form double-submits the token (cookie and field), and only a token this server issued
+/// within the last hour is accepted, so a pair an attacker made up, however equal its halves, is refused.
+/// The key lives only in memory: after a restart, a login form opened before it asks to sign in again.
+pub struct LoginCsrf {
+    keyed: HmacSha256,
+}
+
+impl LoginCsrf {
+    /// As long as the cookie that carries the token.
+    pub const LIFETIME_SECONDS: i64 = 3600;
+    /// Separates these tags from any other use of a key (there is none today).
+    const PURPOSE: &'static [u8] = b"pbi-bridge login form\0";
+
+    pub fn generate() -> Self {
+        let mut key = hmac::digest::Key::<HmacSha256>::default();
+        rand::thread_rng().fill_bytes(&mut key);
+        Self { keyed: <HmacSha256 as Mac>::new(&key) }
+    }
+
+    fn tag(&self, payload: &str) -> HmacSha256 {
+        let mut mac = self.keyed.clone();
+        mac.update(Self::PURPOSE);
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    pub fn issue(&self, now: i64) -> String {
+        let mut nonce = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let payload = format!("{}.{now}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce));
+        let tag = self.tag(&payload).finalize().into_bytes();
+        format!("{payload}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Whether the cookie and the field hold the same token, issued by this server less than an hour ago.
+    pub fn verify(&self, cookie: &str, field: &str, now: i64) -> bool {
+        if cookie.is_empty() || !same(cookie, field) {
+            return false;
+        }
+        let Some((payload, tag)) = cookie.rsplit_once('.') else { return false };
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag) else { return false };
+        // Constant-time, so timing does not tell how much of a forged tag was right.
+        if self.tag(payload).verify_slice(&tag).is_err() {
+            return false;
+        }
+        let issued = payload.split_once('.').and_then(|(_, issued)| issued.parse::<i64>().ok());
+        // A minute's grace for a wall clock stepped back after the form was issued.
+        issued.is_some_and(|issued| (-60..Self::LIFETIME_SECONDS).contains(&(now - issued)))
+    }
+}
 
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -99,6 +161,24 @@ mod tests {
         assert_eq!(safe_next("/workspaces/1?tab=tiles"), "/workspaces/1?tab=tiles");
         for bad in ["//evil.example/x", "https://evil.example", "/\\evil.example", "evil", "/x\r\nLocation: //evil"] {
             assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_login_tokens_this_server_issued_recently_are_accepted() {
+        let csrf = LoginCsrf::generate();
+        let token = csrf.issue(1_000);
+        assert!(csrf.verify(&token, &token, 1_000) && csrf.verify(&token, &token, 1_000 + LoginCsrf::LIFETIME_SECONDS - 1));
+        assert!(!csrf.verify(&token, &token, 1_000 + LoginCsrf::LIFETIME_SECONDS), "expired");
+        assert!(!csrf.verify(&token, "other", 1_000), "the field must match the cookie");
+        assert!(!csrf.verify("", "", 1_000));
+        assert!(!LoginCsrf::generate().verify(&token, &token, 1_000), "another key");
+        let (payload, tag) = token.rsplit_once('.').expect("tag");
+        let (nonce, _) = payload.split_once('.').expect("issued");
+        let reissued = format!("{nonce}.5000.{tag}");
+        assert!(!csrf.verify(&reissued, &reissued, 5_000), "the issue time is signed too");
+        for forged in ["forged", "a.b.c", "a.1000.", ".."] {
+            assert!(!csrf.verify(forged, forged, 1_000), "{forged}");
         }
     }
 

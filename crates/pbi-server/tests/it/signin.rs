@@ -2,8 +2,49 @@
 //! sessions a new sign-in replaces, the login form's CSRF cookie, and connections that stay usable after a
 //! refusal.
 
-use crate::App;
+use crate::{App, PASSWORD};
+use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn a_login_csrf_pair_the_server_did_not_issue_is_refused() {
+    let app = App::start().await;
+    let forged = |value: &str| {
+        app.http
+            .post(app.url("/login"))
+            .header("cookie", format!("pbi_login_csrf={value}"))
+            .form(&[("csrf", value), ("username", "alice"), ("password", PASSWORD), ("next", "/")])
+            .send()
+    };
+    assert_eq!(forged("attacker-chosen").await.expect("POST").status(), StatusCode::FORBIDDEN);
+
+    // A pair another server issued (another key) is not this server's either.
+    let other = App::start().await;
+    let (cookie, csrf) = other.login_form().await;
+    let value = cookie.split_once('=').expect("cookie").1.to_owned();
+    assert_eq!(value, csrf, "double-submitted");
+    assert_eq!(forged(&value).await.expect("POST").status(), StatusCode::FORBIDDEN);
+    // Tampering with a genuine one breaks it.
+    let (cookie, _) = app.login_form().await;
+    let genuine = cookie.split_once('=').expect("cookie").1.to_owned();
+    let mut tampered = genuine.clone().into_bytes();
+    tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
+    assert_eq!(forged(&String::from_utf8(tampered).expect("ascii")).await.expect("POST").status(), StatusCode::FORBIDDEN);
+
+    // A genuine pair lasts an hour, as its cookie does.
+    let (cookie, csrf) = app.login_form().await;
+    app.clock.advance(time::Duration::minutes(61)).expect("manual clock");
+    let late = app
+        .http
+        .post(app.url("/login"))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf.as_str()), ("username", "alice"), ("password", PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(late.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.sign_in("alice", PASSWORD, "/").await.status(), StatusCode::SEE_OTHER, "a fresh form works");
+}
 
 /// One HTTP/1.1 answer read off a connection: status, lowercased headers, body.
 async fn read_answer(stream: &mut tokio::net::TcpStream) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
