@@ -5,6 +5,7 @@ use crate::ops::{self, NewUser};
 use crate::pages::{form_expired, render};
 use crate::problem::Problem;
 use crate::session::{self, SignedIn};
+use crate::users::{SignInLock, SignInName};
 use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
@@ -22,6 +23,19 @@ struct UserRow {
     display_name: String,
     role: &'static str,
     created: String,
+    /// While sign-ins with this name are refused: from where, and until when.
+    lock: Option<String>,
+}
+
+/// A sign-in lock in words for the Users page.
+fn lock_words(lock: &SignInLock) -> String {
+    let until =
+        time::OffsetDateTime::from_unix_timestamp(lock.until).map(|t| format!("{:02}:{:02} UTC", t.hour(), t.minute())).unwrap_or_default();
+    match (lock.all_addresses, lock.addresses) {
+        (true, _) => format!("locked out from every address until {until} (too many failed sign-ins)"),
+        (false, 1) => format!("locked out from 1 address until {until} (too many failed sign-ins there)"),
+        (false, n) => format!("locked out from {n} addresses until {until} (too many failed sign-ins there)"),
+    }
 }
 
 #[derive(Template)]
@@ -39,9 +53,11 @@ async fn page(state: &AppState, session: &Session, status: StatusCode, error: Op
         Ok(users) => users,
         Err(problem) => return problem.page(),
     };
+    let locks = state.sign_in_guard.locks(state.clock.unix());
     let users = users
         .into_iter()
         .map(|u| UserRow {
+            lock: SignInName::parse(&u.username).ok().and_then(|name| locks.get(name.as_str())).map(lock_words),
             id: u.id.to_string(),
             is_self: u.id == session.user.id,
             disabled: u.disabled_at.is_some(),

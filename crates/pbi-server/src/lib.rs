@@ -30,11 +30,24 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// How long a sign-in lasts.
     pub session_hours: i64,
+    /// Whether the client's address is the last one in `X-Forwarded-For` rather than the connection's peer.
+    /// Only for a server that every request reaches through one reverse proxy which appends the address it
+    /// saw to that header: otherwise anyone can claim any address, and sign-in limits kept per address mean
+    /// nothing. Off by default.
+    pub trust_forwarded_for: bool,
+    /// The password hashes and checks that may run at once (one per core by default); the rest are refused.
+    pub password_slots: users::PasswordSlots,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), public_url: None, session_hours: 12 }
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: None,
+            session_hours: 12,
+            trust_forwarded_for: false,
+            password_slots: users::PasswordSlots::default(),
+        }
     }
 }
 
@@ -48,10 +61,14 @@ pub(crate) struct AppState {
     /// Where people reach the server (its OAuth callback is `{base_url}/oauth/callback`).
     pub base_url: String,
     pub metrics: Arc<metrics::Metrics>,
-    /// Failed sign-ins per user name, to refuse guessing at speed.
+    /// Failed sign-ins per user name and client address, to refuse guessing at speed.
     pub sign_in_guard: users::SignInGuard,
+    /// Where password hashing and checking run, a bounded number at once.
+    pub passwords: users::PasswordSlots,
     /// Signs the login form's CSRF cookie (a key made at start-up).
     pub login_csrf: session::LoginCsrf,
+    /// See `ServerConfig::trust_forwarded_for`.
+    pub trust_forwarded_for: bool,
     /// One connection pool for every Power BI client the server makes.
     pub http: reqwest::Client,
 }
@@ -73,11 +90,14 @@ impl Server {
             base_url: base_url.clone(),
             metrics: Arc::new(metrics::Metrics::new(move || refreshes.refresh_counts())),
             sign_in_guard: users::SignInGuard::default(),
+            passwords: config.password_slots.clone(),
             login_csrf: session::LoginCsrf::generate(),
+            trust_forwarded_for: config.trust_forwarded_for,
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
         });
         warn_about_application_keys(&state.store, &state.clock).await;
-        let task = ServeTask::spawn(listener, router(state));
+        // With each connection's peer address, for the sign-in limits kept per client.
+        let task = ServeTask::spawn_with_peer_addresses(listener, router(state));
         Ok(ServerHandle { base_url, local_addr, task })
     }
 }

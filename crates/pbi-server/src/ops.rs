@@ -447,8 +447,7 @@ pub async fn create_user(state: &AppState, admin: &User, new: NewUser<'_>) -> Re
     let invalid = |e: crate::users::AccountError| Problem::invalid(e.field, format!("{}.", capitalised(&e.message)));
     let username = crate::users::parse_username(new.username).map_err(invalid)?;
     let display_name = crate::users::parse_display_name(new.display_name, &username).map_err(invalid)?;
-    let hash =
-        crate::users::hash_password(new.password).map_err(|e| Problem::invalid("password", format!("{}.", capitalised(&e.to_string()))))?;
+    let hash = hash_password(state, new.password).await?;
     let user = state.store.add_user(&username, &display_name, &hash, new.is_admin, state.clock.unix()).await.map_err(|e| match e {
         pbi_store::StoreError::Conflict(_) => {
             Problem::invalid("username", format!("A user named '{username}' already exists: choose another user name."))
@@ -479,12 +478,24 @@ pub async fn set_password(state: &AppState, admin: &User, id: Uuid, password: &S
     if !admin.is_admin {
         return Err(Problem::AdminOnly);
     }
-    let hash =
-        crate::users::hash_password(password).map_err(|e| Problem::invalid("password", format!("{}.", capitalised(&e.to_string()))))?;
+    let hash = hash_password(state, password).await?;
     state.store.set_password_hash(id, &hash).await.map_err(Problem::store("user", "setting a password"))?;
     let user = state.store.user(id).await.map_err(Problem::store("user", "reading a user"))?;
+    // Whoever was guessing the old password has nothing left to guess: the owner may sign in at once.
+    if let Ok(name) = crate::users::SignInName::parse(&user.username) {
+        state.sign_in_guard.lift(&name);
+    }
     tracing::info!(admin = %admin.username, user = %user.username, "set a user's password");
     Ok(user)
+}
+
+/// A password's argon2 hash, made on the blocking pool in one of the server's password slots; refused as
+/// busy when none is free, and as invalid (before taking a slot) when it is too short.
+async fn hash_password(state: &AppState, password: &SecretString) -> Result<String, Problem> {
+    let invalid = |e: crate::users::HashError| Problem::invalid("password", format!("{}.", capitalised(&e.to_string())));
+    crate::users::check_password(password).map_err(invalid)?;
+    let slot = state.passwords.try_take().ok_or(Problem::Busy)?;
+    slot.hash(password.clone()).await.map_err(invalid)
 }
 
 fn capitalised(text: &str) -> String {

@@ -1,11 +1,12 @@
 //! The HTML pages and the health endpoints.
 
-use crate::session::{self, SESSION_COOKIE, SignedIn};
+use crate::session::{self, ClientAddress, SESSION_COOKIE, SignedIn};
 use crate::{AppState, users};
 use askama::Template;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use secrecy::SecretString;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -76,6 +77,13 @@ fn login_form(state: &AppState, status: StatusCode, next: &str, error: Option<&s
     response
 }
 
+/// The sign-in form again with a 429 and how long to wait.
+fn login_refused(state: &AppState, next: &str, retry_after_seconds: u64, error: &str) -> Response {
+    let mut response = login_form(state, StatusCode::TOO_MANY_REQUESTS, next, Some(error));
+    response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_seconds));
+    response
+}
+
 pub async fn login_page(State(state): State<Arc<AppState>>, Query(query): Query<NextQuery>) -> Response {
     login_form(&state, StatusCode::OK, query.next.as_deref().unwrap_or("/"), None)
 }
@@ -84,23 +92,38 @@ pub async fn login_page(State(state): State<Arc<AppState>>, Query(query): Query<
 pub struct LoginForm {
     csrf: String,
     username: String,
-    password: String,
+    password: SecretString,
     #[serde(default)]
     next: String,
 }
 
-pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let now = state.clock.unix();
     let cookie_csrf = session::cookie(&headers, session::login_csrf_cookie(state.secure_cookies)).unwrap_or_default();
     if !state.login_csrf.verify(&cookie_csrf, &form.csrf, now) {
         return login_form(&state, StatusCode::FORBIDDEN, &form.next, Some("This sign-in form expired. Please sign in again."));
     }
-    if let Some(seconds) = state.sign_in_guard.locked_for(&form.username, now) {
-        tracing::warn!(username = %form.username.trim(), "sign-in refused: too many failed attempts");
+    // Before anything is counted or checked: a name no account can have is refused, whatever its length.
+    let name = match users::SignInName::parse(&form.username) {
+        Ok(name) => name,
+        Err(error) => return login_form(&state, StatusCode::BAD_REQUEST, &form.next, Some(&format!("User name: {}.", error.message))),
+    };
+    if let Some(seconds) = state.sign_in_guard.locked_for(&name, client, now) {
+        tracing::warn!(username = %name.as_str(), %client, "sign-in refused: too many failed attempts");
         let minutes = (seconds + 59) / 60;
         let message = format!("Too many failed sign-ins for this user name. Try again in {minutes} minute(s), or ask your administrator.");
-        return login_form(&state, StatusCode::TOO_MANY_REQUESTS, &form.next, Some(&message));
+        return login_refused(&state, &form.next, seconds.unsigned_abs(), &message);
     }
+    let Some(slot) = state.passwords.try_take() else {
+        tracing::warn!(username = %name.as_str(), %client, "sign-in refused: every password check is busy");
+        let message = "The server is busy signing other people in. Please try again in a moment.";
+        return login_refused(&state, &form.next, users::PasswordSlots::RETRY_AFTER_SECONDS, message);
+    };
     let found = match state.store.user_credentials(form.username.trim()).await {
         Ok(found) => found,
         Err(error) => {
@@ -109,19 +132,27 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(
         }
     };
     // The same work whether or not the user exists, so the answer does not reveal which user names exist.
-    let (user, hash) = match &found {
-        Some((user, hash)) => (Some(user), hash.as_str()),
-        None => (None, users::decoy_hash()),
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
     };
-    let password_ok = users::verify_password(&form.password, hash);
+    let password_ok = slot.verify(form.password, hash).await;
     let Some(user) = user.filter(|_| password_ok) else {
-        state.sign_in_guard.failed(&form.username, now);
+        state.sign_in_guard.failed(&name, client, now);
         return login_form(&state, StatusCode::UNAUTHORIZED, &form.next, Some("The user name or password is wrong."));
     };
-    state.sign_in_guard.succeeded(&form.username);
+    state.sign_in_guard.succeeded(&name, client);
     // Said only to someone who knows the password, so it tells no one else that the account exists.
     if user.disabled_at.is_some() {
         return login_form(&state, StatusCode::FORBIDDEN, &form.next, Some("This account is disabled: ask your administrator."));
+    }
+    // The session this browser signed in with before (perhaps as someone else) ends: the new cookie replaces
+    // it, and a session no browser holds any more should not stay usable.
+    if let Some(replaced) = session::cookie(&headers, SESSION_COOKIE).filter(|token| !token.is_empty())
+        && let Err(error) = state.store.delete_session(&session::hash(&replaced)).await
+    {
+        tracing::error!(%error, "ending the session a sign-in replaces");
+        return server_error();
     }
     let token = session::random_token();
     if let Err(error) =

@@ -39,6 +39,9 @@ pub enum Problem {
     /// Entra ID or the network failed; nothing was changed.
     #[error("{0}")]
     Unavailable(String),
+    /// Every slot for password hashing is taken (`users::PasswordSlots`); nothing was changed.
+    #[error("The server is busy checking other passwords: please try again in a moment.")]
+    Busy,
     /// A fault of ours, already logged with its detail; the caller is told only that it happened.
     #[error("Something went wrong. Please try again; if it keeps happening, tell your administrator the time it happened.")]
     Internal,
@@ -69,6 +72,7 @@ impl Problem {
             Self::AdminOnly | Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
             Self::Conflict(_) | Self::NotConfigured | Self::NotConnected | Self::NeedsSignIn(_) => StatusCode::CONFLICT,
             Self::PowerBi { .. } | Self::Unavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::Busy => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +93,7 @@ impl Problem {
             Self::NeedsSignIn(_) => "needs_sign_in",
             Self::PowerBi { .. } => "power_bi",
             Self::Unavailable(_) => "unavailable",
+            Self::Busy => "busy",
             Self::Internal => "internal",
         }
     }
@@ -109,6 +114,7 @@ impl Problem {
             Self::Conflict(_) => "Not yet",
             Self::NotConfigured | Self::NotConnected | Self::NeedsSignIn(_) => "Connect Power BI first",
             Self::PowerBi { .. } | Self::Unavailable(_) => "Power BI is not available",
+            Self::Busy => "Busy",
             Self::Internal => "Something went wrong",
         }
     }
@@ -120,7 +126,16 @@ impl Problem {
             self.title(),
             html_escape(&self.to_string())
         );
-        (self.status(), Html(body)).into_response()
+        self.with_retry_after((self.status(), Html(body)).into_response())
+    }
+
+    /// A refusal that passes with time says when to try again (`Retry-After`, seconds).
+    pub fn with_retry_after(&self, mut response: Response) -> Response {
+        if let Self::Busy = self {
+            let seconds = axum::http::HeaderValue::from(crate::users::PasswordSlots::RETRY_AFTER_SECONDS);
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds);
+        }
+        response
     }
 }
 

@@ -1,7 +1,7 @@
 //! Who is signed in: the session cookie (its token stored only as a hash), CSRF tokens, safe redirects.
 
 use crate::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -10,6 +10,7 @@ use hmac::{Hmac, Mac};
 use pbi_store::Session;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 pub const SESSION_COOKIE: &str = "pbi_session";
@@ -75,6 +76,27 @@ impl LoginCsrf {
         // A minute's grace for a wall clock stepped back after the form was issued.
         issued.is_some_and(|issued| (-60..Self::LIFETIME_SECONDS).contains(&(now - issued)))
     }
+}
+
+/// The address a request comes from: its connection's peer, or, when the server is told to trust its proxy
+/// (`ServerConfig::trust_forwarded_for`), the last address in `X-Forwarded-For` (the one that proxy saw; any
+/// before it are the client's own claims). Sign-in failures are counted per client address.
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<Arc<AppState>> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
+        let forwarded = if state.trust_forwarded_for { last_forwarded_for(&parts.headers) } else { None };
+        // Served without peer addresses (never by `Server::start`): every client shares one count.
+        Ok(Self(forwarded.or(peer).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+    }
+}
+
+fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    let last = headers.get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?.rsplit(',').next()?.trim();
+    last.parse::<IpAddr>().ok().or_else(|| last.parse::<SocketAddr>().ok().map(|address| address.ip()))
 }
 
 pub fn random_token() -> String {
@@ -180,6 +202,18 @@ mod tests {
         for forged in ["forged", "a.b.c", "a.1000.", ".."] {
             assert!(!csrf.verify(forged, forged, 1_000), "{forged}");
         }
+    }
+
+    #[test]
+    fn forwarded_for_gives_the_address_the_proxy_saw() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(last_forwarded_for(&headers), None);
+        headers.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1, 203.0.113.7"));
+        assert_eq!(last_forwarded_for(&headers), Some(IpAddr::from([203, 0, 113, 7])));
+        headers.append("x-forwarded-for", HeaderValue::from_static("[2001:db8::1]:4711"));
+        assert_eq!(last_forwarded_for(&headers), "2001:db8::1".parse().ok());
+        headers.append("x-forwarded-for", HeaderValue::from_static("unknown"));
+        assert_eq!(last_forwarded_for(&headers), None, "not an address: the peer's is used");
     }
 
     #[test]

@@ -6,13 +6,15 @@ use crate::AppState;
 use crate::admin::{self, ConfigInput, KeyState};
 use crate::ops;
 use crate::problem::Problem;
+use crate::users::{SignInLock, SignInName};
 use axum::extract::State;
 use axum::http::StatusCode;
 use pbi_store::User;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 use uuid::Uuid;
 
 #[derive(Serialize, ToSchema)]
@@ -194,6 +196,16 @@ pub(super) async fn validate_power_bi_config(State(state): State<Arc<AppState>>,
     }))
 }
 
+/// The refusal of operations that hash a password when the server is already hashing or checking as many
+/// as it runs at once.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Describes responses for the OpenAPI document; built by `ApiError`.
+pub(super) enum Busy {
+    /// Too many passwords are being hashed or checked at once: try again after `Retry-After` seconds.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
+    Busy(ErrorBody),
+}
+
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct UserOut {
@@ -205,18 +217,47 @@ pub(super) struct UserOut {
     created_at: String,
     /// A disabled user cannot sign in, and their API tokens do not work.
     disabled: bool,
+    /// Set while sign-ins with this user name are refused after too many failures (null otherwise); setting a
+    /// new password lifts it.
+    sign_in_lock: Option<SignInLockOut>,
 }
 
-impl From<User> for UserOut {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id,
-            username: u.username,
-            display_name: u.display_name,
-            is_admin: u.is_admin,
-            created_at: rfc3339(u.created_at),
-            disabled: u.disabled_at.is_some(),
-        }
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SignInLockOut {
+    /// When the last of the locks ends.
+    #[schema(format = DateTime)]
+    until: String,
+    /// How many client addresses (IPv6: /64 networks) are refused after 10 failures each within 15 minutes.
+    addresses: u64,
+    /// Whether every address is refused: 100 failures from anywhere within 15 minutes.
+    all_addresses: bool,
+}
+
+/// Users as the API shows them, with their sign-in locks as they are now.
+fn users_out(state: &AppState, users: Vec<User>) -> Vec<UserOut> {
+    let locks = state.sign_in_guard.locks(state.clock.unix());
+    users.into_iter().map(|u| user_with(&locks, u)).collect()
+}
+
+fn user_out(state: &AppState, user: User) -> UserOut {
+    user_with(&state.sign_in_guard.locks(state.clock.unix()), user)
+}
+
+fn user_with(locks: &HashMap<String, SignInLock>, u: User) -> UserOut {
+    let lock = SignInName::parse(&u.username).ok().and_then(|name| locks.get(name.as_str()).copied());
+    UserOut {
+        id: u.id,
+        username: u.username,
+        display_name: u.display_name,
+        is_admin: u.is_admin,
+        created_at: rfc3339(u.created_at),
+        disabled: u.disabled_at.is_some(),
+        sign_in_lock: lock.map(|l| SignInLockOut {
+            until: rfc3339(l.until),
+            addresses: u64::try_from(l.addresses).unwrap_or(u64::MAX),
+            all_addresses: l.all_addresses,
+        }),
     }
 }
 
@@ -230,7 +271,7 @@ pub(super) struct UserList {
     responses((status = 200, description = "OK", body = UserList), Refusals))]
 pub(super) async fn list_users(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<UserList>> {
     let users = ops::users(&state, &caller.user).await?;
-    Ok(axum::Json(UserList { users: users.into_iter().map(UserOut::from).collect() }))
+    Ok(axum::Json(UserList { users: users_out(&state, users) }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -252,7 +293,7 @@ pub(super) struct NewUserIn {
 
 /// Adds a pbi-bridge user who signs in with this user name and password. Administrators only.
 #[utoipa::path(post, path = "/admin/users", tag = "Administration", operation_id = "createUser", request_body = NewUserIn,
-    responses((status = 201, description = "Created", body = UserOut), Refusals))]
+    responses((status = 201, description = "Created", body = UserOut), Refusals, Busy))]
 pub(super) async fn create_user(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -260,7 +301,7 @@ pub(super) async fn create_user(
 ) -> Answer<(StatusCode, axum::Json<UserOut>)> {
     let new = ops::NewUser { username: &new.username, display_name: &new.display_name, password: &new.password, is_admin: new.is_admin };
     let user = ops::create_user(&state, &caller.user, new).await?;
-    Ok((StatusCode::CREATED, axum::Json(user.into())))
+    Ok((StatusCode::CREATED, axum::Json(user_out(&state, user))))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -276,7 +317,7 @@ pub(super) struct UserChange {
 /// Disables or enables a user, or sets their password. Administrators only; an administrator cannot disable themself.
 #[utoipa::path(patch, path = "/admin/users/{id}", tag = "Administration", operation_id = "updateUser", request_body = UserChange,
     params(("id" = Uuid, Path, description = "The user's id")), responses((status = 200, description = "OK", body = UserOut), Refusals,
-    (status = 409, description = "An administrator tried to disable their own account", body = ErrorBody)))]
+    (status = 409, description = "An administrator tried to disable their own account", body = ErrorBody), Busy))]
 pub(super) async fn update_user(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -305,5 +346,5 @@ pub(super) async fn update_user(
     if let Some(disabled) = change.disabled {
         user = Some(ops::set_user_disabled(&state, &caller.user, id, disabled).await?);
     }
-    Ok(axum::Json(user.ok_or(Problem::NotFound("user"))?.into()))
+    Ok(axum::Json(user_out(&state, user.ok_or(Problem::NotFound("user"))?)))
 }

@@ -35,7 +35,7 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable name of the kind of problem: not_found, invalid_input, unauthenticated, forbidden, admin_only,
-    /// csrf, not_configured, not_connected, needs_sign_in, power_bi, unavailable, internal.
+    /// csrf, conflict, not_configured, not_connected, needs_sign_in, power_bi, unavailable, busy, internal.
     code: String,
     /// What went wrong and what to do, in words for a person.
     message: String,
@@ -48,7 +48,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail { code: self.0.code().into(), message: self.0.to_string(), field: self.0.field().map(str::to_owned) },
         };
-        let mut response = (self.0.status(), axum::Json(body)).into_response();
+        let mut response = self.0.with_retry_after((self.0.status(), axum::Json(body)).into_response());
         if let Problem::Unauthenticated(_) = self.0 {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"pbi-bridge\""));
         }
