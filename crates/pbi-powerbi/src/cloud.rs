@@ -42,6 +42,20 @@ impl Cloud {
         Url::parse(text).expect("the documented API hosts are valid URLs")
     }
 
+    /// Where the cloud's embed pages are (`embedUrl`s point there): `https://app.powerbi.com` and its siblings
+    /// (POWERBI.md §9); a custom cloud's are at its API base, as the sandbox serves them.
+    pub fn embed_base(&self) -> Url {
+        let text = match self {
+            Cloud::Public => "https://app.powerbi.com",
+            Cloud::UsGcc => "https://app.powerbigov.us",
+            Cloud::UsGccHigh => "https://app.high.powerbigov.us",
+            Cloud::UsDod => "https://app.mil.powerbigov.us",
+            Cloud::China => "https://app.powerbi.cn",
+            Cloud::Custom { api_base, .. } => return api_base.clone(),
+        };
+        Url::parse(text).expect("the documented embed hosts are valid URLs")
+    }
+
     /// The resource tokens are issued for; scopes are `{resource}/.default` or `{resource}/Name`.
     pub fn resource(&self) -> &str {
         match self {
@@ -81,5 +95,10 @@ mod tests {
         assert_eq!(Cloud::UsDod.resource(), "https://mil.analysis.usgovcloudapi.net/powerbi/api");
         assert_eq!(Cloud::China.login_host().as_str(), "https://login.chinacloudapi.cn/");
         assert_eq!(Cloud::parse("mars"), None);
+        assert_eq!(Cloud::Public.embed_base().as_str(), "https://app.powerbi.com/");
+        assert_eq!(Cloud::UsDod.embed_base().as_str(), "https://app.mil.powerbigov.us/");
+        assert_eq!(Cloud::China.embed_base().as_str(), "https://app.powerbi.cn/");
+        let sandbox = Url::parse("http://127.0.0.1:8400").expect("URL");
+        assert_eq!(Cloud::custom(sandbox.clone()).embed_base(), sandbox);
     }
 }

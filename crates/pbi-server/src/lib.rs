@@ -4,7 +4,9 @@ mod accounts;
 mod admin;
 mod api;
 mod api_docs;
+mod assets;
 mod connect;
+mod embed;
 mod metrics;
 mod ops;
 mod pages;
@@ -140,6 +142,9 @@ fn router(state: Arc<AppState>) -> Router {
     let openapi = Arc::new(openapi);
     Router::new()
         .route("/healthz", get(pages::healthz))
+        .route("/static/pbi-bridge.css", get(assets::stylesheet))
+        .route("/static/pbi-bridge.js", get(assets::page_script))
+        .route("/static/workspace.js", get(assets::workspace_script))
         .route("/readyz", get(pages::readyz))
         .route("/login", get(pages::login_page).post(pages::login))
         .route("/logout", post(pages::logout))

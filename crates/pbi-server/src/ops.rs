@@ -141,6 +141,12 @@ pub async fn registration_and_connection(state: &AppState, user: &User) -> Resul
     Ok((Some(registration), connection))
 }
 
+/// Where tile frames may load from under the current configuration (see `embed`).
+pub async fn embed_origins(state: &AppState) -> Result<crate::embed::EmbedOrigins, Problem> {
+    let registration = active_registration(state).await.map_err(Problem::store("registration", "reading registrations"))?;
+    Ok(crate::embed::EmbedOrigins::of(registration.as_ref()))
+}
+
 /// The user's current connection through the active registration, whatever its status.
 pub async fn connection(state: &AppState, user: &User) -> Result<Option<Connection>, Problem> {
     Ok(registration_and_connection(state, user).await?.1)
@@ -276,6 +282,7 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
         return Err(Problem::invalid("tiles", "Choose at least one tile to pin."));
     }
     let (client, connection) = client_for(state, user).await?;
+    let embed_origins = embed_origins(state).await?;
     let mut described = Vec::with_capacity(tiles.len());
     for (i, at) in tiles.iter().enumerate() {
         let tile = client.tile(at.scope(), at.dashboard, at.tile).await.map_err(|e| match power_bi_problem(&e) {
@@ -285,6 +292,12 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
             }
             other => other,
         })?;
+        // The page hands a tile's frame the user's token: a tile shown from anywhere but the configured Power BI
+        // is not kept.
+        let embed_url = tile.embed_url.unwrap_or_default();
+        embed_origins
+            .check(&embed_url)
+            .map_err(|why| Problem::invalid(&format!("tiles[{i}]"), format!("That tile cannot be pinned: {}", why.pinning())))?;
         described.push(Pin {
             id: Uuid::nil(),
             workspace_id,
@@ -295,7 +308,7 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
             title: tile.title.unwrap_or_else(|| "(untitled tile)".into()),
             row_span: i64::from(tile.row_span.unwrap_or(1)),
             col_span: i64::from(tile.col_span.unwrap_or(1)),
-            embed_url: tile.embed_url.unwrap_or_default(),
+            embed_url,
             position: 0,
         });
     }
@@ -370,6 +383,8 @@ const RENEW_MARGIN_SECONDS: i64 = 600;
 pub async fn tile_token(state: &AppState, user: &User, workspace_id: Uuid, pin: Uuid) -> Result<TileToken, Problem> {
     let (workspace, pins) = workspace_with_pins(state, user, workspace_id).await?;
     let pin = pins.into_iter().find(|p| p.id == pin).ok_or(Problem::NotFound("pin"))?;
+    // The token is for drawing this tile: not for a tile whose embed page is not the configured Power BI's.
+    embed_origins(state).await?.check(&pin.embed_url).map_err(|why| Problem::Conflict(why.drawing()))?;
     let (access_token, expires_at) = state.auth.access_token_with_expiry(pin.connection_id, Some(&user.id.to_string())).await?;
     let renew_in_seconds = (expires_at - state.clock.unix() - RENEW_MARGIN_SECONDS).max(60);
     Ok(TileToken { pin, company_filter: workspace.company_filter, access_token, expires_at, renew_in_seconds })

@@ -232,8 +232,10 @@ pub async fn home(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
 }
 
 /// Headers every answer carries: no page of ours can be framed by another site (clickjacking of its forms),
-/// content types are not sniffed, our URLs (which hold ids) are not sent to other sites as a Referer, and what
-/// a signed-in person sees is not kept in a shared or browser cache unless a handler says otherwise.
+/// content types are not sniffed, our URLs (which hold ids) are not sent to other sites as a Referer, what
+/// a signed-in person sees is not kept in a shared or browser cache, and a Content-Security-Policy lets a page
+/// run only our own scripts and frame nothing (`assets::content_security_policy`), unless a handler set its
+/// own (a workspace page frames its tiles' embed host).
 pub async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -245,5 +247,6 @@ pub async fn security_headers(request: axum::extract::Request, next: axum::middl
     ] {
         headers.entry(name).or_insert(axum::http::HeaderValue::from_static(value));
     }
+    headers.entry(header::CONTENT_SECURITY_POLICY).or_insert_with(|| crate::assets::content_security_policy("'none'"));
     response
 }

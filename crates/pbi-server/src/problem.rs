@@ -122,7 +122,8 @@ impl Problem {
     /// The problem as an HTML page with a link back.
     pub fn page(&self) -> Response {
         let body = format!(
-            "<h1>{}</h1><p>{}</p><p><a href=\"javascript:history.back()\">Go back</a></p>",
+            // No inline script (the Content-Security-Policy runs none): the page script makes the link go back.
+            "<h1>{}</h1><p>{}</p><p><a href=\"/\" data-back>Go back</a></p><script src=\"/static/pbi-bridge.js\" defer></script>",
             self.title(),
             html_escape(&self.to_string())
         );

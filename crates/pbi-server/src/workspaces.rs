@@ -73,6 +73,8 @@ struct PinView {
     dashboard_id: String,
     embed_url: String,
     frame_url: String,
+    /// The embed page's origin, where the page posts the user's token; or why the tile is not drawn.
+    frame: Result<String, String>,
     row_span: i64,
     col_span: i64,
 }
@@ -93,9 +95,15 @@ pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
         Ok(found) => found,
         Err(problem) => return problem.page(),
     };
+    // Checked at every view, not only when pinned: the configuration may have changed since.
+    let embed_origins = match ops::embed_origins(&state).await {
+        Ok(origins) => origins,
+        Err(problem) => return problem.page(),
+    };
     let pins = pins
         .into_iter()
         .map(|p| PinView {
+            frame: embed_origins.check(&p.embed_url).map(|origin| origin.ascii_serialization()).map_err(|why| why.drawing()),
             frame_url: format!("{}{}uid={}", p.embed_url, if p.embed_url.contains('?') { "&" } else { "?" }, p.id),
             id: p.id,
             title: p.title,
@@ -106,7 +114,7 @@ pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
             col_span: p.col_span.clamp(1, 6),
         })
         .collect();
-    render(
+    let mut response = render(
         StatusCode::OK,
         &WorkspacePage {
             user_name: &session.user.display_name,
@@ -116,7 +124,12 @@ pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
             company: workspace.company_filter.unwrap_or_default(),
             pins,
         },
-    )
+    );
+    // The one page that frames anything: its tiles, from the configured Power BI's embed host only.
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_SECURITY_POLICY, crate::assets::content_security_policy(&embed_origins.frame_src()));
+    response
 }
 
 #[derive(Deserialize)]

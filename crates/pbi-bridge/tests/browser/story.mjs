@@ -27,9 +27,11 @@ export async function launch() {
 }
 
 /// Signs a demo user in to pbi-bridge in a browser context of their own (their own cookies).
-export async function signIn(browser, base, name) {
+/// `prepare(page)` runs before the first page loads (to listen from the very first page on).
+export async function signIn(browser, base, name, prepare = async () => {}) {
   const context = await browser.createBrowserContext();
   const page = await context.newPage();
+  await prepare(page);
   await page.goto(`${base}/login`);
   await page.type("#username", name);
   await page.type("#password", `${name}-demo-password`);

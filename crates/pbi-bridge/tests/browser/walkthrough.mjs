@@ -9,10 +9,13 @@ const [base, shots] = process.argv.slice(2);
 const { browser, close } = await launch();
 const report = {};
 const sessions = {};
+// Every Content-Security-Policy violation any page reports, as the event and as the console says it.
+report.cspViolations = [];
 try {
   report.admin = await admin();
   report.alice = await user("alice", ["Total Sales", "Sales by Region"]);
   report.aliceFiltered = await filterToCompany("alice", report.alice.workspaceUrl, "USMF");
+  report.aliceTokenPosts = await tokenPosts("alice", report.alice.workspaceUrl);
   report.bob = await user("bob", ["Actual Spend"]);
   report.bobOnAlicesWorkspace = await visit("bob", report.alice.workspaceUrl);
   report.aliceApi = await apiToken("alice");
@@ -32,7 +35,7 @@ console.log(JSON.stringify(report));
 
 // Each person in their own browser context: their own cookies, as two people on two machines.
 async function signIn(name) {
-  sessions[name] = await signInAs(browser, base, name);
+  sessions[name] = await signInAs(browser, base, name, (page) => watchPolicy(page, name));
   // Browser time cannot be moved on, so long timers (the tokens' renewals) are held for the test to fire.
   await sessions[name].evaluateOnNewDocument(() => {
     const later = [];
@@ -42,6 +45,21 @@ async function signIn(name) {
     window.heldTimers = () => later.map(({ ms }) => ms);
   });
   return sessions[name];
+}
+
+/// Records what the Content-Security-Policy refused on `page`, from the first page it loads on.
+async function watchPolicy(page, name) {
+  await page.exposeFunction("reportPolicyViolation", (violation) => report.cspViolations.push({ person: name, ...violation }));
+  await page.evaluateOnNewDocument(() => {
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.reportPolicyViolation({ page: location.href, directive: e.violatedDirective, blocked: e.blockedURI, sample: e.sample }),
+    );
+  });
+  page.on("console", (message) => {
+    if (message.type() === "error" && /Content.Security.Policy/i.test(message.text())) {
+      report.cspViolations.push({ person: name, page: page.url(), console: message.text() });
+    }
+  });
 }
 
 async function admin() {
@@ -133,6 +151,49 @@ async function filterToCompany(name, url, company) {
   const after = await drawnTiles(page);
   await page.screenshot({ path: join(shots, `7-${name}-filtered-${company}.png`), fullPage: true });
   return { before, after };
+}
+
+// The tile script posts the user's Power BI token to each frame's embed origin only. On a page of its own,
+// each tile frame is made to hold about:blank (the workspace page's own origin, not the embed URL's) and every
+// message posted into it is recorded with its target origin instead of sent: a message aimed at "*" (or at any
+// origin but the embed URL's) would reach whatever the frame holds.
+async function tokenPosts(name, url) {
+  const page = await sessions[name].browserContext().newPage();
+  await page.evaluateOnNewDocument(() => {
+    window.tokenPosts = [];
+    const src = Object.getOwnPropertyDescriptor(HTMLIFrameElement.prototype, "src");
+    Object.defineProperty(HTMLIFrameElement.prototype, "src", { get: src.get, set() { src.set.call(this, "about:blank"); } });
+    const contentWindow = Object.getOwnPropertyDescriptor(HTMLIFrameElement.prototype, "contentWindow").get;
+    Object.defineProperty(HTMLIFrameElement.prototype, "contentWindow", {
+      get() {
+        const frame = this;
+        const target = contentWindow.call(frame);
+        if (target && target.location.href === "about:blank") {
+          target.postMessage = (message, targetOrigin) =>
+            window.tokenPosts.push({
+              url: message && message.url,
+              targetOrigin,
+              embedOrigin: new URL(frame.dataset.embedUrl).origin,
+              carriesToken: JSON.stringify(message).includes("eyJ"),
+            });
+        }
+        return target;
+      },
+    });
+    // As in the walkthrough: renewals wait for the test to fire them.
+    const later = [];
+    const setTimeoutNow = window.setTimeout;
+    window.setTimeout = (run, ms, ...args) => (ms >= 60000 ? later.push(run) : setTimeoutNow(run, ms, ...args));
+    window.fireHeldTimers = () => later.splice(0).forEach((run) => run());
+  });
+  await page.goto(url);
+  const frames = await page.$$eval("iframe.tile-frame", (f) => f.length);
+  await page.waitForFunction((n) => window.tokenPosts.filter((p) => p.url === "/tile/load").length === n, {}, frames);
+  await page.evaluate(() => window.fireHeldTimers());
+  await page.waitForFunction((n) => window.tokenPosts.filter((p) => p.url === "/tile/token").length === n, {}, frames);
+  const posts = await page.evaluate(() => window.tokenPosts);
+  await page.close();
+  return { frames, posts };
 }
 
 async function visit(name, url) {

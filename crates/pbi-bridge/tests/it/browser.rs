@@ -88,6 +88,19 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     let (all, usmf) = (total_sales(&report["aliceFiltered"]["before"]), total_sales(&report["aliceFiltered"]["after"]));
     assert!(usmf > 0.0 && usmf < all, "filtered to USMF: {usmf} of {all}");
 
+    // The tile script aims every message (each carries Alice's Power BI token) at the embed URL's origin.
+    let token_posts = &report["aliceTokenPosts"];
+    let posts = token_posts["posts"].as_array().expect("posts");
+    assert_eq!(token_posts["frames"], 2, "{token_posts}");
+    assert_eq!(posts.len(), 4, "a load and a renewal per tile: {token_posts}");
+    for post in posts {
+        assert_eq!(post["carriesToken"], true, "{post}");
+        assert!(post["embedOrigin"].as_str().is_some_and(|o| o.starts_with("http://127.0.0.1:")), "{post}");
+        assert_eq!(post["targetOrigin"], post["embedOrigin"], "posted to the embed URL's origin only: {post}");
+    }
+    // Every page, Entra's and the tiles' included, works under pbi-bridge's Content-Security-Policy.
+    assert_eq!(report["cspViolations"], serde_json::json!([]), "nothing was refused by the policy");
+
     let bob = &report["bob"];
     assert_eq!(bob["status"], "connected", "{bob}");
     let bobs = strings(&bob["offered"]);

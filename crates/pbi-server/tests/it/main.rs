@@ -12,6 +12,7 @@ mod admin_page;
 mod api;
 mod connect;
 mod fuzz;
+mod headers;
 mod observability;
 mod signin;
 mod workspaces;

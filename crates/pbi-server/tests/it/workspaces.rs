@@ -72,7 +72,7 @@ async fn a_user_pins_their_own_tiles_and_the_workspace_draws_them() {
     let total = page.find(r#"data-title="Total Sales""#).expect("Total Sales drawn");
     let by_month = page.find(r#"data-title="Sales by Month""#).expect("Sales by Month drawn");
     assert!(total < by_month, "tiles are drawn in the order they were pinned");
-    assert!(page.contains("grid-row:span 2;grid-column:span 3"), "a tile keeps its Power BI size");
+    assert!(page.contains(r#"data-rows="2" data-cols="3""#), "a tile keeps its Power BI size");
     assert_eq!(page.matches(r#"<iframe class="tile-frame""#).count(), 2);
     assert!(
         page.contains(&format!(r#"data-src="{}/embed?dashboardId="#, world.sandbox.base_url())),
