@@ -600,12 +600,12 @@ impl Auth {
             if attempt > 1 && !self.take_lease(id, self.lease_clock.unix()).await? {
                 return Err(AuthError::Unavailable("another pbi-bridge instance took over the refresh of this connection".into()));
             }
-            let answer = tokio::time::timeout(
-                self.settings.token_timeout,
-                entra::request(&self.http, &token_url, &form, &Self::context(&registration)),
-            )
-            .await
-            .unwrap_or_else(|_| Err(TokenEndpointError::Unavailable("the token endpoint did not answer in time".into())));
+            let context = Self::context(&registration);
+            let request = entra::request(&self.http, &token_url, &form, &context);
+            let answer = match tokio::time::timeout(self.settings.token_timeout, request).await {
+                Ok(answer) => answer,
+                Err(_elapsed) => Err(TokenEndpointError::Unavailable("the token endpoint did not answer in time".into())),
+            };
             match answer {
                 Ok(response) => {
                     let now = self.clock.unix();
