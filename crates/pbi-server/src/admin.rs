@@ -10,7 +10,7 @@ use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use pbi_auth::Validation;
-use pbi_store::{NewRegistration, Registration, User};
+use pbi_store::{NewAuditEntry, NewRegistration, Registration, User};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -40,6 +40,16 @@ struct ConfigPage<'a> {
     errors: Vec<String>,
     message: Option<String>,
     checks: Vec<(String, String, String)>,
+    keys: Vec<KeyRow>,
+    shared_accounts: bool,
+}
+
+/// One application key as the page lists it (never its value).
+struct KeyRow {
+    id: uuid::Uuid,
+    expires_on: String,
+    added_on: String,
+    in_use: bool,
 }
 
 fn forbidden() -> Response {
@@ -63,6 +73,18 @@ async fn page(
         Err(problem) => return problem.page(),
     };
     let secret_state = key.sentence();
+    let keys = match application_keys(state, registration.as_ref()).await {
+        Ok(keys) => keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| KeyRow { id: k.id, expires_on: date(k.expires_at), added_on: date(k.created_at), in_use: i == 0 })
+            .collect(),
+        Err(problem) => return problem.page(),
+    };
+    let shared_accounts = match state.store.shared_accounts_allowed().await {
+        Ok(allowed) => allowed,
+        Err(error) => return Problem::store("setting", "reading settings")(error).page(),
+    };
     let d = registration.as_ref().map(|r| r.details.clone());
     render(
         status,
@@ -83,8 +105,18 @@ async fn page(
             errors,
             message,
             checks,
+            keys,
+            shared_accounts,
         },
     )
+}
+
+/// The registration's application keys, the one in use (entered last) first.
+pub(crate) async fn application_keys(state: &AppState, registration: Option<&Registration>) -> Result<Vec<pbi_store::SecretInfo>, Problem> {
+    match registration {
+        Some(r) => state.store.secrets(r.id).await.map_err(Problem::store("registration", "reading application keys")),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Where the application key stands, for the page, the API and the start-up log.
@@ -129,7 +161,7 @@ impl KeyState {
     }
 }
 
-/// The newest application key's state for `registration` (missing when there is no registration).
+/// The state of the application key in use for `registration` (missing when there is no registration).
 pub(crate) async fn key_state(store: &pbi_store::Store, now: i64, registration: Option<&Registration>) -> Result<KeyState, Problem> {
     let newest = match registration {
         Some(r) => store.secrets(r.id).await.map_err(Problem::store("registration", "reading secrets"))?.first().map(|s| s.expires_at),
@@ -182,6 +214,8 @@ pub struct ConfigForm {
     token_url: String,
     #[serde(default)]
     api_base: String,
+    #[serde(default)]
+    allow_shared_accounts: Option<String>,
 }
 
 /// The configuration as entered, on the page or through the API; `read_config` checks it.
@@ -196,6 +230,8 @@ pub(crate) struct ConfigInput {
     pub authorize_url: String,
     pub token_url: String,
     pub api_base: String,
+    /// Whether one Power BI account may be connected for several pbi-bridge users; `None` leaves it as it is.
+    pub allow_shared_accounts: Option<bool>,
 }
 
 impl From<ConfigForm> for ConfigInput {
@@ -210,6 +246,8 @@ impl From<ConfigForm> for ConfigInput {
             authorize_url: form.authorize_url,
             token_url: form.token_url,
             api_base: form.api_base,
+            // A checkbox that is not ticked is not sent at all.
+            allow_shared_accounts: Some(form.allow_shared_accounts.as_deref() == Some("true")),
         }
     }
 }
@@ -227,7 +265,10 @@ pub(crate) struct NewKey {
 }
 
 /// Reads the configuration into a registration and maybe a new key; every problem is named by its field.
-pub(crate) fn read_config(input: &ConfigInput, redirect_url: &str) -> Result<(NewRegistration, Option<NewKey>), Vec<FieldError>> {
+pub(crate) fn read_config(
+    input: &ConfigInput,
+    redirect_url: &str,
+) -> Result<(NewRegistration, Option<NewKey>, Option<bool>), Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut problem = |field: &'static str, message: String| errors.push(FieldError { field, message });
     let client_id = input.client_id.trim();
@@ -296,36 +337,159 @@ pub(crate) fn read_config(input: &ConfigInput, redirect_url: &str) -> Result<(Ne
             enabled: input.enabled,
         },
         new_secret,
+        input.allow_shared_accounts,
     ))
 }
 
-/// Saves the configuration users connect through (creating its registration the first time), and the new key if any.
-pub(crate) async fn save_config(state: &AppState, admin: &User, mut details: NewRegistration, key: Option<NewKey>) -> Result<(), Problem> {
+/// The fields that decide where the application key and users' tokens are sent.
+fn destinations(d: &NewRegistration) -> [(&'static str, Option<&str>); 4] {
+    [
+        ("cloud", Some(d.cloud.as_str())),
+        ("authorizeUrl", d.authorize_url.as_deref()),
+        ("tokenUrl", d.token_url.as_deref()),
+        ("apiBase", d.api_base.as_deref()),
+    ]
+}
+
+/// The settings an administrator sees, by their API names, for the audit log (no secret is among them).
+fn audited_fields(d: &NewRegistration) -> Vec<(&'static str, serde_json::Value)> {
+    let mut fields = vec![
+        ("enabled", serde_json::Value::Bool(d.enabled)),
+        ("clientId", d.client_id.clone().into()),
+        ("tenant", d.tenant.clone().into()),
+    ];
+    fields.extend(destinations(d).into_iter().map(|(name, value)| (name, value.map_or(serde_json::Value::Null, Into::into))));
+    fields
+}
+
+/// The audit entries for saving `new` over `old` (`None`: the first save), with a new key or not.
+fn config_changes(
+    admin: &User,
+    target: &str,
+    old: Option<&NewRegistration>,
+    new: &NewRegistration,
+    key: Option<&NewKey>,
+) -> Vec<NewAuditEntry> {
+    let entry = |action: &str, old_value: Option<String>, new_value: Option<String>| NewAuditEntry {
+        actor: admin.username.clone(),
+        action: action.into(),
+        target: target.into(),
+        old_value,
+        new_value,
+    };
+    let after = audited_fields(new);
+    let mut entries = Vec::new();
+    match old {
+        None => entries.push(entry("powerbi.configuration.created", None, Some(json_object(&after)))),
+        Some(old) => {
+            let before = audited_fields(old);
+            let changed: Vec<usize> = (0..after.len()).filter(|&i| before[i].1 != after[i].1).collect();
+            if !changed.is_empty() {
+                let pick = |fields: &[(&'static str, serde_json::Value)]| {
+                    json_object(&changed.iter().map(|&i| fields[i].clone()).collect::<Vec<_>>())
+                };
+                let moved = destinations(old) != destinations(new);
+                let action = if moved { "powerbi.endpoints.changed" } else { "powerbi.configuration.changed" };
+                entries.push(entry(action, Some(pick(&before)), Some(pick(&after))));
+            }
+        }
+    }
+    if let Some(key) = key {
+        entries.push(entry("powerbi.key.added", None, Some(format!("a new application key, expiring {}", date(key.expires_at)))));
+    }
+    entries
+}
+
+fn json_object(fields: &[(&'static str, serde_json::Value)]) -> String {
+    serde_json::Value::Object(fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()).to_string()
+}
+
+/// Saves the configuration users connect through (creating its registration the first time), and the new key
+/// if any, with its audit entries. Changing where the key and users' tokens are sent needs the key again.
+pub(crate) async fn save_config(
+    state: &AppState,
+    admin: &User,
+    mut details: NewRegistration,
+    key: Option<NewKey>,
+    shared_accounts: Option<bool>,
+) -> Result<(), Problem> {
     if !admin.is_admin {
         return Err(Problem::AdminOnly);
     }
     let now = state.clock.unix();
-    let saved = async {
-        let registration = match active_registration_any(state).await? {
-            Some(existing) => {
-                // Keep the name and any extra redirect URLs an administrator added with the CLI.
-                details.name = existing.details.name.clone();
-                for url in existing.details.redirect_urls {
-                    if !details.redirect_urls.contains(&url) {
-                        details.redirect_urls.push(url);
-                    }
-                }
-                state.store.update_registration(existing.id, &details, now).await?
+    let existing = active_registration_any(state).await.map_err(Problem::store("registration", "reading the registration"))?;
+    if let Some(existing) = &existing {
+        // Keep the name and any extra redirect URLs an administrator added with the CLI.
+        details.name = existing.details.name.clone();
+        for url in &existing.details.redirect_urls {
+            if !details.redirect_urls.contains(url) {
+                details.redirect_urls.push(url.clone());
             }
-            None => state.store.add_registration(&details, now).await?,
-        };
-        if let Some(key) = key {
-            state.store.add_secret(registration.id, &key.value, key.expires_at, now).await?;
         }
-        Ok::<_, pbi_store::StoreError>(())
-    };
-    saved.await.map_err(Problem::store("registration", "saving the Power BI configuration"))?;
+        // Otherwise an administrator could send the stored key (or users' tokens) to a server of their choosing
+        // without ever knowing the key.
+        let has_key = !application_keys(state, Some(existing)).await?.is_empty();
+        if has_key && key.is_none() && destinations(&existing.details) != destinations(&details) {
+            return Err(Problem::invalid(
+                "applicationKey",
+                "Changing where pbi-bridge sends the application key and your users' tokens (Cloud, Authorize URL, Token URL, Power BI API URL) needs the application key entered again in the same save: enter it, with its expiry date, and save again.",
+            ));
+        }
+    }
+    let audit = config_changes(admin, &details.name, existing.as_ref().map(|e| &e.details), &details, key.as_ref());
+    state
+        .store
+        .save_registration(existing.map(|e| e.id), &details, key.as_ref().map(|k| (&k.value, k.expires_at)), &audit, now)
+        .await
+        .map_err(Problem::store("registration", "saving the Power BI configuration"))?;
+    if let Some(allowed) = shared_accounts {
+        save_shared_accounts(state, admin, allowed).await?;
+    }
     tracing::info!(admin = %admin.username, "saved the Power BI configuration");
+    Ok(())
+}
+
+/// Whether one Power BI account may be connected for several pbi-bridge users, changed with its audit entry.
+async fn save_shared_accounts(state: &AppState, admin: &User, allowed: bool) -> Result<(), Problem> {
+    let store_problem = Problem::store("setting", "saving a setting");
+    let before = state.store.shared_accounts_allowed().await.map_err(Problem::store("setting", "reading settings"))?;
+    if before == allowed {
+        return Ok(());
+    }
+    let word = |on: bool| if on { "allowed" } else { "not allowed" }.to_owned();
+    let entry = NewAuditEntry {
+        actor: admin.username.clone(),
+        action: "connections.shared_accounts.changed".into(),
+        target: "one Power BI account for several users".into(),
+        old_value: Some(word(before)),
+        new_value: Some(word(allowed)),
+    };
+    state.store.set_shared_accounts_allowed(allowed, &[entry], state.clock.unix()).await.map_err(store_problem)
+}
+
+/// Forgets an older application key (the one in use stays until another is entered).
+pub(crate) async fn remove_key(state: &AppState, admin: &User, key: uuid::Uuid) -> Result<(), Problem> {
+    if !admin.is_admin {
+        return Err(Problem::AdminOnly);
+    }
+    let Some(registration) = active_registration_any(state).await.map_err(Problem::store("registration", "reading the registration"))?
+    else {
+        return Err(Problem::NotFound("application key"));
+    };
+    let removed = application_keys(state, Some(&registration)).await?.into_iter().find(|k| k.id == key);
+    let Some(removed) = removed else { return Err(Problem::NotFound("application key")) };
+    state.store.remove_secret(registration.id, key).await.map_err(|e| match e {
+        pbi_store::StoreError::Conflict(message) => Problem::Conflict(format!("{}.", crate::ops::capitalised(&message))),
+        other => Problem::store("application key", "removing an application key")(other),
+    })?;
+    let entry = NewAuditEntry {
+        actor: admin.username.clone(),
+        action: "powerbi.key.removed".into(),
+        target: registration.details.name.clone(),
+        old_value: Some(format!("an application key expiring {}", date(removed.expires_at))),
+        new_value: None,
+    };
+    crate::ops::record_audit(state, entry).await;
     Ok(())
 }
 
@@ -348,17 +512,42 @@ pub async fn save(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
     if !session::same(&session.csrf_token, &form.csrf) {
         return crate::pages::form_expired();
     }
-    let (details, key) = match read_config(&form.into(), &redirect_url(&state)) {
+    let (details, key, shared_accounts) = match read_config(&form.into(), &redirect_url(&state)) {
         Ok(parsed) => parsed,
         Err(errors) => {
             let errors = errors.into_iter().map(|e| e.message).collect();
             return page(&state, &session, StatusCode::BAD_REQUEST, errors, None, Vec::new()).await;
         }
     };
-    match save_config(&state, &session.user, details, key).await {
+    match save_config(&state, &session.user, details, key, shared_accounts).await {
         Ok(()) => {
             page(&state, &session, StatusCode::OK, Vec::new(), Some("Saved. Validate to check it with Entra ID.".into()), Vec::new()).await
         }
+        Err(Problem::Invalid { message, .. }) => page(&state, &session, StatusCode::BAD_REQUEST, vec![message], None, Vec::new()).await,
+        Err(problem) => problem.page(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RemoveKeyForm {
+    csrf: String,
+}
+
+pub async fn remove_key_form(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    axum::extract::Path(key): axum::extract::Path<uuid::Uuid>,
+    Form(form): Form<RemoveKeyForm>,
+) -> Response {
+    if !session.user.is_admin {
+        return forbidden();
+    }
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return crate::pages::form_expired();
+    }
+    match remove_key(&state, &session.user, key).await {
+        Ok(()) => page(&state, &session, StatusCode::OK, Vec::new(), Some("Removed the older application key.".into()), Vec::new()).await,
+        Err(Problem::Conflict(message)) => page(&state, &session, StatusCode::CONFLICT, vec![message], None, Vec::new()).await,
         Err(problem) => problem.page(),
     }
 }

@@ -153,7 +153,7 @@ pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): Sign
             return server_error();
         }
     };
-    let options = StartOptions { force_consent: form.reconsent.as_deref() == Some("true"), login_hint: None };
+    let options = StartOptions { force_consent: form.reconsent.as_deref() == Some("true"), select_account: true, login_hint: None };
     match state.auth.start_authorization(registration.id, &session.user.id.to_string(), &session.token_hash, "/settings", &options).await {
         Ok(url) => Redirect::to(url.as_str()).into_response(),
         Err(error) => settings_page(&state, &session, StatusCode::CONFLICT, Some(error.to_string()), None).await,

@@ -5,6 +5,7 @@ mod admin;
 mod api;
 mod api_docs;
 mod assets;
+mod audit;
 mod connect;
 mod embed;
 mod metrics;
@@ -165,6 +166,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/workspaces/{id}/pins/{pin}/move", post(workspaces::move_pin))
         .route("/admin/powerbi", get(admin::show).post(admin::save))
         .route("/admin/powerbi/validate", post(admin::validate))
+        .route("/admin/powerbi/keys/{id}/remove", post(admin::remove_key_form))
+        .route("/admin/audit", get(audit::show))
         .route("/admin/users", get(accounts::show).post(accounts::create))
         .route("/admin/users/{id}/disable", post(accounts::disable))
         .route("/admin/users/{id}/enable", post(accounts::enable))

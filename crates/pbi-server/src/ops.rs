@@ -464,12 +464,15 @@ pub async fn create_user(state: &AppState, admin: &User, new: NewUser<'_>) -> Re
     let display_name = crate::users::parse_display_name(new.display_name, &username).map_err(invalid)?;
     let hash = hash_password(state, new.password).await?;
     let user = state.store.add_user(&username, &display_name, &hash, new.is_admin, state.clock.unix()).await.map_err(|e| match e {
-        pbi_store::StoreError::Conflict(_) => {
-            Problem::invalid("username", format!("A user named '{username}' already exists: choose another user name."))
-        }
+        pbi_store::StoreError::Conflict(_) => Problem::invalid(
+            "username",
+            format!("A user named '{username}' already exists (user names are the same whatever their case): choose another user name."),
+        ),
         other => Problem::store("user", "adding a user")(other),
     })?;
     tracing::info!(admin = %admin.username, user = %user.username, is_admin = user.is_admin, "added a user");
+    let role = if user.is_admin { "administrator" } else { "user" };
+    record_audit(state, audit_entry(admin, "user.added", &user, "", role)).await;
     Ok(user)
 }
 
@@ -482,9 +485,15 @@ pub async fn set_user_disabled(state: &AppState, admin: &User, id: Uuid, disable
         return Err(Problem::Conflict("You cannot disable your own account: ask another administrator.".into()));
     }
     let when = disabled.then(|| state.clock.unix());
+    let before = state.store.user(id).await.map_err(Problem::store("user", "reading a user"))?;
     state.store.set_user_disabled(id, when).await.map_err(Problem::store("user", "disabling a user"))?;
     let user = state.store.user(id).await.map_err(Problem::store("user", "reading a user"))?;
     tracing::info!(admin = %admin.username, user = %user.username, disabled, "changed whether a user may sign in");
+    let state_of = |u: &User| if u.disabled_at.is_some() { "disabled" } else { "enabled" };
+    if state_of(&before) != state_of(&user) {
+        let action = if disabled { "user.disabled" } else { "user.enabled" };
+        record_audit(state, audit_entry(admin, action, &user, state_of(&before), state_of(&user))).await;
+    }
     Ok(user)
 }
 
@@ -513,7 +522,25 @@ async fn hash_password(state: &AppState, password: &SecretString) -> Result<Stri
     slot.hash(password.clone()).await.map_err(invalid)
 }
 
-fn capitalised(text: &str) -> String {
+/// Records a change in the audit log. The change has already happened: a failure to record it is logged as
+/// an error (with what it was), not turned into a failure of the change.
+pub(crate) async fn record_audit(state: &AppState, entry: pbi_store::NewAuditEntry) {
+    if let Err(error) = state.store.record_audit(std::slice::from_ref(&entry), state.clock.unix()).await {
+        tracing::error!(%error, actor = %entry.actor, action = %entry.action, target = %entry.target, "recording an audit entry");
+    }
+}
+
+fn audit_entry(admin: &User, action: &str, target: &User, old_value: &str, new_value: &str) -> pbi_store::NewAuditEntry {
+    pbi_store::NewAuditEntry {
+        actor: admin.username.clone(),
+        action: action.into(),
+        target: target.username.clone(),
+        old_value: Some(old_value.into()),
+        new_value: Some(new_value.into()),
+    }
+}
+
+pub(crate) fn capitalised(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }

@@ -228,8 +228,9 @@ async function troubleshooting(name, account) {
   await click(page, "#cancel");
   const declined = await page.$eval("#error", (e) => e.textContent.trim());
   await page.screenshot({ path: join(shots, `10-${name}-declined.png`), fullPage: true });
-  await click(page, "#get-started");
-  // The sandbox remembers the sign-in: straight to consent this time.
+  // Get started asks Entra to let the person choose the account (prompt=select_account), so the sandbox asks
+  // for the sign-in again rather than silently reusing the one it remembers.
+  await startConnecting(page, base, account);
   await page.waitForSelector("#accept");
   await click(page, "#accept");
   const status = await page.$eval("#status", (e) => e.textContent.trim());

@@ -52,10 +52,41 @@ pub(super) struct PowerBiConfigOut {
     redirect_url: String,
     /// The delegated Power BI Service permissions to grant, as the Azure portal names them.
     permissions: Vec<String>,
+    /// The state of the application key in use.
     application_key: KeyOut,
+    /// Every stored application key, the one in use (entered last) first; older ones can be removed.
+    application_keys: Vec<KeyInfoOut>,
+    /// Whether one Power BI account may be connected for several pbi-bridge users (off: the second is refused).
+    allow_shared_accounts: bool,
 }
 
-fn config_out(state: &AppState, registration: Option<pbi_store::Registration>, key: KeyState) -> PowerBiConfigOut {
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct KeyInfoOut {
+    id: Uuid,
+    #[schema(format = Date)]
+    expires_on: String,
+    #[schema(format = DateTime)]
+    entered_at: String,
+    /// The key pbi-bridge uses: the one entered last.
+    in_use: bool,
+}
+
+/// The configuration as the API shows it, read afresh.
+async fn current_config(state: &AppState) -> Result<PowerBiConfigOut, Problem> {
+    let (registration, key) = admin::config(state).await?;
+    let keys = admin::application_keys(state, registration.as_ref()).await?;
+    let shared = state.store.shared_accounts_allowed().await.map_err(Problem::store("setting", "reading settings"))?;
+    Ok(config_out(state, registration, key, keys, shared))
+}
+
+fn config_out(
+    state: &AppState,
+    registration: Option<pbi_store::Registration>,
+    key: KeyState,
+    keys: Vec<pbi_store::SecretInfo>,
+    allow_shared_accounts: bool,
+) -> PowerBiConfigOut {
     let d = registration.map(|r| r.details);
     PowerBiConfigOut {
         configured: d.is_some(),
@@ -78,6 +109,12 @@ fn config_out(state: &AppState, registration: Option<pbi_store::Registration>, k
             expires_on: key.expires_at().map(admin::date),
             message: key.sentence(),
         },
+        application_keys: keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| KeyInfoOut { id: k.id, expires_on: admin::date(k.expires_at), entered_at: rfc3339(k.created_at), in_use: i == 0 })
+            .collect(),
+        allow_shared_accounts,
     }
 }
 
@@ -88,8 +125,7 @@ pub(super) async fn get_power_bi_config(State(state): State<Arc<AppState>>, call
     if !caller.user.is_admin {
         return Err(Problem::AdminOnly.into());
     }
-    let (registration, key) = admin::config(&state).await?;
-    Ok(axum::Json(config_out(&state, registration, key)))
+    Ok(axum::Json(current_config(&state).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -130,9 +166,13 @@ pub(super) struct PowerBiConfigIn {
     api_base: Option<String>,
     /// A new application key; leave out to keep the current one.
     application_key: Option<NewKeyIn>,
+    /// Whether one Power BI account may be connected for several pbi-bridge users; leave out to keep it as it is.
+    allow_shared_accounts: Option<bool>,
 }
 
-/// Saves the Power BI configuration. Administrators only.
+/// Saves the Power BI configuration. Administrators only. Changing the cloud or an endpoint override (where the
+/// application key and users' tokens are sent) needs `applicationKey` in the same request; every change is
+/// recorded in the audit log.
 #[utoipa::path(put, path = "/admin/powerbi", tag = "Administration", operation_id = "putPowerBiConfig", request_body = PowerBiConfigIn,
     responses((status = 200, description = "OK", body = PowerBiConfigOut), Refusals))]
 pub(super) async fn put_power_bi_config(
@@ -157,14 +197,14 @@ pub(super) async fn put_power_bi_config(
         authorize_url: config.authorize_url.unwrap_or_default(),
         token_url: config.token_url.unwrap_or_default(),
         api_base: config.api_base.unwrap_or_default(),
+        allow_shared_accounts: config.allow_shared_accounts,
     };
-    let (details, key) = admin::read_config(&input, &admin::redirect_url(&state)).map_err(|errors| {
+    let (details, key, shared_accounts) = admin::read_config(&input, &admin::redirect_url(&state)).map_err(|errors| {
         let field = errors.first().map_or("body", |e| e.field);
         Problem::invalid(field, errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" "))
     })?;
-    admin::save_config(&state, &caller.user, details, key).await?;
-    let (registration, key) = admin::config(&state).await?;
-    Ok(axum::Json(config_out(&state, registration, key)))
+    admin::save_config(&state, &caller.user, details, key, shared_accounts).await?;
+    Ok(axum::Json(current_config(&state).await?))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -179,6 +219,16 @@ pub(super) struct CheckOut {
 pub(super) struct ValidationOut {
     passed: bool,
     checks: Vec<CheckOut>,
+}
+
+/// Removes an older application key; the key in use cannot be removed (enter a new one first). Administrators only.
+#[utoipa::path(delete, path = "/admin/powerbi/keys/{id}", tag = "Administration", operation_id = "removeApplicationKey",
+    params(("id" = Uuid, Path, description = "The key's id, from applicationKeys")),
+    responses((status = 204, description = "Removed"), Refusals,
+    (status = 409, description = "The key is the one in use", body = ErrorBody)))]
+pub(super) async fn remove_application_key(State(state): State<Arc<AppState>>, caller: Caller, Ids(id): Ids<Uuid>) -> Answer<StatusCode> {
+    admin::remove_key(&state, &caller.user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Checks the saved configuration with Entra ID (a real token request). Administrators only.

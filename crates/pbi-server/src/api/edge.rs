@@ -123,6 +123,8 @@ fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         let message = e.inner().to_string();
         let path = e.path().to_string();
         let field = if path == "." { backticked(&message).unwrap_or("body").to_owned() } else { path };
+        // A member named "" (or a path serde cannot name) has no name to point at: the body is at fault.
+        let field = if field.is_empty() { "body".to_owned() } else { field };
         Problem::invalid(&field, message)
     })?;
     reader.end().map_err(|e| Problem::invalid("body", format!("{e}: send one JSON object and nothing after it.")))?;

@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod audit;
 mod edge;
 mod workspaces;
 
@@ -63,6 +64,8 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(account::revoke_token))
         .routes(routes!(admin::get_power_bi_config, admin::put_power_bi_config))
         .routes(routes!(admin::validate_power_bi_config))
+        .routes(routes!(admin::remove_application_key))
+        .routes(routes!(audit::audit_log))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::update_user))
         .split_for_parts();

@@ -83,6 +83,7 @@ impl World {
         assert_eq!(to_entra.status(), StatusCode::SEE_OTHER);
         let authorize = to_entra.headers()["location"].to_str().expect("ascii").to_owned();
         assert!(authorize.starts_with(self.sandbox.base_url()) && authorize.contains("code_challenge_method=S256"), "{authorize}");
+        assert!(authorize.contains("prompt=select_account"), "the person picks the account, never a silent reuse: {authorize}");
         let page = self.app.http.get(&authorize).send().await.expect("GET").text().await.expect("page");
         let base = self.sandbox.base_url();
         let password = format!("{}-password", upn.split('@').next().unwrap_or_default());
@@ -95,6 +96,10 @@ impl World {
             .send()
             .await
             .expect("POST");
+        if signed_in.status() == StatusCode::FOUND {
+            // Consent was already given for this account and app: Entra goes straight back.
+            return signed_in.headers()["location"].to_str().expect("ascii").to_owned();
+        }
         let entra_cookie = signed_in.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("cookie").to_owned();
         let consent = signed_in.text().await.expect("consent page");
         let ctx = hidden(&consent, "ctx").expect("consent form");
@@ -225,4 +230,29 @@ async fn a_token_power_bi_refuses_is_replaced_once_and_the_call_goes_through() {
     let stored = world.app.store.connection_tokens(connection.id).await.expect("tokens").0.expect("access");
     assert_ne!(stored.expose_secret(), "not-a-token-power-bi-accepts", "the refused token was replaced in the store");
     restarted.shutdown().await.expect("stopped");
+}
+
+#[tokio::test]
+async fn an_account_already_connected_for_another_user_is_refused_unless_an_admin_allows_it() {
+    let world = world().await;
+    let alice = world.app.session("alice").await;
+    let back = world.get_started(&alice, "alice@contoso.onmicrosoft.com").await;
+    world.app.http.get(&back).header("cookie", &alice).send().await.expect("Alice connected");
+
+    // Bob, at the same computer, signs in to Microsoft as Alice.
+    let bob = world.app.session("bob").await;
+    let back = world.get_started(&bob, "alice@contoso.onmicrosoft.com").await;
+    let answer = world.app.http.get(&back).header("cookie", &bob).send().await.expect("callback");
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    let told = answer.text().await.expect("page");
+    assert!(told.contains("already connected for another pbi-bridge user") && told.contains("choose your own"), "{told}");
+    let bob_id = world.app.store.users().await.expect("users").into_iter().find(|u| u.username == "bob").expect("bob").id;
+    assert!(world.app.store.connections_of(&bob_id.to_string()).await.expect("list").is_empty(), "nothing was stored for Bob");
+
+    // An administrator who wants one account shared allows it; Bob can then connect it.
+    world.app.store.set_shared_accounts_allowed(true, &[], world.app.clock.unix()).await.expect("allowed");
+    let back = world.get_started(&bob, "alice@contoso.onmicrosoft.com").await;
+    let answer = world.app.http.get(&back).header("cookie", &bob).send().await.expect("callback");
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER, "allowed now");
+    assert_eq!(world.app.store.connections_of(&bob_id.to_string()).await.expect("list").len(), 1);
 }

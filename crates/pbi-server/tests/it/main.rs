@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod admin_page;
 mod api;
+mod audit;
 mod connect;
 mod fuzz;
 mod headers;
