@@ -510,6 +510,7 @@ pub async fn set_password(state: &AppState, admin: &User, id: Uuid, password: &S
         state.sign_in_guard.lift(&name);
     }
     tracing::info!(admin = %admin.username, user = %user.username, "set a user's password");
+    record_audit(state, audit_entry(admin, "user.password.set", &user, "", "a new password; sessions ended, sign-in locks lifted")).await;
     Ok(user)
 }
 

@@ -25,7 +25,8 @@ pub(super) struct AuditEntryOut {
     /// Who made the change (their user name then).
     actor: String,
     /// What was done: powerbi.configuration.created, powerbi.configuration.changed, powerbi.endpoints.changed,
-    /// powerbi.key.added, powerbi.key.removed, user.added, user.disabled, user.enabled, user.password.set.
+    /// powerbi.key.added, powerbi.key.removed, connections.shared_accounts.changed, user.added, user.disabled,
+    /// user.enabled, user.password.set.
     action: String,
     /// What it was done to: the registration's name or the user name.
     target: String,

@@ -136,12 +136,16 @@ async fn adding_and_disabling_users_is_recorded() {
     let id = carol["id"].as_str().expect("id");
     let (status, _) = api.call(&world, admin, Method::PATCH, &format!("/api/v1/admin/users/{id}"), Some(json!({"disabled": true}))).await;
     assert_eq!(status, StatusCode::OK);
+    let new_password = json!({"password": "carol's new long password"});
+    let (status, _) = api.call(&world, admin, Method::PATCH, &format!("/api/v1/admin/users/{id}"), Some(new_password)).await;
+    assert_eq!(status, StatusCode::OK);
     let (_, log) = api.call(&world, admin, Method::GET, "/api/v1/admin/audit", None).await;
+    assert!(!log.to_string().contains("carol's new long password"), "never the password");
     let seen: Vec<(&str, &str)> = log["entries"]
         .as_array()
         .expect("entries")
         .iter()
         .map(|e| (e["action"].as_str().unwrap_or(""), e["target"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(seen, [("user.disabled", "Carol"), ("user.added", "Carol")], "{log}");
+    assert_eq!(seen, [("user.password.set", "Carol"), ("user.disabled", "Carol"), ("user.added", "Carol")], "{log}");
 }
