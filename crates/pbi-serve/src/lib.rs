@@ -105,7 +105,8 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = Router::new().route("/", axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }));
+        let app =
+            Router::new().route("/", axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }));
         let task = ServeTask::spawn_with_peer_addresses(listener, app);
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("serving");
         let local = stream.local_addr().expect("local address");
