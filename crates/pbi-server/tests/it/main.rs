@@ -42,6 +42,11 @@ impl App {
     }
 
     async fn start_with_clock(clock: pbi_clock::Clock) -> Self {
+        Self::start_with(ServerConfig::default(), clock).await
+    }
+
+    /// A server with this configuration on a fresh SQLite database, with Alice, Bob and an administrator.
+    async fn start_with(config: ServerConfig, clock: pbi_clock::Clock) -> Self {
         let db = std::env::temp_dir().join(format!("pbi-server-{}.db", uuid::Uuid::new_v4()));
         let store = Store::connect(&format!("sqlite://{}", db.display()), KeyRing::parse(&KeyRing::new_key_line(1)).expect("keys"))
             .await
@@ -51,7 +56,7 @@ impl App {
         store.add_user("bob", "Bob Smith", &hash, false, clock.unix()).await.expect("user");
         store.add_user("admin", "Contoso Admin", &hash, true, clock.unix()).await.expect("user");
         let auth = Arc::new(Auth::new(store.clone(), clock.clone(), AuthSettings::default()));
-        let server = Server::start(ServerConfig::default(), store.clone(), auth, clock.clone()).await.expect("server");
+        let server = Server::start(config, store.clone(), auth, clock.clone()).await.expect("server");
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         Self { server, store, http, db, clock }
     }

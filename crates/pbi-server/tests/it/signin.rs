@@ -3,31 +3,14 @@
 //! refusal.
 
 use crate::{App, PASSWORD, hidden, session_cookie};
-use pbi_auth::{Auth, AuthSettings};
-use pbi_crypto::KeyRing;
-use pbi_server::{Server, ServerConfig, users};
-use pbi_store::Store;
+use pbi_server::{ServerConfig, users};
 use reqwest::StatusCode;
-use secrecy::SecretString;
 use std::net::IpAddr;
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A server like `App::start`'s, with this configuration.
 async fn app_with(config: ServerConfig) -> App {
-    let clock = pbi_clock::Clock::manual_from_now();
-    let db = std::env::temp_dir().join(format!("pbi-server-{}.db", uuid::Uuid::new_v4()));
-    let store = Store::connect(&format!("sqlite://{}", db.display()), KeyRing::parse(&KeyRing::new_key_line(1)).expect("keys"))
-        .await
-        .expect("store");
-    let hash = users::hash_password(&SecretString::from(PASSWORD.to_owned())).expect("hash");
-    store.add_user("alice", "Alice Johnson", &hash, false, clock.unix()).await.expect("user");
-    store.add_user("bob", "Bob Smith", &hash, false, clock.unix()).await.expect("user");
-    store.add_user("admin", "Contoso Admin", &hash, true, clock.unix()).await.expect("user");
-    let auth = Arc::new(Auth::new(store.clone(), clock.clone(), AuthSettings::default()));
-    let server = Server::start(config, store.clone(), auth, clock.clone()).await.expect("server");
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    App { server, store, http, db, clock }
+    App::start_with(config, pbi_clock::Clock::manual_from_now()).await
 }
 
 /// A browser elsewhere: its requests come from `address` (any of 127.0.0.0/8 reaches the server).
