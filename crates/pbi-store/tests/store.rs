@@ -109,7 +109,10 @@ on_both!(
     concurrent_pins_and_deletes_neither_fail_nor_share_a_position,
     a_disabled_user_loses_sessions_and_tokens_and_a_new_password_ends_sessions,
     the_key_entered_last_is_in_use_and_older_ones_can_be_removed,
-    a_registration_change_and_its_audit_entries_land_together_and_the_log_pages
+    a_registration_change_and_its_audit_entries_land_together_and_the_log_pages,
+    workspace_names_are_their_owners_own_whatever_their_case,
+    a_tile_is_pinned_once_per_workspace,
+    migration_7_renames_repeated_workspace_names_and_drops_repeated_pins
 );
 
 async fn the_key_entered_last_is_in_use_and_older_ones_can_be_removed(postgres: bool) {
@@ -473,4 +476,82 @@ async fn a_disabled_user_loses_sessions_and_tokens_and_a_new_password_ends_sessi
     assert_eq!(store.user_credentials("carol").await.expect("read").expect("there").1, "new-hash");
     assert!(matches!(store.set_user_disabled(Uuid::new_v4(), Some(1)).await, Err(StoreError::NotFound(_))));
     assert!(matches!(store.set_password_hash(Uuid::new_v4(), "h").await, Err(StoreError::NotFound(_))));
+}
+
+async fn workspace_names_are_their_owners_own_whatever_their_case(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let Owners { alice, bob, workspace, .. } = owners(&store).await;
+    for taken in ["Sales", "sales", "SALES"] {
+        let refused = store.add_workspace(alice.id, taken, 1).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Conflict(m)) if m == &format!("a workspace named '{taken}' already exists")),
+            "{taken}: {refused:?}"
+        );
+    }
+    store.add_workspace(bob.id, "Sales", 1).await.expect("Bob's own Sales");
+    let board = store.add_workspace(alice.id, "Board", 1).await.expect("another name");
+    let refused = store.rename_workspace(board.id, alice.id, "sALES").await;
+    assert!(matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("'sALES'")), "{refused:?}");
+    assert_eq!(store.workspace(board.id, alice.id).await.expect("read").name, "Board", "a refused rename changes nothing");
+    store.rename_workspace(workspace.id, alice.id, "SALES").await.expect("a workspace may change its own name's case");
+    assert_eq!(store.workspaces_of(alice.id).await.expect("list").len(), 2);
+}
+
+async fn a_tile_is_pinned_once_per_workspace(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let Owners { alice, connection, workspace, .. } = owners(&store).await;
+    store.add_pin(&pin_of(&workspace, &connection, "t"), 0).await.expect("pinned");
+    let refused = store.add_pin(&pin_of(&workspace, &connection, "t"), 0).await;
+    assert!(matches!(&refused, Err(StoreError::Conflict(m)) if m == "'T' is already pinned here"), "{refused:?}");
+    assert_eq!(store.pins(workspace.id).await.expect("pins").len(), 1);
+    let other = store.add_workspace(alice.id, "Other", 0).await.expect("workspace");
+    store.add_pin(&pin_of(&other, &connection, "t"), 0).await.expect("the same tile in another workspace");
+    let mut elsewhere = pin_of(&workspace, &connection, "t");
+    elsewhere.dashboard_id = "another dashboard".into();
+    store.add_pin(&elsewhere, 0).await.expect("a tile of the same id on another dashboard");
+}
+
+/// Migration 7 on a database that already holds what it forbids: it must apply, renaming and dropping.
+async fn migration_7_renames_repeated_workspace_names_and_drops_repeated_pins(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let Owners { alice, bob, connection, workspace } = owners(&store).await;
+    // Back to schema 6: without the indexes, as a database written before migration 7 was.
+    let raw = sqlx::AnyPool::connect(&db.url).await.expect("raw connection");
+    for sql in ["DROP INDEX workspaces_owner_name", "DROP INDEX pins_workspace_tile", "DELETE FROM pbi_schema WHERE version = 7"] {
+        sqlx::query(sql).execute(&raw).await.expect(sql);
+    }
+    raw.close().await;
+    let first = store.add_pin(&pin_of(&workspace, &connection, "t"), 0).await.expect("pin");
+    store.add_pin(&pin_of(&workspace, &connection, "u"), 0).await.expect("pin");
+    store.add_pin(&pin_of(&workspace, &connection, "t"), 0).await.expect("the same tile again");
+    store.add_pin(&pin_of(&workspace, &connection, "t"), 0).await.expect("and again");
+    let names = ["sales", "Board", " Sales", "SALES", "Sales (2)", "board"];
+    for (at, name) in (1..).zip(names) {
+        store.add_workspace(alice.id, name.trim_start(), at).await.expect("repeated names");
+    }
+    store.add_workspace(bob.id, "Sales", 0).await.expect("Bob's");
+    store.close().await;
+
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("migration 7 applies");
+    assert_eq!(store.schema_version().await.expect("version"), 7);
+    let mut got: Vec<String> = store.workspaces_of(alice.id).await.expect("list").into_iter().map(|w| w.name).collect();
+    got.sort();
+    // Sales (made first) keeps its name; sales, Sales and SALES become (2), (3), (4) in the order made; the
+    // later board becomes board (2); the Sales (2) Alice named herself, now alike with sales (2) and made later,
+    // gets its id's first 8 characters.
+    let suffixed = got.iter().filter(|n| n.starts_with("Sales (2) ") && n.len() == "Sales (2) ".len() + 8).count();
+    got.retain(|n| !n.starts_with("Sales (2) "));
+    assert_eq!(got, ["Board", "SALES (4)", "Sales", "Sales (3)", "board (2)", "sales (2)"]);
+    assert_eq!(suffixed, 1);
+    let folded: std::collections::HashSet<String> = got.iter().map(|n| n.to_lowercase()).collect();
+    assert_eq!(folded.len(), got.len(), "no two alike: {got:?}");
+    assert_eq!(store.workspaces_of(bob.id).await.expect("list")[0].name, "Sales", "another owner's name is theirs");
+    let pins = store.pins(workspace.id).await.expect("pins");
+    assert_eq!(pins.iter().map(|p| p.tile_id.as_str()).collect::<Vec<_>>(), ["t", "u"], "the first of each tile kept");
+    assert_eq!(pins[0].id, first.id);
+    assert!(matches!(store.add_workspace(alice.id, "board (2)", 9).await, Err(StoreError::Conflict(_))), "the index is there");
+    assert!(matches!(store.add_pin(&pin_of(&workspace, &connection, "u"), 0).await, Err(StoreError::Conflict(_))));
 }
