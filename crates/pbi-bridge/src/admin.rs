@@ -40,6 +40,7 @@ pub struct SecretArgs {
 pub enum RegistrationCommand {
     /// Registers an Entra ID app (secrets are never taken from the command line).
     Add {
+        /// A name of your choosing, used by the other registration commands.
         #[arg(long)]
         name: String,
         /// The Application (client) ID.
@@ -48,21 +49,25 @@ pub enum RegistrationCommand {
         /// A tenant id or domain; organizations or common for multi-tenant apps.
         #[arg(long)]
         tenant: String,
+        /// Public, US-GCC, GCC-High, DoD or China.
         #[arg(long, default_value = "public")]
         cloud: String,
-        /// Repeatable.
+        /// The server's OAuth callback URL as registered in Entra ID (repeatable).
         #[arg(long = "redirect-url", required = true)]
         redirect_urls: Vec<String>,
         /// Delegated permissions, repeatable; default: seed 000's set and offline_access.
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        #[arg(long)]
+        /// Entra's authorize endpoint, when not the cloud's (e.g. the sandbox's).
+        #[arg(long, value_name = "URL")]
         authorize_url: Option<String>,
-        #[arg(long)]
+        /// Entra's token endpoint, when not the cloud's (e.g. the sandbox's).
+        #[arg(long, value_name = "URL")]
         token_url: Option<String>,
         /// The Power BI API base to call instead of the cloud's (e.g. the sandbox).
         #[arg(long)]
         api_base: Option<String>,
+        /// Register it disabled: nobody can connect through it until `registration update --enable`.
         #[arg(long)]
         disabled: bool,
         #[command(flatten)]
@@ -70,21 +75,28 @@ pub enum RegistrationCommand {
     },
     /// Changes a registration: more redirect URLs, a new secret, enable or disable.
     Update {
+        /// The registration's name.
         #[arg(long)]
         name: String,
+        /// A new Application (client) ID.
         #[arg(long)]
         client_id: Option<String>,
+        /// A new tenant id or domain.
         #[arg(long)]
         tenant: Option<String>,
-        #[arg(long = "add-redirect-url")]
+        /// A redirect URL to add (repeatable).
+        #[arg(long = "add-redirect-url", value_name = "URL")]
         add_redirect_urls: Vec<String>,
-        #[arg(long = "remove-redirect-url")]
+        /// A redirect URL to remove (repeatable).
+        #[arg(long = "remove-redirect-url", value_name = "URL")]
         remove_redirect_urls: Vec<String>,
         /// Replaces the scopes (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Let users connect through it again.
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
+        /// Stop new connections through it (existing ones say why they stopped).
         #[arg(long)]
         disable: bool,
         #[command(flatten)]
@@ -92,6 +104,7 @@ pub enum RegistrationCommand {
     },
     /// Shows one registration, or all.
     Show {
+        /// Only this registration.
         #[arg(long)]
         name: Option<String>,
         /// Include removed registrations.
@@ -100,6 +113,7 @@ pub enum RegistrationCommand {
     },
     /// Checks a registration for real (a client-credentials request) and says what is left to do.
     Validate {
+        /// The registration's name.
         #[arg(long)]
         name: String,
         /// The server's OAuth callback URL, to check it is registered.
@@ -108,6 +122,7 @@ pub enum RegistrationCommand {
     },
     /// Unregisters: the registration is disabled and kept, and what depended on it says why it stopped.
     Remove {
+        /// The registration's name.
         #[arg(long)]
         name: String,
     },
@@ -115,22 +130,27 @@ pub enum RegistrationCommand {
 
 #[derive(Subcommand)]
 pub enum ConnectionsCommand {
+    /// Lists the Power BI connections: whose they are, the Power BI account, their status and why.
     List {
-        /// Only this pbi-bridge user's connections.
-        #[arg(long)]
+        /// Only this pbi-bridge user's connections (a user name, or a user id).
+        #[arg(long, value_name = "USER")]
         owner: Option<String>,
     },
+    /// Shows one connection in full (as JSON): scopes, token expiry, last refresh and last error; never a token.
     Show {
+        /// The connection's id (from connections list).
         #[arg(long)]
         id: Uuid,
     },
     /// Makes sure the connection has a valid access token (refreshing it if needed); prints its state, never the token.
     Refresh {
+        /// The connection's id (from connections list).
         #[arg(long)]
         id: Uuid,
     },
     /// Deletes the connection's tokens.
     Disconnect {
+        /// The connection's id (from connections list).
         #[arg(long)]
         id: Uuid,
     },
@@ -140,16 +160,20 @@ pub enum ConnectionsCommand {
 pub enum UsersCommand {
     /// Adds a pbi-bridge user; the password is read from stdin or a no-echo prompt.
     Add {
+        /// The name they sign in with (the same whatever its case).
         #[arg(long)]
         username: String,
+        /// The name pages show; default: the user name.
         #[arg(long)]
         display_name: Option<String>,
         /// May configure Power BI and see every user's connections.
         #[arg(long)]
         admin: bool,
+        /// Read the password from standard input instead of prompting for it.
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Lists pbi-bridge's users with their role and whether they are disabled.
     List,
 }
 

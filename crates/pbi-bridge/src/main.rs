@@ -11,7 +11,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "pbi-bridge", version, about = "Power BI integration server, web UI, CLI and sandbox")]
+#[command(
+    name = "pbi-bridge",
+    version,
+    about = "Power BI integration server, web UI, CLI and sandbox",
+    color = clap::ColorChoice::Auto
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +34,7 @@ enum Command {
         command: admin::RegistrationCommand,
         #[command(flatten)]
         store: config::StoreArgs,
-        /// Print JSON.
+        /// Print JSON instead of a table or a sentence.
         #[arg(long, global = true)]
         json: bool,
     },
@@ -39,6 +44,7 @@ enum Command {
         command: admin::ConnectionsCommand,
         #[command(flatten)]
         store: config::StoreArgs,
+        /// Print JSON instead of a table or a sentence.
         #[arg(long, global = true)]
         json: bool,
     },
@@ -52,6 +58,7 @@ enum Command {
         command: admin::UsersCommand,
         #[command(flatten)]
         store: config::StoreArgs,
+        /// Print JSON instead of a table or a sentence.
         #[arg(long, global = true)]
         json: bool,
     },
@@ -61,6 +68,7 @@ enum Command {
         command: admin::KeysCommand,
         #[command(flatten)]
         store: config::StoreArgs,
+        /// Print JSON instead of a sentence.
         #[arg(long, global = true)]
         json: bool,
     },
@@ -102,6 +110,10 @@ struct ServeArgs {
     /// The URL people reach the server at (behind a proxy); cookies are Secure when it is https.
     #[arg(long, env = "PBI_BRIDGE__SERVER__PUBLIC_URL")]
     public_url: Option<String>,
+    /// Take the client's address from the last X-Forwarded-For entry (for sign-in throttling). Safe only behind a
+    /// reverse proxy that sets that header and cannot be bypassed: otherwise any client can pick its own address.
+    #[arg(long, env = "PBI_BRIDGE__SERVER__TRUST_FORWARDED_FOR", value_parser = clap::builder::BoolishValueParser::new())]
+    trust_forwarded_for: bool,
     #[command(flatten)]
     store: config::StoreArgs,
 }
@@ -110,7 +122,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let (store, created) = args.store.open(config::Create::Yes).await?;
     let clock = pbi_clock::Clock::system();
     let auth = std::sync::Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));
-    let config = pbi_server::ServerConfig { addr: args.addr, public_url: args.public_url, ..Default::default() };
+    let config = server_config(&args);
     let mut server =
         pbi_server::Server::start(config, store, auth, clock).await.with_context(|| format!("could not listen on {}", args.addr))?;
     // The first line is a contract: scripts and tests read the URL from it.
@@ -125,6 +137,16 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     server.shutdown().await.context("stopping the server")
 }
 
+/// The server settings `serve`'s flags ask for.
+fn server_config(args: &ServeArgs) -> pbi_server::ServerConfig {
+    pbi_server::ServerConfig {
+        addr: args.addr,
+        public_url: args.public_url.clone(),
+        trust_forwarded_for: args.trust_forwarded_for,
+        ..Default::default()
+    }
+}
+
 fn parse_seed(text: &str) -> Result<pbi_sandbox::Seed, String> {
     text.parse()
 }
@@ -134,6 +156,8 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PBI_BRIDGE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: a pipe or a log file gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -216,4 +240,55 @@ fn print_demo_help(base: &str) {
     );
     println!("Directory, apps and secrets: {base}/_sandbox/seed");
     println!("Press Ctrl-C to stop.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    /// Every subcommand and every argument, found by walking clap's tree, that has no help line (clap's own
+    /// `help` and `version` aside). `path` names where it is, e.g. "pbi-bridge powerbi list-tiles --dashboard".
+    fn undocumented(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                let name = arg.get_long().map_or_else(|| id.to_owned(), |long| format!("--{long}"));
+                out.push(format!("{path} {name}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                out.push(sub_path.clone());
+            }
+            undocumented(sub, &sub_path, out);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_and_argument_has_a_help_line() {
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        undocumented(&command, "pbi-bridge", &mut missing);
+        assert!(missing.is_empty(), "no help line (add a /// doc comment): {missing:#?}");
+    }
+
+    #[test]
+    fn serve_trusts_x_forwarded_for_only_when_asked() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(Command::Serve(serve)) => server_config(&serve).trust_forwarded_for,
+            Ok(_) => panic!("not serve"),
+            Err(error) => panic!("{error}"),
+        };
+        assert!(!parse(&["pbi-bridge", "serve"]), "off by default");
+        assert!(parse(&["pbi-bridge", "serve", "--trust-forwarded-for"]));
+    }
 }

@@ -86,15 +86,22 @@ enum Action {
         #[command(flatten)]
         paging: Paging,
     },
+    /// Lists the dashboards of the workspace (--workspace, default My workspace).
     ListDashboards,
+    /// Lists the tiles of one dashboard, with their size and the report or dataset behind each.
     ListTiles {
-        #[arg(long)]
+        /// The dashboard's id (from list-dashboards).
+        #[arg(long, value_name = "ID")]
         dashboard: Uuid,
     },
+    /// Lists the reports of the workspace, with the dataset each reads.
     ListReports,
+    /// Lists the datasets (semantic models) of the workspace; push datasets are marked "push".
     ListDatasets,
+    /// Lists the tables of a push dataset with their columns and types.
     ListTables {
-        #[arg(long)]
+        /// The dataset's id (from list-datasets).
+        #[arg(long, value_name = "ID")]
         dataset: String,
     },
     /// Creates a push dataset from a definition file ({"name", "tables": [...], "relationships": [...]}).
@@ -108,8 +115,10 @@ enum Action {
     },
     /// Pushes rows from CSV, JSON or NDJSON into a push table, checked against its schema first.
     CreateRows {
-        #[arg(long)]
+        /// The push dataset's id (from list-datasets).
+        #[arg(long, value_name = "ID")]
         dataset: String,
+        /// The table's name (from list-tables; case does not matter).
         #[arg(long)]
         table: String,
         /// The input file, or - for stdin.
@@ -121,14 +130,17 @@ enum Action {
     },
     /// Removes every row of a push table.
     DeleteRows {
-        #[arg(long)]
+        /// The push dataset's id (from list-datasets).
+        #[arg(long, value_name = "ID")]
         dataset: String,
+        /// The table's name (from list-tables).
         #[arg(long)]
         table: String,
     },
     /// Replaces a push table's schema with a table definition ({"name", "columns": [...]}).
     UpdateTable {
-        #[arg(long)]
+        /// The push dataset's id (from list-datasets).
+        #[arg(long, value_name = "ID")]
         dataset: String,
         /// The table definition as a JSON file, or - for stdin.
         #[arg(long)]
@@ -136,7 +148,8 @@ enum Action {
     },
     /// Starts an on-demand refresh of a dataset.
     RefreshDataset {
-        #[arg(long)]
+        /// The dataset's id (from list-datasets).
+        #[arg(long, value_name = "ID")]
         dataset: String,
     },
     /// Calls any endpoint under the API base (a path such as myorg/datasets, never a full URL).
@@ -145,8 +158,10 @@ enum Action {
 
 #[derive(Args)]
 struct RequestArgs {
+    /// The HTTP method (GET, POST, PUT, PATCH, DELETE).
     #[arg(long, default_value = "GET")]
     method: reqwest::Method,
+    /// The path under the API base, e.g. myorg/groups or myorg/groups/ID/datasets (never a full URL).
     #[arg(long)]
     path: String,
     /// A JSON body, or @FILE.
@@ -164,6 +179,7 @@ struct RequestArgs {
     /// A multipart file FIELD=PATH, repeatable (sent with its file name).
     #[arg(long = "attach", value_parser = parse_pair::<'='>)]
     files: Vec<(String, String)>,
+    /// How to print the answer: json (pretty-printed), text, or binary (the bytes as they came).
     #[arg(long, value_enum, default_value = "json")]
     response_type: ResponseKind,
     /// Seconds before giving up on one attempt.
