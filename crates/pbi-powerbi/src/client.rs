@@ -152,7 +152,10 @@ impl PowerBiClient {
         let url = self.url_for(&request.path)?;
         let (mut attempt, mut waited, mut fresh_token, mut refreshed) = (0u32, Duration::ZERO, false, false);
         loop {
-            let token = self.tokens.token(fresh_token).await.map_err(|e| PowerBiError::new(ErrorKind::Token(e.message)))?;
+            let token = self.tokens.token(fresh_token).await.map_err(|e| {
+                // No answer from the token endpoint is a network failure; an answer that refuses is a token error.
+                PowerBiError::new(if e.is_unreachable() { ErrorKind::Transport(e.message) } else { ErrorKind::Token(e.message) })
+            })?;
             let error = match self.send_once(request, &url, token.secret()).await {
                 Ok(answer) => return Ok(answer),
                 Err(error) => error,

@@ -50,6 +50,22 @@ pub struct TokenError {
     pub message: String,
 }
 
+/// How the message of a token request that got no answer begins (see `TokenError::unreachable`).
+const UNREACHABLE: &str = "the token endpoint could not be reached: ";
+
+impl TokenError {
+    /// The token endpoint gave no answer (connection refused, DNS, TLS, timeout): a network failure, which
+    /// `PowerBiClient` reports as `ErrorKind::Transport`, not a refusal by Entra.
+    pub fn unreachable(detail: impl std::fmt::Display) -> Self {
+        Self { aadsts: None, message: format!("{UNREACHABLE}{detail}") }
+    }
+
+    /// Whether this is `unreachable`'s error (no answer came), as opposed to Entra refusing the request.
+    pub fn is_unreachable(&self) -> bool {
+        self.aadsts.is_none() && self.message.starts_with(UNREACHABLE)
+    }
+}
+
 /// The seam every caller plugs its credentials into. `fresh` asks to bypass any cache (the API said the
 /// last token was expired or invalid).
 pub trait TokenSource: Send + Sync {
@@ -134,13 +150,7 @@ impl ClientCredentials {
             ("client_secret", self.secret.secret()),
             ("scope", self.scope.as_str()),
         ];
-        let response = self
-            .http
-            .post(self.token_url.clone())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| TokenError { aadsts: None, message: format!("the token endpoint could not be reached: {e}") })?;
+        let response = self.http.post(self.token_url.clone()).form(&form).send().await.map_err(TokenError::unreachable)?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         if !status.is_success() {

@@ -185,6 +185,31 @@ async fn exit_codes_tell_usage_power_bi_network_and_sign_in_failures_apart() {
     .expect("task");
     assert_eq!(unreachable.status.code(), Some(4), "a network error: {}", String::from_utf8_lossy(&unreachable.stderr));
 
+    // With client credentials the first request is the token request: no answer from the authority is a
+    // network error too (4), not a sign-in failure (5), which is kept for Entra saying no (below).
+    let authority_unreachable = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_pbi-bridge"))
+            .args([
+                "powerbi",
+                "list-groups",
+                "--api-base",
+                "http://127.0.0.1:9",
+                "--authority",
+                "http://127.0.0.1:9/contoso.onmicrosoft.com",
+            ])
+            .args(["--client-id", &pbi_sandbox::demo_automation_client_id().to_string(), "--retries", "0"])
+            .env("PBI_BRIDGE_CLIENT_SECRET", demo::AUTOMATION_SECRET)
+            .env_remove("PBI_BRIDGE_TOKEN")
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("task");
+    let stderr = String::from_utf8_lossy(&authority_unreachable.stderr);
+    assert_eq!(authority_unreachable.status.code(), Some(4), "a network error: {stderr}");
+    assert!(stderr.contains("network error") && stderr.contains("token endpoint could not be reached"), "{stderr}");
+    assert!(!stderr.contains(demo::AUTOMATION_SECRET), "{stderr}");
+
     let base = sandbox.base_url().to_owned();
     let wrong_secret = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_pbi-bridge"))

@@ -128,6 +128,25 @@ async fn a_wrong_secret_is_a_token_error_with_entras_message() {
 }
 
 #[tokio::test]
+async fn an_unreachable_token_endpoint_is_a_network_error_not_a_refusal() {
+    let env = Env::start().await;
+    // Nothing listens on port 9: the token request gets no answer at all.
+    let authority = url::Url::parse("http://127.0.0.1:9/contoso.onmicrosoft.com").expect("authority");
+    let source = pbi_powerbi::ClientCredentials::new(
+        reqwest::Client::new(),
+        &authority,
+        pbi_sandbox::demo_automation_client_id().to_string(),
+        pbi_powerbi::ClientSecret::new(pbi_sandbox::demo::AUTOMATION_SECRET),
+        env.cloud().resource(),
+    )
+    .expect("source");
+    let error = env.client(Arc::new(source), RetryPolicy::none()).groups(None, Default::default()).await.expect_err("no answer");
+    let ErrorKind::Transport(message) = &error.kind else { panic!("a network error, not {:?}", error.kind) };
+    assert!(message.contains("token endpoint could not be reached"), "says which request got no answer: {message}");
+    assert!(!message.contains(pbi_sandbox::demo::AUTOMATION_SECRET), "{message}");
+}
+
+#[tokio::test]
 async fn debug_logs_name_each_call_and_never_the_token_or_secret() {
     let logs = pbi_testlog::capture();
     let env = Env::start().await;
