@@ -225,9 +225,12 @@ fn parse_pair<const SEP: char>(text: &str) -> Result<(String, String), String> {
 
 /// Why a command failed, as its exit code says.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
+    let refused_token = error.downcast_ref::<PowerBiError>().is_some_and(PowerBiError::is_token_problem);
     match error.downcast_ref::<PowerBiError>().map(|e| &e.kind) {
         Some(ErrorKind::Transport(_)) => 4,
+        // A token Power BI refused even after a fresh one was asked for is a sign-in failure, like Entra's refusal.
         Some(ErrorKind::Token(_)) => 5,
+        Some(_) if refused_token => 5,
         Some(ErrorKind::Invalid(_) | ErrorKind::Schema { .. }) => 2,
         Some(_) => 3,
         None if error.downcast_ref::<UsageError>().is_some() => 2,
@@ -298,6 +301,45 @@ fn read_input(path: &PathBuf) -> anyhow::Result<String> {
 }
 
 pub async fn run(args: PowerBiArgs) -> anyhow::Result<()> {
+    let static_token = args.common.token.is_some();
+    act(args).await.map_err(|error| explain_refused_token(error, static_token))
+}
+
+/// A token Power BI refused (`InvalidToken`, often with no message at all, or `TokenExpired`), after the
+/// client's one retry with a fresh token: what the code means, when Power BI did not say, and what to do
+/// about it with this command's credentials. Anything else is passed on as it is.
+fn explain_refused_token(error: anyhow::Error, static_token: bool) -> anyhow::Error {
+    let Some(refused) = error.downcast_ref::<PowerBiError>() else { return error };
+    let (ErrorKind::Forbidden { code, message } | ErrorKind::Unauthorized { code, message }) = &refused.kind else { return error };
+    let (meaning, what_to_do) = match code.as_str() {
+        "InvalidToken" => (
+            "Power BI did not accept the access token: it is not a Power BI token, was issued for another resource or has been tampered with",
+            if static_token {
+                "get a new one for https://analysis.windows.net/powerbi/api (or use --client-id with PBI_BRIDGE_CLIENT_SECRET and --tenant, and pbi-bridge gets its own)"
+            } else {
+                "a fresh one was refused too: check that --authority (or --tenant) is the Entra ID that the --api-base (or --cloud) Power BI trusts"
+            },
+        ),
+        "TokenExpired" => (
+            "the access token has expired",
+            if static_token {
+                "get a new one (they last about an hour), or use --client-id with PBI_BRIDGE_CLIENT_SECRET and --tenant, and pbi-bridge renews its own"
+            } else {
+                "a fresh one had expired too: check this machine's clock"
+            },
+        ),
+        _ => return error,
+    };
+    let message = if message.trim().is_empty() { meaning.to_owned() } else { message.trim().trim_end_matches('.').to_owned() };
+    let message = format!("{message}; {what_to_do}");
+    let kind = match &refused.kind {
+        ErrorKind::Unauthorized { .. } => ErrorKind::Unauthorized { code: code.clone(), message },
+        _ => ErrorKind::Forbidden { code: code.clone(), message },
+    };
+    PowerBiError { kind, request_id: refused.request_id.clone() }.into()
+}
+
+async fn act(args: PowerBiArgs) -> anyhow::Result<()> {
     let common = &args.common;
     let client = client(common)?;
     let workspace = common.workspace.map_or(Workspace::My, Workspace::Group);
@@ -310,11 +352,20 @@ pub async fn run(args: PowerBiArgs) -> anyhow::Result<()> {
             } else {
                 client.groups(filter.as_deref(), Page { top: paging.top, skip: paging.skip }).await?
             };
+            // `isReadOnly` is the caller's access (a Viewer's workspace is read-only to them); the capacity
+            // decides what the workspace can hold (paginated reports, large datasets).
             let rows = groups
                 .iter()
-                .map(|g| vec![g.id.to_string(), g.name.clone(), if g.is_read_only { "read-only" } else { "" }.into()])
+                .map(|g| {
+                    vec![
+                        g.id.to_string(),
+                        g.name.clone(),
+                        if g.is_read_only { "read-only" } else { "read-write" }.into(),
+                        if g.is_on_dedicated_capacity { "dedicated" } else { "shared" }.into(),
+                    ]
+                })
                 .collect();
-            print_list(json, &groups, &["ID", "NAME", "ACCESS"], rows);
+            print_list(json, &groups, &["ID", "NAME", "ACCESS", "CAPACITY"], rows);
         }
         Action::ListDashboards => {
             let items = client.dashboards(workspace).await?;

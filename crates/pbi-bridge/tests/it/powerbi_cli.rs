@@ -63,11 +63,25 @@ async fn stored_rows(sandbox: &SandboxHandle, dataset: &str, table: &str) -> u64
 async fn list_actions_print_tables_and_json() {
     let sandbox = sandbox().await;
     let ws = demo_id("ws:sales").to_string();
+    let sp = demo_id(&format!("sp:{}:{}", demo_id("tenant:contoso"), pbi_sandbox::demo_automation_client_id()));
+    sandbox
+        .control(SandboxCommand::AddWorkspaceMember { workspace: demo_id("ws:operations"), principal: sp, role: WorkspaceRole::Viewer })
+        .expect("viewer");
     let groups = cli(&sandbox, &["list-groups"], None).await;
     assert_eq!(groups.code, Some(0), "{}", groups.stderr);
     assert!(groups.stdout.starts_with("ID") && groups.stdout.contains("Sales Analytics"), "{}", groups.stdout);
+    let access = |name: &str| {
+        let line = groups.stdout.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name} listed: {}", groups.stdout));
+        line.split_whitespace().rev().nth(1).unwrap_or_default().to_owned()
+    };
+    let header: Vec<&str> = groups.stdout.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["ID", "NAME", "ACCESS", "CAPACITY"]);
+    assert_eq!(access("Operations"), "read-only", "a Viewer may only read: {}", groups.stdout);
+    assert_eq!(access("Sales Analytics"), "read-write", "{}", groups.stdout);
     let json: Value = serde_json::from_str(&cli(&sandbox, &["list-groups", "--json", "--all"], None).await.stdout).expect("JSON");
-    assert_eq!(json[0]["name"], "Sales Analytics");
+    let names: Vec<&str> = json.as_array().map(|a| a.iter().filter_map(|g| g["name"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(names, ["Operations", "Sales Analytics"]);
+    assert_eq!(json[0]["isReadOnly"], true, "JSON carries Power BI's own fields");
 
     let dashboards = cli(&sandbox, &["list-dashboards", "--workspace", &ws], None).await;
     assert!(dashboards.stdout.contains("Sales Overview"), "{}", dashboards.stdout);
@@ -245,4 +259,60 @@ async fn exit_codes_tell_usage_power_bi_network_and_sign_in_failures_apart() {
     .expect("task");
     assert_eq!(no_credentials.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_credentials.stderr).contains("give --token"));
+}
+
+/// Runs the binary with `--token TOKEN` (and no client credentials) against `sandbox`.
+async fn cli_with_token(sandbox: &SandboxHandle, token: &str) -> Output {
+    let (base, token) = (sandbox.base_url().to_owned(), token.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(env!("CARGO_BIN_EXE_pbi-bridge"))
+            .args(["powerbi", "list-groups", "--api-base", &base, "--token", &token])
+            .env_remove("PBI_BRIDGE_TOKEN")
+            .env_remove("PBI_BRIDGE_CLIENT_SECRET")
+            .output()
+            .expect("runs");
+        Output {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_says_what_power_bi_meant_and_what_to_do() {
+    let sandbox = sandbox().await;
+    // Power BI answers a token it cannot read with 403 and only `X-PowerBI-Error-Info: InvalidToken`.
+    let forged = cli_with_token(&sandbox, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJtZSJ9.forged-token-text").await;
+    assert_eq!(forged.code, Some(5), "a sign-in (token) failure: {}", forged.stderr);
+    let line = forged.stderr.trim();
+    assert!(line.contains("(InvalidToken): Power BI did not accept the access token"), "the code and what it means: {line}");
+    assert!(line.contains("get a new one") && line.contains("--client-id"), "what to do: {line}");
+    assert!(line.contains("(RequestId "), "{line}");
+    assert!(!line.contains("forged-token-text"), "the token is never echoed: {line}");
+
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/{}/oauth2/v2.0/token", sandbox.base_url(), demo::CONTOSO_DOMAIN))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &pbi_sandbox::demo_automation_client_id().to_string()),
+            ("client_secret", demo::AUTOMATION_SECRET),
+            ("scope", "https://analysis.windows.net/powerbi/api/.default"),
+        ])
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    let token = token["access_token"].as_str().expect("a token").to_owned();
+    assert_eq!(cli_with_token(&sandbox, &token).await.code, Some(0), "the token works before it expires");
+    sandbox.clock().advance(time::Duration::hours(2)).expect("a manual clock");
+    let expired = cli_with_token(&sandbox, &token).await;
+    assert_eq!(expired.code, Some(5), "{}", expired.stderr);
+    assert!(expired.stderr.contains("(TokenExpired): Access token has expired"), "Power BI's own words kept: {}", expired.stderr);
+    assert!(expired.stderr.contains("get a new one (they last about an hour)"), "what to do: {}", expired.stderr);
+    assert!(!expired.stderr.contains(&token), "the token is never echoed");
 }
