@@ -2,6 +2,7 @@
 
 mod admin_cli;
 mod browser;
+mod cli_output;
 mod datadir;
 mod powerbi_cli;
 mod sandbox_cli;
