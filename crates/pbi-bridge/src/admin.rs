@@ -395,9 +395,13 @@ pub async fn connections(store_args: &StoreArgs, command: ConnectionsCommand, js
         t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
             .map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
     };
+    // A connection's owner is a pbi-bridge user id: people read the user's name.
+    let names: std::collections::HashMap<String, String> =
+        store.users().await?.into_iter().map(|u| (u.id.to_string(), u.username)).collect();
+    let owner_name = |owner: &str| names.get(owner).cloned();
     let describe = |c: &pbi_store::Connection| {
         json!({
-            "id": c.id, "owner": c.account.owner, "upn": c.account.upn, "tenantId": c.account.tenant_id, "registrationId": c.account.registration_id,
+            "id": c.id, "owner": c.account.owner, "ownerName": owner_name(&c.account.owner), "upn": c.account.upn, "tenantId": c.account.tenant_id, "registrationId": c.account.registration_id,
             "scopes": c.scopes, "status": format!("{:?}", c.status), "reason": c.status_reason, "accessTokenExpires": date(c.access_expires_at),
             "lastRefresh": date(c.last_refresh_at), "lastError": c.last_error,
         })
@@ -405,14 +409,28 @@ pub async fn connections(store_args: &StoreArgs, command: ConnectionsCommand, js
     match command {
         ConnectionsCommand::List { owner } => {
             let list = match owner {
-                Some(owner) => store.connections_of(&owner).await?,
+                Some(owner) => {
+                    // A user name (whatever its case) or a user id.
+                    let id = names
+                        .iter()
+                        .find(|(id, name)| name.eq_ignore_ascii_case(owner.trim()) || id.eq_ignore_ascii_case(owner.trim()))
+                        .map(|(id, _)| id.clone())
+                        .ok_or_else(|| {
+                            crate::powerbi::usage_error(format!(
+                                "--owner: there is no pbi-bridge user '{owner}'; `pbi-bridge users list` shows them"
+                            ))
+                        })?;
+                    store.connections_of(&id).await?
+                }
                 None => store.all_connections().await?,
             };
             let items: Vec<_> = list.iter().map(describe).collect();
             let rows = list
                 .iter()
                 .map(|c| {
-                    vec![c.id.to_string(), c.account.owner.clone(), c.account.upn.clone(), format!("{:?}", c.status), opt(&c.status_reason)]
+                    // A user removed since keeps their id here, so the row still says whose it was.
+                    let owner = owner_name(&c.account.owner).unwrap_or_else(|| format!("(no user {})", c.account.owner));
+                    vec![c.id.to_string(), owner, c.account.upn.clone(), format!("{:?}", c.status), opt(&c.status_reason)]
                 })
                 .collect();
             print_list(json_output, &items, &["ID", "OWNER", "POWER BI ACCOUNT", "STATUS", "REASON"], rows);

@@ -195,3 +195,55 @@ async fn users_are_added_from_stdin_and_serve_answers_on_its_printed_url() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn connections_list_names_their_owners() {
+    let dir = temp_dir();
+    for user in ["admin", "alice"] {
+        let added = run(&dir, &["users", "add", "--username", user, "--password-stdin"], Some("a long enough password\n")).await;
+        assert_eq!(added.code, Some(0), "{}", added.stderr);
+    }
+    let add = ["registration", "add", "--name", "erp", "--client-id", "c", "--tenant", "t", "--redirect-url", "https://x/cb"];
+    let registered = run(&dir, &[&add[..], &["--secret-stdin", "--secret-expires", "2099-01-31"]].concat(), Some("s")).await;
+    assert_eq!(registered.code, Some(0), "{}", registered.stderr);
+    let users: Value = serde_json::from_str(&run(&dir, &["users", "list", "--json"], None).await.stdout).expect("JSON");
+    let alice = users.as_array().and_then(|u| u.iter().find(|u| u["username"] == "alice")).expect("alice")["id"].as_str().expect("id");
+    let registrations: Value = serde_json::from_str(&run(&dir, &["registration", "show", "--json"], None).await.stdout).expect("JSON");
+    let registration = registrations[0]["id"].as_str().and_then(|id| id.parse().ok()).expect("a registration id");
+
+    // A connection as a sign-in through the server leaves it: owned by Alice's pbi-bridge user id.
+    let keys = pbi_crypto::KeyRing::load(&dir.join("keys")).expect("the key file");
+    let store = pbi_store::Store::connect(&format!("sqlite://{}", dir.join("pbi-bridge.db").display()), keys).await.expect("store");
+    let account = pbi_store::Account {
+        owner: alice.to_owned(),
+        registration_id: registration,
+        tenant_id: "tenant".into(),
+        object_id: "object".into(),
+        upn: "alice@contoso.onmicrosoft.com".into(),
+    };
+    let tokens = pbi_store::Tokens {
+        access: secrecy::SecretString::from("access".to_owned()),
+        access_expires_at: 4_000_000_000,
+        refresh: None,
+        refresh_expires_at: None,
+    };
+    store.save_connection(&account, &[], &tokens, 1_700_000_000).await.expect("saved");
+    store.close().await;
+
+    let listed = run(&dir, &["connections", "list"], None).await;
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    let row = listed.stdout.lines().find(|l| l.contains("alice@contoso")).unwrap_or_else(|| panic!("listed: {}", listed.stdout));
+    assert_eq!(row.split_whitespace().nth(1), Some("alice"), "the owner's user name, not their id: {}", listed.stdout);
+    assert!(!listed.stdout.contains(alice), "{}", listed.stdout);
+    let json: Value = serde_json::from_str(&run(&dir, &["connections", "list", "--json"], None).await.stdout).expect("JSON");
+    assert_eq!((json[0]["owner"].as_str(), json[0]["ownerName"].as_str()), (Some(alice), Some("alice")), "scripts get both");
+    for owner in ["Alice", alice] {
+        let mine = run(&dir, &["connections", "list", "--owner", owner], None).await;
+        assert!(mine.stdout.contains("alice@contoso"), "--owner {owner}: {}{}", mine.stdout, mine.stderr);
+    }
+    assert!(run(&dir, &["connections", "list", "--owner", "admin"], None).await.stdout.contains("(none)"));
+    let nobody = run(&dir, &["connections", "list", "--owner", "carol"], None).await;
+    assert_eq!(nobody.code, Some(2), "{}", nobody.stderr);
+    assert!(nobody.stderr.contains("no pbi-bridge user 'carol'") && nobody.stderr.contains("users list"), "{}", nobody.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
