@@ -1,13 +1,14 @@
 //! The administrator's "Users" page: pbi-bridge's own accounts, listed and added.
 
 use crate::AppState;
+use crate::frame::Message;
 use crate::ops::{self, NewUser};
 use crate::pages::{form_expired, render};
 use crate::problem::Problem;
-use crate::session::{self, SignedIn};
+use crate::session::{self, Flash, SignedIn};
 use crate::users::{SignInLock, SignInName};
 use askama::Template;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use pbi_store::Session;
@@ -22,10 +23,14 @@ struct UserRow {
     username: String,
     display_name: String,
     role: &'static str,
+    /// HTML: a `<time>` (`frame::When`).
     created: String,
     /// While sign-ins with this name are refused: from where, and until when.
     lock: Option<String>,
 }
+
+/// Users listed on one page of the Users page.
+const PAGE_SIZE: usize = 50;
 
 /// A sign-in lock in words for the Users page.
 fn lock_words(lock: &SignInLock) -> String {
@@ -38,24 +43,42 @@ fn lock_words(lock: &SignInLock) -> String {
     }
 }
 
+/// The Add a user form as typed (never the password), and what is wrong with each field.
+#[derive(Default)]
+struct AddForm {
+    username: String,
+    display_name: String,
+    admin: bool,
+    username_error: Option<String>,
+    display_name_error: Option<String>,
+    password_error: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "admin_users.html")]
 struct UsersPage<'a> {
-    user_name: &'a str,
     csrf: &'a str,
     users: Vec<UserRow>,
     error: Option<String>,
-    message: Option<String>,
+    form: AddForm,
+    page: usize,
+    pages: usize,
+    total: usize,
 }
 
-async fn page(state: &AppState, session: &Session, status: StatusCode, error: Option<String>, message: Option<String>) -> Response {
+async fn page(state: &AppState, session: &Session, status: StatusCode, error: Option<String>, form: AddForm, page: usize) -> Response {
     let users = match ops::users(state, &session.user).await {
         Ok(users) => users,
         Err(problem) => return problem.page(),
     };
+    let total = users.len();
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let page = page.clamp(1, pages);
     let locks = state.sign_in_guard.locks(state.clock.unix());
     let users = users
         .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
         .map(|u| UserRow {
             lock: SignInName::parse(&u.username).ok().and_then(|name| locks.get(name.as_str())).map(lock_words),
             id: u.id.to_string(),
@@ -64,14 +87,25 @@ async fn page(state: &AppState, session: &Session, status: StatusCode, error: Op
             username: u.username,
             display_name: u.display_name,
             role: if u.is_admin { "admin" } else { "user" },
-            created: crate::admin::date(u.created_at),
+            created: crate::frame::when_html(crate::frame::When::at(u.created_at)),
         })
         .collect();
-    render(status, &UsersPage { user_name: &session.user.display_name, csrf: &session.csrf_token, users, error, message })
+    render(status, &UsersPage { csrf: &session.csrf_token, users, error, form, page, pages, total })
 }
 
-pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {
-    page(&state, &session, StatusCode::OK, None, None).await
+#[derive(Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Query(query): Query<PageQuery>) -> Response {
+    page(&state, &session, StatusCode::OK, None, AddForm::default(), query.page.unwrap_or(1)).await
+}
+
+/// Back to the Users page with a message bar (Post/Redirect/Get).
+fn back(state: &AppState, session: &Session, message: Message) -> Response {
+    session::done(state, session, "/admin/users", Flash::message(message))
 }
 
 #[derive(Deserialize)]
@@ -92,18 +126,23 @@ pub async fn create(State(state): State<Arc<AppState>>, SignedIn(session): Signe
     if !session::same(&session.csrf_token, &form.csrf) {
         return form_expired();
     }
-    let new = NewUser {
-        username: &form.username,
-        display_name: &form.display_name,
-        password: &form.password,
-        is_admin: form.admin.as_deref() == Some("true"),
-    };
+    let is_admin = form.admin.as_deref() == Some("true");
+    let new = NewUser { username: &form.username, display_name: &form.display_name, password: &form.password, is_admin };
     match ops::create_user(&state, &session.user, new).await {
         Ok(user) => {
             let message = format!("Added {}. Tell them their user name and password; they sign in at this site.", user.username);
-            page(&state, &session, StatusCode::OK, None, Some(message)).await
+            back(&state, &session, Message::success(message))
         }
-        Err(problem @ Problem::Invalid { .. }) => page(&state, &session, StatusCode::BAD_REQUEST, Some(problem.to_string()), None).await,
+        Err(Problem::Invalid { field, message }) => {
+            let mut typed =
+                AddForm { username: form.username.clone(), display_name: form.display_name.clone(), admin: is_admin, ..AddForm::default() };
+            match field.as_str() {
+                "displayName" => typed.display_name_error = Some(message),
+                "password" => typed.password_error = Some(message),
+                _ => typed.username_error = Some(message),
+            }
+            page(&state, &session, StatusCode::BAD_REQUEST, Some("Check the fields marked below.".into()), typed, 1).await
+        }
         Err(problem) => problem.page(),
     }
 }
@@ -113,13 +152,11 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// The outcome of an action on one user, shown on the Users page.
-async fn after(state: &AppState, session: &Session, done: Result<String, Problem>) -> Response {
+/// The outcome of an action on one user, said on the Users page after a redirect.
+fn after(state: &AppState, session: &Session, done: Result<String, Problem>) -> Response {
     match done {
-        Ok(message) => page(state, session, StatusCode::OK, None, Some(message)).await,
-        Err(problem @ (Problem::Invalid { .. } | Problem::Conflict(_))) => {
-            page(state, session, problem.status(), Some(problem.to_string()), None).await
-        }
+        Ok(message) => back(state, session, Message::success(message)),
+        Err(problem @ (Problem::Invalid { .. } | Problem::Conflict(_))) => back(state, session, Message::error(problem.in_words())),
         Err(problem) => problem.page(),
     }
 }
@@ -138,7 +175,7 @@ async fn set_disabled(state: &AppState, session: &Session, id: uuid::Uuid, csrf:
             format!("Enabled {}: they can sign in again.", user.username)
         }
     });
-    after(state, session, done).await
+    after(state, session, done)
 }
 
 pub async fn disable(
@@ -180,5 +217,5 @@ pub async fn set_password(
     let done = ops::set_password(&state, &session.user, id, &form.password)
         .await
         .map(|user| format!("Set a new password for {}; they are signed out everywhere.", user.username));
-    after(&state, &session, done).await
+    after(&state, &session, done)
 }

@@ -2,13 +2,14 @@
 
 use crate::AppState;
 use crate::connect::active_registration;
+use crate::frame::Message;
 use crate::pages::render;
 use crate::problem::Problem;
-use crate::session::{self, SignedIn};
+use crate::session::{self, Flash, SignedIn};
 use askama::Template;
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use pbi_auth::Validation;
 use pbi_store::{NewAuditEntry, NewRegistration, Registration, User};
 use secrecy::{ExposeSecret, SecretString};
@@ -24,7 +25,6 @@ pub(crate) const PERMISSIONS: &[&str] =
 #[derive(Template)]
 #[template(path = "admin_powerbi.html")]
 struct ConfigPage<'a> {
-    user_name: &'a str,
     csrf: &'a str,
     enabled: bool,
     client_id: String,
@@ -37,23 +37,91 @@ struct ConfigPage<'a> {
     redirect_url: String,
     clouds: &'static [&'static str],
     permissions: &'static [&'static str],
+    secret_expires: String,
     errors: Vec<String>,
-    message: Option<String>,
+    /// Each field's problem, next to the field.
+    fe: FieldErrors,
     checks: Vec<(String, String, String)>,
     keys: Vec<KeyRow>,
     shared_accounts: bool,
 }
 
+/// The problem of each field of the form, by the form's field.
+#[derive(Default)]
+struct FieldErrors {
+    client_id: Option<String>,
+    secret: Option<String>,
+    secret_expires: Option<String>,
+    tenant: Option<String>,
+    cloud: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    api_base: Option<String>,
+}
+
+impl FieldErrors {
+    fn of(errors: &[FieldError]) -> Self {
+        let mut fe = Self::default();
+        for e in errors {
+            let slot = match e.field {
+                "clientId" => &mut fe.client_id,
+                "applicationKey" => &mut fe.secret,
+                "applicationKeyExpires" => &mut fe.secret_expires,
+                "tenant" => &mut fe.tenant,
+                "cloud" => &mut fe.cloud,
+                "authorizeUrl" => &mut fe.authorize_url,
+                "tokenUrl" => &mut fe.token_url,
+                "apiBase" => &mut fe.api_base,
+                _ => continue,
+            };
+            *slot = Some(e.message.clone());
+        }
+        fe
+    }
+}
+
+/// The form as it was sent (never the key), shown again with its problems.
+struct Typed {
+    enabled: bool,
+    client_id: String,
+    secret_expires: String,
+    tenant: String,
+    cloud: String,
+    authorize_url: String,
+    token_url: String,
+    api_base: String,
+    shared_accounts: bool,
+}
+
+impl Typed {
+    fn of(form: &ConfigForm) -> Self {
+        Self {
+            enabled: form.enabled.as_deref() == Some("true"),
+            client_id: form.client_id.clone(),
+            secret_expires: form.secret_expires.clone(),
+            tenant: form.tenant.clone(),
+            cloud: form.cloud.clone(),
+            authorize_url: form.authorize_url.clone(),
+            token_url: form.token_url.clone(),
+            api_base: form.api_base.clone(),
+            shared_accounts: form.allow_shared_accounts.as_deref() == Some("true"),
+        }
+    }
+}
+
 /// One application key as the page lists it (never its value).
 struct KeyRow {
     id: uuid::Uuid,
+    /// HTML `<time>`s (`frame::When`).
     expires_on: String,
     added_on: String,
+    /// "expires in 29 days".
+    expires_in: String,
     in_use: bool,
 }
 
 fn forbidden() -> Response {
-    (StatusCode::FORBIDDEN, Html("<h1>Forbidden</h1><p>Only administrators can change the Power BI configuration.</p>")).into_response()
+    Problem::Forbidden("Only administrators can change the Power BI configuration.".into()).page()
 }
 
 pub(crate) fn date(unix: i64) -> String {
@@ -64,20 +132,30 @@ async fn page(
     state: &AppState,
     signed_in: &pbi_store::Session,
     status: StatusCode,
-    errors: Vec<String>,
-    message: Option<String>,
-    checks: Vec<(String, String, String)>,
+    errors: Vec<FieldError>,
+    typed: Option<Typed>,
 ) -> Response {
     let (registration, key) = match config(state).await {
         Ok(found) => found,
         Err(problem) => return problem.page(),
     };
     let secret_state = key.sentence();
+    let now = state.clock.unix();
     let keys = match application_keys(state, registration.as_ref()).await {
         Ok(keys) => keys
             .into_iter()
             .enumerate()
-            .map(|(i, k)| KeyRow { id: k.id, expires_on: date(k.expires_at), added_on: date(k.created_at), in_use: i == 0 })
+            .map(|(i, k)| KeyRow {
+                id: k.id,
+                expires_on: crate::frame::when_html(crate::frame::When::day(k.expires_at)),
+                added_on: crate::frame::when_html(crate::frame::When::at(k.created_at)),
+                expires_in: if k.expires_at > now {
+                    format!("expires {}", crate::frame::relative(k.expires_at, now))
+                } else {
+                    "expired".into()
+                },
+                in_use: i == 0,
+            })
             .collect(),
         Err(problem) => return problem.page(),
     };
@@ -86,29 +164,46 @@ async fn page(
         Err(error) => return Problem::store("setting", "reading settings")(error).page(),
     };
     let d = registration.as_ref().map(|r| r.details.clone());
+    let saved = Typed {
+        enabled: d.as_ref().is_none_or(|d| d.enabled),
+        client_id: d.as_ref().map(|d| d.client_id.clone()).unwrap_or_default(),
+        secret_expires: String::new(),
+        tenant: d.as_ref().map(|d| d.tenant.clone()).unwrap_or_default(),
+        cloud: d.as_ref().map_or_else(|| "public".into(), |d| d.cloud.clone()),
+        authorize_url: d.as_ref().and_then(|d| d.authorize_url.clone()).unwrap_or_default(),
+        token_url: d.as_ref().and_then(|d| d.token_url.clone()).unwrap_or_default(),
+        api_base: d.as_ref().and_then(|d| d.api_base.clone()).unwrap_or_default(),
+        shared_accounts,
+    };
+    let shown = typed.unwrap_or(saved);
     render(
         status,
         &ConfigPage {
-            user_name: &signed_in.user.display_name,
             csrf: &signed_in.csrf_token,
-            enabled: d.as_ref().is_none_or(|d| d.enabled),
-            client_id: d.as_ref().map(|d| d.client_id.clone()).unwrap_or_default(),
-            tenant: d.as_ref().map(|d| d.tenant.clone()).unwrap_or_default(),
-            cloud: d.as_ref().map_or_else(|| "public".into(), |d| d.cloud.clone()),
-            authorize_url: d.as_ref().and_then(|d| d.authorize_url.clone()).unwrap_or_default(),
-            token_url: d.as_ref().and_then(|d| d.token_url.clone()).unwrap_or_default(),
-            api_base: d.as_ref().and_then(|d| d.api_base.clone()).unwrap_or_default(),
+            enabled: shown.enabled,
+            client_id: shown.client_id,
+            tenant: shown.tenant,
+            cloud: shown.cloud,
+            authorize_url: shown.authorize_url,
+            token_url: shown.token_url,
+            api_base: shown.api_base,
+            secret_expires: shown.secret_expires,
             secret_state,
             redirect_url: redirect_url(state),
             clouds: CLOUDS,
             permissions: PERMISSIONS,
-            errors,
-            message,
-            checks,
+            fe: FieldErrors::of(&errors),
+            errors: errors.into_iter().map(|e| e.message).collect(),
+            checks: crate::frame::flash_checks(),
             keys,
-            shared_accounts,
+            shared_accounts: shown.shared_accounts,
         },
     )
+}
+
+/// Back to the configuration page with a message bar (Post/Redirect/Get).
+fn back(state: &AppState, session: &pbi_store::Session, flash: Flash) -> Response {
+    session::done(state, session, "/admin/powerbi", flash)
 }
 
 /// The registration's application keys, the one in use (entered last) first.
@@ -193,7 +288,7 @@ pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
     if !session.user.is_admin {
         return forbidden();
     }
-    page(&state, &session, StatusCode::OK, Vec::new(), None, Vec::new()).await
+    page(&state, &session, StatusCode::OK, Vec::new(), None).await
 }
 
 #[derive(Deserialize)]
@@ -512,18 +607,17 @@ pub async fn save(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
     if !session::same(&session.csrf_token, &form.csrf) {
         return crate::pages::form_expired();
     }
+    let typed = Typed::of(&form);
     let (details, key, shared_accounts) = match read_config(&form.into(), &redirect_url(&state)) {
         Ok(parsed) => parsed,
-        Err(errors) => {
-            let errors = errors.into_iter().map(|e| e.message).collect();
-            return page(&state, &session, StatusCode::BAD_REQUEST, errors, None, Vec::new()).await;
-        }
+        Err(errors) => return page(&state, &session, StatusCode::BAD_REQUEST, errors, Some(typed)).await,
     };
     match save_config(&state, &session.user, details, key, shared_accounts).await {
-        Ok(()) => {
-            page(&state, &session, StatusCode::OK, Vec::new(), Some("Saved. Validate to check it with Entra ID.".into()), Vec::new()).await
+        Ok(()) => back(&state, &session, Flash::message(Message::success("Saved. Validate to check it with Entra ID."))),
+        Err(Problem::Invalid { message, .. }) => {
+            let errors = vec![FieldError { field: "applicationKey", message }];
+            page(&state, &session, StatusCode::BAD_REQUEST, errors, Some(typed)).await
         }
-        Err(Problem::Invalid { message, .. }) => page(&state, &session, StatusCode::BAD_REQUEST, vec![message], None, Vec::new()).await,
         Err(problem) => problem.page(),
     }
 }
@@ -546,8 +640,8 @@ pub async fn remove_key_form(
         return crate::pages::form_expired();
     }
     match remove_key(&state, &session.user, key).await {
-        Ok(()) => page(&state, &session, StatusCode::OK, Vec::new(), Some("Removed the older application key.".into()), Vec::new()).await,
-        Err(Problem::Conflict(message)) => page(&state, &session, StatusCode::CONFLICT, vec![message], None, Vec::new()).await,
+        Ok(()) => back(&state, &session, Flash::message(Message::success("Removed the older application key."))),
+        Err(Problem::Conflict(message)) => back(&state, &session, Flash::message(Message::error(message))),
         Err(problem) => problem.page(),
     }
 }
@@ -572,14 +666,13 @@ pub async fn validate(State(state): State<Arc<AppState>>, SignedIn(session): Sig
                 .map(|c| (c.name.to_owned(), format!("{:?}", c.outcome).to_lowercase(), c.message.clone()))
                 .collect();
             let message = if validation.passed() {
-                "The configuration works. The first user who clicks Get started and accepts completes it."
+                Message::success("The configuration works. The first user who clicks Get started and accepts completes it.")
             } else {
-                "Fix the failed checks below."
+                Message::warning("Fix the failed checks below.")
             };
-            page(&state, &session, StatusCode::OK, Vec::new(), Some(message.into()), checks).await
+            back(&state, &session, Flash { messages: vec![message], new_token: None, checks })
         }
-        Err(Problem::Conflict(message)) => page(&state, &session, StatusCode::CONFLICT, vec![message], None, Vec::new()).await,
-        Err(Problem::Unavailable(message)) => page(&state, &session, StatusCode::OK, vec![message], None, Vec::new()).await,
+        Err(Problem::Conflict(message) | Problem::Unavailable(message)) => back(&state, &session, Flash::message(Message::error(message))),
         Err(problem) => problem.page(),
     }
 }

@@ -32,6 +32,7 @@ pub(crate) async fn entries(state: &AppState, admin: &User, cursor: Option<&str>
 }
 
 struct Row {
+    /// HTML: a `<time>` (`frame::When`).
     at: String,
     actor: String,
     action: String,
@@ -42,10 +43,11 @@ struct Row {
 
 #[derive(Template)]
 #[template(path = "admin_audit.html")]
-struct AuditPage<'a> {
-    user_name: &'a str,
+struct AuditPage {
     rows: Vec<Row>,
     next: Option<String>,
+    /// Whether this is an older page (it links back to the newest).
+    after: bool,
 }
 
 #[derive(Deserialize)]
@@ -60,10 +62,7 @@ pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
             let rows = entries
                 .into_iter()
                 .map(|e| Row {
-                    at: time::OffsetDateTime::from_unix_timestamp(e.at)
-                        .ok()
-                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-                        .unwrap_or_default(),
+                    at: crate::frame::when_html(crate::frame::When::at(e.at)),
                     actor: e.entry.actor,
                     action: e.entry.action,
                     target: e.entry.target,
@@ -71,7 +70,8 @@ pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
                     new_value: e.entry.new_value.unwrap_or_default(),
                 })
                 .collect();
-            render(StatusCode::OK, &AuditPage { user_name: &session.user.display_name, rows, next })
+            let after = query.after.as_deref().is_some_and(|a| !a.is_empty());
+            render(StatusCode::OK, &AuditPage { rows, next, after })
         }
         Err(problem) => problem.page(),
     }

@@ -2,9 +2,10 @@
 //! status with the reason when they must sign in again, reconnect and disconnect.
 
 use crate::AppState;
+use crate::frame::Message;
 use crate::pages::{render, server_error};
 use crate::problem::Problem;
-use crate::session::{self, SignedIn};
+use crate::session::{self, Flash, SignedIn};
 use askama::Template;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
@@ -19,16 +20,26 @@ struct ConnectionView {
     id: String,
     upn: String,
     status: &'static str,
+    badge: &'static str,
     reason: String,
     scopes: String,
+    /// HTML: a `<time>` (`frame::When`).
     expires: String,
     needs_sign_in: bool,
+}
+
+/// The Make a token form as typed, and what is wrong with each field.
+#[derive(Default)]
+struct TokenForm {
+    name: String,
+    days: String,
+    name_error: Option<String>,
+    days_error: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage<'a> {
-    user_name: &'a str,
     csrf: &'a str,
     configured: bool,
     connection: Option<ConnectionView>,
@@ -36,27 +47,36 @@ struct SettingsPage<'a> {
     tokens: Vec<TokenView>,
     /// A token just made: shown this once.
     new_token: Option<String>,
+    form: TokenForm,
 }
 
 struct TokenView {
     id: String,
     name: String,
     hint: String,
+    /// HTML `<time>`s (`frame::When`), or "never".
     created: String,
     expires: String,
     last_used: String,
+    /// "in 29 days", for a token that has not expired.
+    expires_in: String,
     expired: bool,
 }
 
 fn token_view(token: pbi_store::ApiToken, now: i64) -> TokenView {
-    let day = |t: Option<i64>, none: &str| t.map_or_else(|| none.to_owned(), crate::admin::date);
+    let at = |t: Option<i64>| t.and_then(crate::frame::When::at).map_or_else(|| "never".to_owned(), |w| w.to_string());
     TokenView {
         id: token.id.to_string(),
         name: token.name,
         hint: token.hint,
-        created: crate::admin::date(token.created_at),
-        expires: day(token.expires_at, "never"),
-        last_used: day(token.last_used_at, "never"),
+        created: at(Some(token.created_at)),
+        expires: at(token.expires_at),
+        last_used: at(token.last_used_at),
+        expires_in: token
+            .expires_at
+            .filter(|&t| t > now)
+            .map(|t| format!("expires {}", crate::frame::relative(t, now)))
+            .unwrap_or_default(),
         expired: token.expires_at.is_some_and(|t| t <= now),
     }
 }
@@ -68,35 +88,21 @@ pub async fn active_registration(state: &AppState) -> pbi_store::Result<Option<R
 }
 
 fn view(connection: Connection) -> ConnectionView {
-    let expires = connection
-        .access_expires_at
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
-        .unwrap_or_else(|| "-".into());
     ConnectionView {
         id: connection.id.to_string(),
         upn: connection.account.upn,
-        status: match connection.status {
-            ConnectionStatus::Active => "connected",
-            ConnectionStatus::NeedsSignIn => "sign in again",
-            ConnectionStatus::Revoked => "disconnected",
-        },
+        status: crate::pages::status_words(connection.status),
+        badge: crate::pages::status_badge(connection.status),
         reason: connection.status_reason.unwrap_or_default(),
         scopes: connection.scopes.join(" "),
-        expires,
+        expires: crate::frame::when_html(connection.access_expires_at.and_then(crate::frame::When::at)),
         needs_sign_in: connection.status != ConnectionStatus::Active,
     }
 }
 
-/// My settings; `new_token` is an API token just made, shown this once (pages are never cached:
-/// `pages::security_headers`).
-async fn settings_page(
-    state: &AppState,
-    session: &Session,
-    status: StatusCode,
-    error: Option<String>,
-    new_token: Option<&str>,
-) -> Response {
+/// My settings; a token just made comes in the flash (`frame::flash_token`), shown this once (pages are
+/// never cached: `pages::security_headers`).
+async fn settings_page(state: &AppState, session: &Session, status: StatusCode, error: Option<String>, form: TokenForm) -> Response {
     let found = async {
         let (registration, connection) = crate::ops::registration_and_connection(state, &session.user).await?;
         let tokens = crate::ops::api_tokens(state, &session.user).await?;
@@ -109,19 +115,28 @@ async fn settings_page(
     render(
         status,
         &SettingsPage {
-            user_name: &session.user.display_name,
             csrf: &session.csrf_token,
             configured,
             connection: connection.map(view),
             error,
             tokens: tokens.into_iter().map(|t| token_view(t, state.clock.unix())).collect(),
-            new_token: new_token.map(str::to_owned),
+            new_token: crate::frame::flash_token(),
+            form,
         },
     )
 }
 
+fn fresh_form() -> TokenForm {
+    TokenForm { days: "90".into(), ..TokenForm::default() }
+}
+
 pub async fn settings(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {
-    settings_page(&state, &session, StatusCode::OK, None, None).await
+    settings_page(&state, &session, StatusCode::OK, None, fresh_form()).await
+}
+
+/// Back to My settings with a message bar (Post/Redirect/Get).
+fn back(state: &AppState, session: &Session, to: &str, message: Message) -> Response {
+    session::done(state, session, to, Flash::message(message))
 }
 
 #[derive(Deserialize)]
@@ -139,14 +154,7 @@ pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): Sign
     let registration = match active_registration(&state).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            return settings_page(
-                &state,
-                &session,
-                StatusCode::CONFLICT,
-                Some("Power BI is not configured yet: ask your administrator.".into()),
-                None,
-            )
-            .await;
+            return back(&state, &session, "/settings", Message::error("Power BI is not configured yet: ask your administrator."));
         }
         Err(e) => {
             tracing::error!(%e, "reading registrations");
@@ -156,7 +164,7 @@ pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): Sign
     let options = StartOptions { force_consent: form.reconsent.as_deref() == Some("true"), select_account: true, login_hint: None };
     match state.auth.start_authorization(registration.id, &session.user.id.to_string(), &session.token_hash, "/settings", &options).await {
         Ok(url) => Redirect::to(url.as_str()).into_response(),
-        Err(error) => settings_page(&state, &session, StatusCode::CONFLICT, Some(error.to_string()), None).await,
+        Err(error) => back(&state, &session, "/settings", Message::error(error.to_string())),
     }
 }
 
@@ -164,8 +172,10 @@ pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): Sign
 pub async fn callback(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Query(callback): Query<Callback>) -> Response {
     match state.auth.complete_authorization(&session.token_hash, &callback).await {
         Ok(completed) => {
-            tracing::info!(user = %session.user.username, account = %completed.connection.account.upn, "connected a Power BI account");
-            Redirect::to(session::safe_next(&completed.return_to)).into_response()
+            let upn = &completed.connection.account.upn;
+            tracing::info!(user = %session.user.username, account = %upn, "connected a Power BI account");
+            let message = Message::success(format!("Connected your Power BI account {upn}."));
+            back(&state, &session, session::safe_next(&completed.return_to), message)
         }
         Err(AuthError::Store(e)) => {
             tracing::error!(%e, "completing a sign-in");
@@ -173,7 +183,7 @@ pub async fn callback(State(state): State<Arc<AppState>>, SignedIn(session): Sig
         }
         Err(error) => {
             tracing::warn!(user = %session.user.username, %error, "a Power BI sign-in did not complete");
-            settings_page(&state, &session, StatusCode::BAD_REQUEST, Some(error.to_string()), None).await
+            settings_page(&state, &session, StatusCode::BAD_REQUEST, Some(error.to_string()), fresh_form()).await
         }
     }
 }
@@ -189,9 +199,11 @@ pub async fn disconnect(State(state): State<Arc<AppState>>, SignedIn(session): S
         return crate::pages::form_expired();
     }
     match crate::ops::disconnect(&state, &session.user, form.connection).await {
-        Ok(()) => Redirect::to("/settings").into_response(),
+        Ok(()) => {
+            back(&state, &session, "/settings", Message::success("Disconnected your Power BI account. Get started connects it again."))
+        }
         Err(problem @ (Problem::NotFound(_) | Problem::Internal)) => problem.page(),
-        Err(problem) => settings_page(&state, &session, problem.status(), Some(problem.to_string()), None).await,
+        Err(problem) => back(&state, &session, "/settings", Message::error(problem.to_string())),
     }
 }
 
@@ -203,7 +215,8 @@ pub struct NewTokenForm {
     expires_in_days: String,
 }
 
-/// Makes an API token and shows it this once.
+/// Makes an API token and shows it this once, on the page the answer redirects to (so a reload makes no
+/// second token): the value waits in the session's flash, in memory, for that one GET.
 pub async fn create_token(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<NewTokenForm>) -> Response {
     if !session::same(&session.csrf_token, &form.csrf) {
         return crate::pages::form_expired();
@@ -220,9 +233,23 @@ pub async fn create_token(State(state): State<Arc<AppState>>, SignedIn(session):
         crate::ops::create_api_token(&state, &session.user, &name, crate::ops::parse_token_days(days)?).await
     };
     match made.await {
-        Ok((_, secret)) => settings_page(&state, &session, StatusCode::OK, None, Some(secret.expose_secret())).await,
-        Err(problem @ Problem::Invalid { .. }) => {
-            settings_page(&state, &session, StatusCode::BAD_REQUEST, Some(problem.to_string()), None).await
+        Ok((token, secret)) => {
+            let flash = Flash {
+                messages: vec![Message::success(format!("Made the API token “{}”.", token.name))],
+                new_token: Some(secret.expose_secret().to_owned()),
+                checks: Vec::new(),
+            };
+            session::done(&state, &session, "/settings#api-tokens", flash)
+        }
+        Err(Problem::Invalid { field, message }) => {
+            let mut typed = TokenForm { name: form.name.clone(), days: form.expires_in_days.clone(), ..TokenForm::default() };
+            if field == "expiresInDays" {
+                typed.days_error = Some(message);
+            } else {
+                typed.name_error = Some(message);
+            }
+            let error = Some("Check the fields marked below.".to_owned());
+            settings_page(&state, &session, StatusCode::BAD_REQUEST, error, typed).await
         }
         Err(problem) => problem.page(),
     }
@@ -243,7 +270,12 @@ pub async fn revoke_token(
         return crate::pages::form_expired();
     }
     match crate::ops::revoke_api_token(&state, &session.user, id).await {
-        Ok(()) => Redirect::to("/settings#api-tokens").into_response(),
+        Ok(()) => back(
+            &state,
+            &session,
+            "/settings#api-tokens",
+            Message::success("Revoked the API token: scripts that use it are refused from now on."),
+        ),
         Err(problem) => problem.page(),
     }
 }

@@ -8,6 +8,7 @@ mod assets;
 mod audit;
 mod connect;
 mod embed;
+mod frame;
 mod metrics;
 mod ops;
 mod pages;
@@ -74,6 +75,8 @@ pub(crate) struct AppState {
     pub trust_forwarded_for: bool,
     /// One connection pool for every Power BI client the server makes.
     pub http: reqwest::Client,
+    /// What the page after an action says about it (Post/Redirect/Get).
+    pub flashes: session::Flashes,
 }
 
 pub struct Server;
@@ -97,6 +100,7 @@ impl Server {
             login_csrf: session::LoginCsrf::generate(),
             trust_forwarded_for: config.trust_forwarded_for,
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
+            flashes: session::Flashes::default(),
         });
         warn_about_application_keys(&state.store, &state.clock).await;
         // With each connection's peer address, for the sign-in limits kept per client.
@@ -176,9 +180,11 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(api_docs::openapi_json))
         .route("/api/docs", get(api_docs::page))
         .nest("/api/v1", api)
+        .fallback(frame::not_found)
         .layer(axum::Extension(openapi))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(unread_body::close_if_unread))
+        .layer(axum::middleware::from_fn(frame::scope))
         .layer(axum::middleware::from_fn(pages::security_headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
         .with_state(state)

@@ -23,15 +23,15 @@ pub fn render(status: StatusCode, template: &impl Template) -> Response {
 /// A 500 that says nothing of the internals (they are in the log).
 /// A form whose CSRF token does not match the session's: most often a page left open across a sign-in.
 pub fn form_expired() -> Response {
-    (StatusCode::FORBIDDEN, Html("<h1>Forbidden</h1><p>This form expired. Go back, reload the page and try again.</p>")).into_response()
+    crate::frame::error_page(StatusCode::FORBIDDEN, "This form expired", "This form expired. Go back, reload the page and try again.")
 }
 
 pub fn server_error() -> Response {
-    (
+    crate::frame::error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
-        Html("<h1>Something went wrong</h1><p>Please try again. If it keeps happening, tell your administrator the time it happened.</p>"),
+        "Something went wrong",
+        "Please try again. If it keeps happening, tell your administrator the time it happened.",
     )
-        .into_response()
 }
 
 pub async fn healthz() -> &'static str {
@@ -55,8 +55,14 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 struct LoginPage<'a> {
     csrf: &'a str,
     next: &'a str,
+    /// What was typed, kept after a refusal (never the password).
+    username: &'a str,
     error: Option<&'a str>,
 }
+
+/// Set by Sign out for the sign-in page that follows, which says "You are signed out." once (the session,
+/// and so its flash, is gone by then). It holds nothing but that.
+const SIGNED_OUT_COOKIE: &str = "pbi_signed_out";
 
 #[derive(Deserialize)]
 pub struct NextQuery {
@@ -64,9 +70,9 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-fn login_form(state: &AppState, status: StatusCode, next: &str, error: Option<&str>) -> Response {
+fn login_form(state: &AppState, status: StatusCode, next: &str, username: &str, error: Option<&str>) -> Response {
     let csrf = state.login_csrf.issue(state.clock.unix());
-    let mut response = render(status, &LoginPage { csrf: &csrf, next: session::safe_next(next), error });
+    let mut response = render(status, &LoginPage { csrf: &csrf, next: session::safe_next(next), username: username.trim(), error });
     let cookie = session::set_cookie(
         session::login_csrf_cookie(state.secure_cookies),
         &csrf,
@@ -78,14 +84,22 @@ fn login_form(state: &AppState, status: StatusCode, next: &str, error: Option<&s
 }
 
 /// The sign-in form again with a 429 and how long to wait.
-fn login_refused(state: &AppState, next: &str, retry_after_seconds: u64, error: &str) -> Response {
-    let mut response = login_form(state, StatusCode::TOO_MANY_REQUESTS, next, Some(error));
+fn login_refused(state: &AppState, next: &str, username: &str, retry_after_seconds: u64, error: &str) -> Response {
+    let mut response = login_form(state, StatusCode::TOO_MANY_REQUESTS, next, username, Some(error));
     response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_seconds));
     response
 }
 
-pub async fn login_page(State(state): State<Arc<AppState>>, Query(query): Query<NextQuery>) -> Response {
-    login_form(&state, StatusCode::OK, query.next.as_deref().unwrap_or("/"), None)
+pub async fn login_page(State(state): State<Arc<AppState>>, Query(query): Query<NextQuery>, headers: HeaderMap) -> Response {
+    let signed_out = session::cookie(&headers, SIGNED_OUT_COOKIE).is_some_and(|v| v == "1");
+    if signed_out {
+        crate::frame::show(crate::frame::Message::success("You are signed out."));
+    }
+    let mut response = login_form(&state, StatusCode::OK, query.next.as_deref().unwrap_or("/"), "", None);
+    if signed_out {
+        response.headers_mut().append(header::SET_COOKIE, session::set_cookie(SIGNED_OUT_COOKIE, "", 0, state.secure_cookies));
+    }
+    response
 }
 
 #[derive(Deserialize)]
@@ -106,23 +120,32 @@ pub async fn login(
     let now = state.clock.unix();
     let cookie_csrf = session::cookie(&headers, session::login_csrf_cookie(state.secure_cookies)).unwrap_or_default();
     if !state.login_csrf.verify(&cookie_csrf, &form.csrf, now) {
-        return login_form(&state, StatusCode::FORBIDDEN, &form.next, Some("This sign-in form expired. Please sign in again."));
+        return login_form(
+            &state,
+            StatusCode::FORBIDDEN,
+            &form.next,
+            &form.username,
+            Some("This sign-in form expired. Please sign in again."),
+        );
     }
     // Before anything is counted or checked: a name no account can have is refused, whatever its length.
     let name = match users::SignInName::parse(&form.username) {
         Ok(name) => name,
-        Err(error) => return login_form(&state, StatusCode::BAD_REQUEST, &form.next, Some(&format!("User name: {}.", error.message))),
+        Err(error) => {
+            // Not echoed: a name this long is no one's.
+            return login_form(&state, StatusCode::BAD_REQUEST, &form.next, "", Some(&format!("User name: {}.", error.message)));
+        }
     };
     if let Some(seconds) = state.sign_in_guard.locked_for(&name, client, now) {
         tracing::warn!(username = %name.as_str(), %client, "sign-in refused: too many failed attempts");
         let minutes = (seconds + 59) / 60;
         let message = format!("Too many failed sign-ins for this user name. Try again in {minutes} minute(s), or ask your administrator.");
-        return login_refused(&state, &form.next, seconds.unsigned_abs(), &message);
+        return login_refused(&state, &form.next, &form.username, seconds.unsigned_abs(), &message);
     }
     let Some(slot) = state.passwords.try_take() else {
         tracing::warn!(username = %name.as_str(), %client, "sign-in refused: every password check is busy");
         let message = "The server is busy signing other people in. Please try again in a moment.";
-        return login_refused(&state, &form.next, users::PasswordSlots::RETRY_AFTER_SECONDS, message);
+        return login_refused(&state, &form.next, &form.username, users::PasswordSlots::RETRY_AFTER_SECONDS, message);
     };
     let found = match state.store.user_credentials(form.username.trim()).await {
         Ok(found) => found,
@@ -139,12 +162,18 @@ pub async fn login(
     let password_ok = slot.verify(form.password, hash).await;
     let Some(user) = user.filter(|_| password_ok) else {
         state.sign_in_guard.failed(&name, client, now);
-        return login_form(&state, StatusCode::UNAUTHORIZED, &form.next, Some("The user name or password is wrong."));
+        return login_form(&state, StatusCode::UNAUTHORIZED, &form.next, &form.username, Some("The user name or password is wrong."));
     };
     state.sign_in_guard.succeeded(&name, client);
     // Said only to someone who knows the password, so it tells no one else that the account exists.
     if user.disabled_at.is_some() {
-        return login_form(&state, StatusCode::FORBIDDEN, &form.next, Some("This account is disabled: ask your administrator."));
+        return login_form(
+            &state,
+            StatusCode::FORBIDDEN,
+            &form.next,
+            &form.username,
+            Some("This account is disabled: ask your administrator."),
+        );
     }
     // The session this browser signed in with before (perhaps as someone else) ends: the new cookie replaces
     // it, and a session no browser holds any more should not stay usable.
@@ -187,12 +216,15 @@ pub async fn logout(State(state): State<Arc<AppState>>, SignedIn(session): Signe
     }
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().append(header::SET_COOKIE, session::set_cookie(SESSION_COOKIE, "", 0, state.secure_cookies));
+    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(SIGNED_OUT_COOKIE, "1", 60, state.secure_cookies));
     response
 }
 
 struct ConnectionRow {
     upn: String,
     status: &'static str,
+    /// The status badge's colour.
+    badge: &'static str,
     reason: String,
 }
 
@@ -201,7 +233,6 @@ struct ConnectionRow {
 struct HomePage<'a> {
     user_name: &'a str,
     is_admin: bool,
-    csrf: &'a str,
     connections: Vec<ConnectionRow>,
 }
 
@@ -217,18 +248,30 @@ pub async fn home(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
         .into_iter()
         .map(|c| ConnectionRow {
             upn: c.account.upn,
-            status: match c.status {
-                pbi_store::ConnectionStatus::Active => "connected",
-                pbi_store::ConnectionStatus::NeedsSignIn => "sign in again",
-                pbi_store::ConnectionStatus::Revoked => "disconnected",
-            },
+            status: status_words(c.status),
+            badge: status_badge(c.status),
             reason: c.status_reason.unwrap_or_default(),
         })
         .collect();
-    render(
-        StatusCode::OK,
-        &HomePage { user_name: &session.user.display_name, is_admin: session.user.is_admin, csrf: &session.csrf_token, connections: rows },
-    )
+    render(StatusCode::OK, &HomePage { user_name: &session.user.display_name, is_admin: session.user.is_admin, connections: rows })
+}
+
+/// A connection's status in words.
+pub(crate) fn status_words(status: pbi_store::ConnectionStatus) -> &'static str {
+    match status {
+        pbi_store::ConnectionStatus::Active => "connected",
+        pbi_store::ConnectionStatus::NeedsSignIn => "sign in again",
+        pbi_store::ConnectionStatus::Revoked => "disconnected",
+    }
+}
+
+/// A connection's status badge (`badge-…` in the stylesheet).
+pub(crate) fn status_badge(status: pbi_store::ConnectionStatus) -> &'static str {
+    match status {
+        pbi_store::ConnectionStatus::Active => "connected",
+        pbi_store::ConnectionStatus::NeedsSignIn => "needs-sign-in",
+        pbi_store::ConnectionStatus::Revoked => "disconnected",
+    }
 }
 
 /// Headers every answer carries: no page of ours can be framed by another site (clickjacking of its forms),

@@ -1,7 +1,7 @@
 //! What can go wrong in an operation, said once: the web pages show it as a page, the API as JSON.
 
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use pbi_auth::AuthError;
 use pbi_store::StoreError;
 
@@ -119,15 +119,18 @@ impl Problem {
         }
     }
 
-    /// The problem as an HTML page with a link back.
+    /// The problem as a page in the frame, with a way back and home.
     pub fn page(&self) -> Response {
-        let body = format!(
-            // No inline script (the Content-Security-Policy runs none): the page script makes the link go back.
-            "<h1>{}</h1><p>{}</p><p><a href=\"/\" data-back>Go back</a></p><script src=\"/static/pbi-bridge.js\" defer></script>",
-            self.title(),
-            html_escape(&self.to_string())
-        );
-        self.with_retry_after((self.status(), Html(body)).into_response())
+        self.with_retry_after(crate::frame::error_page(self.status(), self.title(), &self.in_words()))
+    }
+
+    /// The problem as a person reads it: an invalid field is named in the page's words ("Token name", not
+    /// `name`).
+    pub fn in_words(&self) -> String {
+        match self {
+            Self::Invalid { field, message } => format!("{}: {message}", field_label(field)),
+            other => other.to_string(),
+        }
     }
 
     /// A refusal that passes with time says when to try again (`Retry-After`, seconds).
@@ -154,6 +157,26 @@ impl From<AuthError> for Problem {
     }
 }
 
-pub fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// A field's name on the pages, from its API name.
+pub fn field_label(field: &str) -> &str {
+    match field {
+        "name" => "Name",
+        "username" => "User name",
+        "displayName" | "display_name" => "Full name",
+        "password" => "Password",
+        "expiresInDays" => "Expires after (days)",
+        "company" | "companyId" => "Company filter",
+        "tiles" | "tile" => "Tiles",
+        "pins" => "Tiles",
+        "cursor" => "Page",
+        "clientId" => "Application ID",
+        "tenant" => "Tenant",
+        "cloud" => "Cloud",
+        "applicationKey" => "Application key",
+        "applicationKeyExpires" => "Application key expires",
+        "authorizeUrl" => "Authorize URL",
+        "tokenUrl" => "Token URL",
+        "apiBase" => "Power BI API URL",
+        other => other,
+    }
 }

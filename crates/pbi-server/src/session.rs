@@ -155,7 +155,21 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
         };
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(to_login()) };
         match state.store.session(&hash(&token), state.clock.unix()).await {
-            Ok(Some(session)) => Ok(SignedIn(session)),
+            Ok(Some(session)) => {
+                // A GET shows the flash of the action before it (Post/Redirect/Get), once.
+                let flash = if parts.method == axum::http::Method::GET {
+                    state.flashes.take(&session.token_hash, state.clock.unix())
+                } else {
+                    None
+                };
+                let viewer = crate::frame::Viewer {
+                    name: session.user.display_name.clone(),
+                    is_admin: session.user.is_admin,
+                    csrf: session.csrf_token.clone(),
+                };
+                crate::frame::signed_in(viewer, flash);
+                Ok(SignedIn(session))
+            }
             Ok(None) => Err(to_login()),
             Err(error) => {
                 tracing::error!(%error, "reading a session");
@@ -163,6 +177,60 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
             }
         }
     }
+}
+
+/// What the page after an action says about it (Post/Redirect/Get): the action's handler puts it under the
+/// session and redirects (303); the next GET in that session takes it (`SignedIn`) and the frame shows it,
+/// once. A reload then repeats nothing and says nothing again.
+#[derive(Clone, Default)]
+pub struct Flash {
+    pub messages: Vec<crate::frame::Message>,
+    /// An API token just made: shown on the one following page and never again. It is kept only here, in
+    /// this process's memory, for at most `Flashes::LIFETIME_SECONDS` — never in a URL or a cookie.
+    pub new_token: Option<String>,
+    /// The checks of a Validate, listed on the page after it.
+    pub checks: Vec<(String, String, String)>,
+}
+
+impl Flash {
+    pub fn message(message: crate::frame::Message) -> Self {
+        Self { messages: vec![message], ..Self::default() }
+    }
+}
+
+/// The flashes waiting for their page, by session (the session token's hash), in this process's memory.
+/// Behind a balancer without sticky sessions a flash may be missed (the action is done all the same).
+#[derive(Default)]
+pub struct Flashes {
+    waiting: std::sync::Mutex<std::collections::HashMap<String, (i64, Flash)>>,
+}
+
+impl Flashes {
+    /// Long enough for the redirect to be followed, short enough that a new token does not linger.
+    pub const LIFETIME_SECONDS: i64 = 120;
+    /// At most this many sessions' flashes at once; past it the oldest are dropped.
+    const CAP: usize = 10_000;
+
+    pub fn put(&self, session_hash: &str, flash: Flash, now: i64) {
+        let Ok(mut waiting) = self.waiting.lock() else { return };
+        waiting.retain(|_, (at, _)| now - *at < Self::LIFETIME_SECONDS);
+        while waiting.len() >= Self::CAP {
+            let Some(oldest) = waiting.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) else { break };
+            waiting.remove(&oldest);
+        }
+        waiting.insert(session_hash.to_owned(), (now, flash));
+    }
+
+    pub fn take(&self, session_hash: &str, now: i64) -> Option<Flash> {
+        let (at, flash) = self.waiting.lock().ok()?.remove(session_hash)?;
+        (now - at < Self::LIFETIME_SECONDS).then_some(flash)
+    }
+}
+
+/// An action's answer: its message kept for the next page, and a 303 to `to`.
+pub fn done(state: &AppState, session: &Session, to: &str, flash: Flash) -> Response {
+    state.flashes.put(&session.token_hash, flash, state.clock.unix());
+    Redirect::to(to).into_response()
 }
 
 pub fn form_urlencode(text: &str) -> String {
@@ -214,6 +282,17 @@ mod tests {
         assert_eq!(last_forwarded_for(&headers), "2001:db8::1".parse().ok());
         headers.append("x-forwarded-for", HeaderValue::from_static("unknown"));
         assert_eq!(last_forwarded_for(&headers), None, "not an address: the peer's is used");
+    }
+
+    #[test]
+    fn a_flash_is_taken_once_and_not_after_its_lifetime() {
+        let flashes = Flashes::default();
+        flashes.put("s1", Flash { new_token: Some("pbb_x".into()), ..Flash::default() }, 100);
+        assert!(flashes.take("s2", 100).is_none(), "another session's");
+        assert_eq!(flashes.take("s1", 101).and_then(|f| f.new_token).as_deref(), Some("pbb_x"));
+        assert!(flashes.take("s1", 101).is_none(), "once");
+        flashes.put("s1", Flash::default(), 100);
+        assert!(flashes.take("s1", 100 + Flashes::LIFETIME_SECONDS).is_none(), "expired");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // Behaviour the pages declare in attributes, since the Content-Security-Policy (script-src 'self') allows no
 // inline script or handler: a form with data-confirm asks first; a link with data-back goes back when there
-// is a page to go back to (and otherwise follows its href).
+// is a page to go back to (and otherwise follows its href); a <time data-local> (written in UTC by the server)
+// is shown in the reader's own time zone, its title keeping the UTC time.
 "use strict";
 document.addEventListener("submit", (event) => {
   const form = event.target;
@@ -15,3 +16,21 @@ document.addEventListener("click", (event) => {
     window.history.back();
   }
 });
+function localTimes() {
+  // "1 Dec 2026, 23:11" in the reader's zone and their locale's order, with the zone's short name.
+  const format = new Intl.DateTimeFormat(undefined, {
+    day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+  });
+  for (const time of document.querySelectorAll("time[data-local]")) {
+    const at = new Date(time.getAttribute("datetime"));
+    if (!Number.isNaN(at.getTime())) {
+      time.textContent = format.format(at);
+      time.dataset.localised = "true";
+    }
+  }
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", localTimes);
+} else {
+  localTimes();
+}

@@ -68,22 +68,14 @@ async fn only_administrators_configure_power_bi_and_validation_is_real() {
         .send()
         .await
         .expect("POST");
-    assert_eq!(saved.status(), StatusCode::OK);
-    let text = saved.text().await.expect("page");
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER, "Post/Redirect/Get");
+    let (_, text) = app.page(&admin, "/admin/powerbi").await;
     assert!(text.contains("Saved.") && text.contains("it expires on 2099-12-31"), "{text}");
     assert!(!text.contains(demo::APP_SECRET), "the key is write-only");
 
-    let validated = app
-        .http
-        .post(app.url("/admin/powerbi/validate"))
-        .header("cookie", &admin)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("POST")
-        .text()
-        .await
-        .expect("page");
+    let validate = app.http.post(app.url("/admin/powerbi/validate")).header("cookie", &admin).form(&[("csrf", csrf.as_str())]);
+    assert_eq!(validate.send().await.expect("POST").status(), StatusCode::SEE_OTHER);
+    let (_, validated) = app.page(&admin, "/admin/powerbi").await;
     assert!(validated.contains("Entra ID accepted the Application ID and the client secret"), "{validated}");
     assert!(validated.contains("The configuration works."), "{validated}");
 

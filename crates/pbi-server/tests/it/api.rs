@@ -83,9 +83,11 @@ impl World {
         let (_, settings) = self.app.page(cookie, "/settings").await;
         let csrf = hidden(&settings, "csrf").expect("csrf");
         let made = self.post(cookie, "/settings/tokens", &[("csrf", csrf.as_str()), ("name", name), ("expires_in_days", "30")]).await;
-        assert_eq!(made.status(), StatusCode::OK);
-        assert_eq!(made.headers()["cache-control"], "no-store", "the page showing a token is never cached");
-        let page = made.text().await.expect("page");
+        // Post/Redirect/Get: the token is shown on the page the answer sends the browser to, once.
+        assert_eq!(made.status(), StatusCode::SEE_OTHER);
+        let shown = self.app.http.get(self.app.url("/settings")).header("cookie", cookie).send().await.expect("GET");
+        assert_eq!(shown.headers()["cache-control"], "no-store", "the page showing a token is never cached");
+        let page = shown.text().await.expect("page");
         let start = page.find(r#"id="new-token-value">"#).expect("the token is shown") + r#"id="new-token-value">"#.len();
         page[start..start + page[start..].find('<').expect("end")].to_owned()
     }
@@ -551,15 +553,16 @@ async fn admins_add_users_who_can_then_sign_in() {
             &[("csrf", csrf.as_str()), ("username", "erin"), ("display_name", ""), ("password", password), ("admin", "true")],
         )
         .await;
-    assert_eq!(added.status(), StatusCode::OK);
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
     let (_, users) = api.call(&world, admin, Method::GET, "/api/v1/admin/users", None).await;
     let erin = users["users"].as_array().expect("users").iter().find(|u| u["username"] == "erin").expect("Erin was added");
     assert_eq!((erin["displayName"].as_str(), erin["isAdmin"].as_bool()), (Some("erin"), Some(true)));
-    let page = added.text().await.expect("page");
+    let (_, page) = world.app.page(&admin_session, "/admin/users").await;
     let csrf = hidden(&page, "csrf").expect("csrf");
     let disabled =
         world.post(&admin_session, &format!("/admin/users/{}/disable", erin["id"].as_str().expect("id")), &[("csrf", csrf.as_str())]).await;
-    let page = disabled.text().await.expect("page");
+    assert_eq!(disabled.status(), StatusCode::SEE_OTHER);
+    let (_, page) = world.app.page(&admin_session, "/admin/users").await;
     assert!(page.contains("Disabled erin") && page.contains(r#"id="user-erin""#), "{page}");
     assert_eq!(world.app.sign_in("erin", password, "/").await.status(), StatusCode::FORBIDDEN, "the page disabled her");
     let alice = world.app.session("alice").await;
