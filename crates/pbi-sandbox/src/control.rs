@@ -94,36 +94,64 @@ async fn callback_form(
 
 fn callback_page(shared: &Shared, params: &[(String, String)]) -> Response {
     use crate::pages::esc;
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    // A field the redirect did not carry, or carried empty, is not shown at all.
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.trim().is_empty());
+    let field = |label: &str, id: &str| {
+        get(id).map_or_else(String::new, |value| format!(r#"<p>{label}: <code id="{id}">{}</code></p>"#, esc(value)))
+    };
     let body = match (get("code"), get("error"), get("admin_consent")) {
-        (Some(code), _, _) => {
-            let base = &shared.base_url;
-            let curl = format!(
-                "curl -s {base}/{tenant}/oauth2/v2.0/token \\\n  -d grant_type=authorization_code -d client_id={client} \\\n  -d client_secret='{secret}' \\\n  -d redirect_uri={base}/_sandbox/callback -d code='{code}'",
-                tenant = crate::demo::CONTOSO_DOMAIN,
-                client = crate::demo_client_id(),
-                secret = crate::demo::APP_SECRET,
-            );
-            format!(
-                r#"<p>The sandbox redirected here with an authorization code (valid for 10 minutes, single use).</p><p>Code:</p><pre id="code" style="white-space:pre-wrap;word-break:break-all">{}</pre><p>Redeem it (demo app):</p><pre style="white-space:pre-wrap;word-break:break-all">{}</pre><p>State: <code id="state">{}</code></p>"#,
-                esc(code),
-                esc(&curl),
-                esc(get("state").unwrap_or(""))
-            )
-        }
+        (Some(code), _, _) => format!(
+            r#"<p>The sandbox redirected here with an authorization code (valid for 10 minutes, single use).</p><p>Code:</p><pre id="code" class="wrap">{}</pre><p>Redeem it (one command; copy it whole):</p><pre id="redeem" class="wrap">{}</pre>{}{}"#,
+            esc(code),
+            esc(&redeem_command(shared, code)),
+            field("State", "state"),
+            field("Session state", "session_state"),
+        ),
         (None, Some(error), _) => format!(
-            r#"<p class="error" id="error">{}</p><p id="error-description">{}</p>"#,
+            r#"<p class="error" id="error">{}</p>{}{}"#,
             esc(error),
-            esc(get("error_description").unwrap_or(""))
+            get("error_description").map_or_else(String::new, |d| format!(r#"<p id="error-description">{}</p>"#, esc(d))),
+            field("State", "state"),
         ),
-        (None, None, Some(consent)) => format!(
-            r#"<p id="admin-consent">admin_consent={} for tenant <code>{}</code></p>"#,
-            esc(consent),
-            esc(get("tenant").unwrap_or(""))
-        ),
+        (None, None, Some(consent)) => {
+            format!(r#"<p id="admin-consent">admin_consent={}</p>{}{}"#, esc(consent), field("Tenant", "tenant"), field("State", "state"),)
+        }
         _ => "<p>No code or error was sent to this redirect URI.</p>".to_owned(),
     };
     crate::pages::page(StatusCode::OK, "Sandbox callback", &body)
+}
+
+/// The curl that redeems `code` at the token endpoint, on one line: for the app and tenant the code was
+/// issued to (the demo app when the code is not known, e.g. already redeemed), with that app's secret, and a
+/// placeholder for the PKCE verifier when the request had a challenge (only the application knows it).
+fn redeem_command(shared: &Shared, code: &str) -> String {
+    let world = shared.world();
+    let issued = world.oauth.codes.get(code);
+    let client_id = issued.map_or_else(crate::demo_client_id, |c| c.client_id);
+    let tenant = issued.map_or_else(|| crate::demo::CONTOSO_DOMAIN.to_owned(), |c| c.tenant.to_string());
+    let now = shared.clock.now();
+    let secret = world
+        .apps
+        .get(&client_id)
+        .and_then(|app| app.secrets.iter().rev().find(|s| s.expires > now).or(app.secrets.last()))
+        .map_or_else(|| crate::demo::APP_SECRET.to_owned(), |s| s.value.clone());
+    let base = &shared.base_url;
+    let redirect_uri = issued.map_or_else(|| format!("{base}/_sandbox/callback"), |c| c.redirect_uri.clone());
+    let mut command = format!(
+        "curl -s {base}/{tenant}/oauth2/v2.0/token -d grant_type=authorization_code -d client_id={client_id} --data-urlencode client_secret={} --data-urlencode redirect_uri={} --data-urlencode code={}",
+        shell_quoted(&secret),
+        shell_quoted(&redirect_uri),
+        shell_quoted(code),
+    );
+    if issued.is_some_and(|c| c.pkce.is_some()) {
+        command.push_str(" --data-urlencode code_verifier=YOUR_PKCE_VERIFIER");
+    }
+    command
+}
+
+/// `text` as one shell word: in single quotes, each `'` written as `'\''`.
+fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// A directory or content change. Every creation may carry its own `id` (seeds use stable ones).

@@ -32,6 +32,7 @@ label{{display:block;margin-top:12px}} input[type=text],input[type=password],inp
 button{{margin-top:24px;padding:6px 24px;font-size:1rem;border:1px solid #0067b8;background:#0067b8;color:#fff}}
 button.secondary{{background:#ccc;border-color:#ccc;color:#000}} .error{{color:#e81123;margin-top:12px}}
 ul.perms li{{margin:6px 0}} code{{font-size:.85rem;word-break:break-all}}
+pre.wrap{{white-space:pre-wrap;word-break:break-all;background:#f6f6f6;padding:8px;font-size:.85rem}}
 </style></head>
 <body><main><div class="sandbox">pbi-bridge sandbox &middot; Microsoft Entra ID emulator</div>
 <h1>{title}</h1>

@@ -290,7 +290,7 @@ fn sign_in_page(world: &World, pending: &PendingAuthorize, error: Option<&AadErr
     let body = format!(
         r#"<p>to continue to <b>{app}</b></p>{error_html}
 <form method="POST" action="/{segment}/login">
-<input type="hidden" name="ctx" value="{ctx}">
+<input type="hidden" name="ctx" value="{ctx}">{came_from}
 <label for="login">Email, phone, or Skype</label><input type="email" id="login" name="login" value="{hint}" autocomplete="username" required>
 <label for="passwd">Password</label><input type="password" id="passwd" name="passwd" autocomplete="current-password" required>
 <button type="submit" id="idSIButton9">Sign in</button>
@@ -298,6 +298,7 @@ fn sign_in_page(world: &World, pending: &PendingAuthorize, error: Option<&AadErr
         app = esc(app_name),
         segment = esc(&pending.tenant_segment),
         ctx = esc(&pending.id),
+        came_from = came_from_fields(pending),
         hint = esc(hint),
     );
     pages::page(if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK }, "Sign in", &body)
@@ -308,12 +309,47 @@ pub struct SignInForm {
     ctx: String,
     login: String,
     passwd: String,
+    #[serde(flatten)]
+    came_from: CameFrom,
+}
+
+/// Where a sign-in form came from, carried in hidden fields beside `ctx` (as Entra's forms carry the request
+/// with them), so that a form sent after its context is gone (Back, then Accept; or an hour later) can still
+/// offer the way back to the application. Nothing here is trusted: the link is offered only when the redirect
+/// URI is one the app registered, the check the authorize request itself makes.
+#[derive(serde::Deserialize, Default)]
+pub struct CameFrom {
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    response_mode: Option<String>,
+}
+
+fn came_from_fields(pending: &PendingAuthorize) -> String {
+    let mode = match pending.response_mode {
+        ResponseMode::Query => "query",
+        ResponseMode::Fragment => "fragment",
+        ResponseMode::FormPost => "form_post",
+    };
+    let mut fields = format!(
+        r#"<input type="hidden" name="client_id" value="{}"><input type="hidden" name="redirect_uri" value="{}"><input type="hidden" name="response_mode" value="{mode}">"#,
+        pending.client_id,
+        esc(&pending.redirect_uri)
+    );
+    if let Some(state) = &pending.state {
+        fields.push_str(&format!(r#"<input type="hidden" name="state" value="{}">"#, esc(state)));
+    }
+    fields
 }
 
 pub async fn sign_in(State(shared): State<Arc<Shared>>, Path(_segment): Path<String>, Form(form): Form<SignInForm>) -> Response {
     let mut world = shared.world();
     let Some(pending) = world.oauth.pending.get(&form.ctx).cloned() else {
-        return expired_request();
+        return expired_request_from(&world, &form.came_from);
     };
     let Some(user) = world.user_by_upn(&form.login).cloned() else {
         let error = AadError::new(
@@ -356,9 +392,31 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, Path(_segment): Path<Str
     response
 }
 
+fn expired() -> AadError {
+    AadError::new(50058, "login_required", "This sign-in request has expired or was already completed. Start again from the application.")
+}
+
 fn expired_request() -> Response {
-    AadError::new(50058, "invalid_request", "This sign-in request has expired or was already completed. Start again from the application.")
-        .page()
+    expired().page()
+}
+
+/// The expired-request page, with a way back to the application when the form said where it came from and
+/// that is a redirect URI the app registered (Entra's error pages link back to the application).
+fn expired_request_from(world: &World, came_from: &CameFrom) -> Response {
+    let error = expired();
+    let app = came_from.client_id.as_deref().and_then(ids::parse_guid).and_then(|id| world.apps.get(&id));
+    let back = match (app, came_from.redirect_uri.as_deref()) {
+        (Some(app), Some(uri)) if app.redirect_uris.iter().any(|r| r == uri) => {
+            let mode = match came_from.response_mode.as_deref() {
+                Some("form_post") => ResponseMode::FormPost,
+                Some("fragment") => ResponseMode::Fragment,
+                _ => ResponseMode::Query,
+            };
+            error.back_to_app(&app.display_name, uri, came_from.state.as_deref(), &mode)
+        }
+        _ => String::new(),
+    };
+    error.page_with(&back)
 }
 
 /// After sign-in: the user's tenant must see the app; then consent if needed; then a code.
@@ -433,9 +491,9 @@ fn consent_page(pending: &PendingAuthorize, app: &App, user: &User, requested: &
         String::new()
     };
     let body = format!(
-        r#"<p id="account">{upn}</p><h2>Permissions requested</h2><p><b>{app}</b> would like to:</p>
+        r#"<p id="account">{upn}</p><p><b>{app}</b> would like to:</p>
 <ul class="perms" id="permissions">{items}</ul>
-<form method="POST" action="/{segment}/consent"><input type="hidden" name="ctx" value="{ctx}">{org}
+<form method="POST" action="/{segment}/consent"><input type="hidden" name="ctx" value="{ctx}">{came_from}{org}
 <p>Accepting these permissions means that you allow this app to use your data as specified in their terms of service and privacy statement.</p>
 <button type="submit" name="decision" value="cancel" class="secondary" id="cancel">Cancel</button>
 <button type="submit" name="decision" value="accept" id="accept">Accept</button></form>"#,
@@ -444,6 +502,7 @@ fn consent_page(pending: &PendingAuthorize, app: &App, user: &User, requested: &
         items = items.join(""),
         segment = esc(&pending.tenant_segment),
         ctx = esc(&pending.id),
+        came_from = came_from_fields(pending),
     );
     pages::page(StatusCode::OK, "Permissions requested", &body)
 }
@@ -452,11 +511,12 @@ fn admin_approval_page(pending: &PendingAuthorize, app: &App) -> Response {
     let body = format!(
         r#"<p><b>{app}</b> needs permission to access resources in your organization that only an admin can grant. Please ask an admin to grant permission to this app before you can use it.</p>
 <p class="error" id="error-code">AADSTS90094: Admin consent is required for the permissions requested by this application.</p>
-<form method="POST" action="/{segment}/consent"><input type="hidden" name="ctx" value="{ctx}">
+<form method="POST" action="/{segment}/consent"><input type="hidden" name="ctx" value="{ctx}">{came_from}
 <button type="submit" name="decision" value="return" class="secondary" id="return">Return to the application without granting consent</button></form>"#,
         app = esc(&app.display_name),
         segment = esc(&pending.tenant_segment),
         ctx = esc(&pending.id),
+        came_from = came_from_fields(pending),
     );
     pages::page(StatusCode::OK, "Need admin approval", &body)
 }
@@ -467,14 +527,18 @@ pub struct ConsentForm {
     decision: String,
     #[serde(default)]
     consent_for_org: Option<String>,
+    #[serde(flatten)]
+    came_from: CameFrom,
 }
 
 pub async fn consent(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form): Form<ConsentForm>) -> Response {
     let mut world = shared.world();
-    let Some(pending) = world.oauth.pending.get(&form.ctx).cloned() else { return expired_request() };
-    let (Some(user_id), Some(session_user)) = (pending.user, session_user(&world, &headers)) else { return expired_request() };
+    let Some(pending) = world.oauth.pending.get(&form.ctx).cloned() else { return expired_request_from(&world, &form.came_from) };
+    let (Some(user_id), Some(session_user)) = (pending.user, session_user(&world, &headers)) else {
+        return expired_request_from(&world, &form.came_from);
+    };
     if user_id != session_user {
-        return expired_request();
+        return expired_request_from(&world, &form.came_from);
     }
     let (Some(user), Some(app)) = (world.users.get(&user_id).cloned(), world.apps.get(&pending.client_id).cloned()) else {
         return expired_request();

@@ -53,6 +53,47 @@ impl AadError {
 
     /// Sends the browser back to the application with `error` and `error_description`.
     pub fn redirect(&self, redirect_uri: &str, state: Option<&str>, mode: &ResponseMode) -> Response {
+        redirect_with(redirect_uri, &self.redirect_params(state), mode)
+    }
+
+    /// The error page Entra shows when it cannot trust the redirect URI (or has nothing to redirect to).
+    pub fn page(&self) -> Response {
+        self.page_with("")
+    }
+
+    /// The error page with more after the error: a way back to the application (`back_to_app`).
+    pub fn page_with(&self, more: &str) -> Response {
+        let body = format!(
+            r#"<p>Sorry, but we're having trouble signing you in.</p><p class="error" id="error-code">AADSTS{}: {}</p><p>Error: <code>{}</code></p>{more}"#,
+            self.code,
+            pages::esc(&self.message),
+            self.error
+        );
+        pages::page(StatusCode::BAD_REQUEST, "Sign in", &body)
+    }
+
+    /// A link (a button for `form_post`, which a link cannot do) that takes the person back to the application
+    /// with this error, as Entra's error pages offer when the redirect URI is trusted: the application then
+    /// says what happened and can start the sign-in again. The caller has checked `redirect_uri`.
+    pub fn back_to_app(&self, app_name: &str, redirect_uri: &str, state: Option<&str>, mode: &ResponseMode) -> String {
+        let params = self.redirect_params(state);
+        let label = format!("Back to {}", pages::esc(app_name));
+        match mode {
+            ResponseMode::FormPost => {
+                let inputs: String = params
+                    .iter()
+                    .map(|(name, value)| format!(r#"<input type="hidden" name="{name}" value="{}">"#, pages::esc(value)))
+                    .collect();
+                format!(
+                    r#"<form method="POST" action="{}">{inputs}<button type="submit" id="back-to-app">{label}</button></form>"#,
+                    pages::esc(redirect_uri)
+                )
+            }
+            _ => format!(r#"<p><a id="back-to-app" href="{}">{label}</a></p>"#, pages::esc(&redirect_url(redirect_uri, &params, mode))),
+        }
+    }
+
+    fn redirect_params(&self, state: Option<&str>) -> Vec<(&'static str, String)> {
         let mut params = vec![
             ("error", self.error.to_owned()),
             ("error_description", self.description()),
@@ -61,18 +102,7 @@ impl AadError {
         if let Some(state) = state {
             params.push(("state", state.to_owned()));
         }
-        redirect_with(redirect_uri, &params, mode)
-    }
-
-    /// The error page Entra shows when it cannot trust the redirect URI (or has nothing to redirect to).
-    pub fn page(&self) -> Response {
-        let body = format!(
-            r#"<p>Sorry, but we're having trouble signing you in.</p><p class="error" id="error-code">AADSTS{}: {}</p><p>Error: <code>{}</code></p>"#,
-            self.code,
-            pages::esc(&self.message),
-            self.error
-        );
-        pages::page(StatusCode::BAD_REQUEST, "Sign in", &body)
+        params
     }
 }
 
@@ -80,16 +110,19 @@ impl AadError {
 pub fn redirect_with(redirect_uri: &str, params: &[(&str, String)], mode: &ResponseMode) -> Response {
     match mode {
         ResponseMode::FormPost => pages::auto_post(redirect_uri, params),
-        ResponseMode::Query | ResponseMode::Fragment => {
-            let encoded: String = params.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-            let separator = match mode {
-                ResponseMode::Fragment => "#",
-                _ if redirect_uri.contains('?') => "&",
-                _ => "?",
-            };
-            found(&format!("{redirect_uri}{separator}{encoded}"))
-        }
+        ResponseMode::Query | ResponseMode::Fragment => found(&redirect_url(redirect_uri, params, mode)),
     }
+}
+
+/// The redirect URI with `params` in its query (or fragment).
+fn redirect_url(redirect_uri: &str, params: &[(&str, String)], mode: &ResponseMode) -> String {
+    let encoded: String = params.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
+    let separator = match mode {
+        ResponseMode::Fragment => "#",
+        _ if redirect_uri.contains('?') => "&",
+        _ => "?",
+    };
+    format!("{redirect_uri}{separator}{encoded}")
 }
 
 /// A 302 Found redirect, as Entra sends (not 303).

@@ -204,11 +204,70 @@ async fn the_control_api_refuses_changes_that_are_not_json_or_come_from_another_
     assert!(t.sandbox.directory().to_string().contains(upn));
 }
 
+/// The text of the element with `id` (a `<pre>` or `<code>`), with the page's escapes undone.
+fn element_text(page: &str, id: &str) -> Option<String> {
+    let start = page.find(&format!(r#"id="{id}""#))?;
+    let start = start + page[start..].find('>')? + 1;
+    let end = start + page[start..].find("</")?;
+    let text = &page[start..end];
+    Some(text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&"))
+}
+
+/// Splits `command` into words as a POSIX shell does (nothing is run but `sh` itself).
+fn shell_words(command: &str) -> Vec<String> {
+    let output =
+        std::process::Command::new("sh").args(["-c", r#"eval "set -- $1"; printf '%s\0' "$@""#, "sh", command]).output().expect("sh runs");
+    assert!(output.status.success(), "sh could not read the command: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).split('\0').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
 #[tokio::test]
-async fn the_callback_page_shows_the_code_for_people_trying_it_by_hand() {
+async fn the_callback_page_shows_the_code_and_one_curl_that_redeems_it() {
     let t = TestSandbox::start().await;
     let redirect = t.authorize_as("alice@contoso.onmicrosoft.com", &[]).await;
     let page = t.http.get(&redirect).send().await.expect("GET").text().await.expect("page");
     let code = query_param(&redirect, "code").expect("code");
-    assert!(page.contains(&code) && page.contains("grant_type=authorization_code"));
+    assert_eq!(element_text(&page, "code").as_deref(), Some(code.as_str()));
+    assert_eq!(page.matches("<pre").count(), 2, "the code, and the command in one block: {page}");
+    let command = element_text(&page, "redeem").expect("the command");
+    assert!(!command.contains('\n') && !command.contains('\\'), "one line, no continuation the page added: {command:?}");
+
+    // Copied whole into a shell, the command is curl posting a form to the token endpoint: send that form.
+    let words = shell_words(&command);
+    assert_eq!(words[..2], ["curl", "-s"], "{words:?}");
+    let mut form = Vec::new();
+    let mut rest = words[3..].iter();
+    while let (Some(flag), Some(pair)) = (rest.next(), rest.next()) {
+        assert!(flag == "-d" || flag == "--data-urlencode", "only form fields: {words:?}");
+        let (name, value) = pair.split_once('=').expect("NAME=VALUE");
+        form.push((name.to_owned(), value.to_owned()));
+    }
+    let answer = t.http.post(&words[2]).form(&form).send().await.expect("POST");
+    assert_eq!(answer.status(), StatusCode::OK, "the command redeems the code: {}", answer.text().await.unwrap_or_default());
+    let tokens: Value = answer.json().await.expect("JSON");
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+}
+
+#[tokio::test]
+async fn the_callback_page_leaves_out_fields_that_did_not_come() {
+    let t = TestSandbox::start().await;
+    let page = |query: &'static str| {
+        let url = t.url(&format!("/_sandbox/callback?{query}"));
+        let http = t.http.clone();
+        async move { http.get(url).send().await.expect("GET").text().await.expect("page") }
+    };
+    let bare = page("code=abc&state=&session_state=").await;
+    assert!(bare.contains("Redeem it"), "{bare}");
+    assert!(!bare.contains("State:") && !bare.contains(r#"id="state""#) && !bare.contains("Session state"), "empty fields hidden: {bare}");
+    let with_state = page("code=abc&state=s-1").await;
+    assert_eq!(element_text(&with_state, "state").as_deref(), Some("s-1"), "{with_state}");
+
+    let error = page("error=access_denied&error_description=&state=").await;
+    assert_eq!(element_text(&error, "error").as_deref(), Some("access_denied"));
+    assert!(!error.contains("error-description") && !error.contains("State:"), "{error}");
+    let described = page("error=access_denied&error_description=AADSTS65004%3A%20declined").await;
+    assert_eq!(element_text(&described, "error-description").as_deref(), Some("AADSTS65004: declined"));
+
+    let consent = page("admin_consent=True&tenant=").await;
+    assert!(consent.contains("admin_consent=True") && !consent.contains("Tenant:"), "{consent}");
 }

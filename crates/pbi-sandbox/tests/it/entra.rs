@@ -507,3 +507,85 @@ async fn a_multi_tenant_app_is_consented_in_the_users_own_tenant() {
         t.sandbox.directory()["servicePrincipals"].as_array().expect("list").iter().filter(|sp| sp["clientId"] == client.as_str()).count();
     assert_eq!(sps, 2, "one service principal in the home tenant, one provisioned in Fabrikam by consent");
 }
+
+/// Every hidden field of a page's forms, as a browser would send them (escapes undone).
+fn hidden_fields(page: &str) -> Vec<(String, String)> {
+    let unescape =
+        |v: &str| v.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+    page.split(r#"<input type="hidden" name=""#)
+        .skip(1)
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once('"')?;
+            let value = rest.strip_prefix(r#" value=""#)?.split('"').next()?;
+            Some((name.to_owned(), unescape(value)))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_consent_page_says_permissions_requested_once() {
+    let t = TestSandbox::start().await;
+    let mut browser = Browser::default();
+    let page = t.get(&browser, &t.authorize_url(&[])).await.text().await.expect("page");
+    let consent = t.sign_in(&mut browser, &page, "bob@contoso.onmicrosoft.com", "bob-password").await.text().await.expect("consent");
+    assert!(consent.contains(r#"id="permissions""#), "the consent page: {consent}");
+    let body = consent.split("<body>").nth(1).expect("a body");
+    assert_eq!(body.matches("Permissions requested").count(), 1, "one heading, not two: {body}");
+}
+
+#[tokio::test]
+async fn a_consent_sent_again_after_its_sign_in_ended_links_back_to_the_application() {
+    let t = TestSandbox::start().await;
+    let mut browser = Browser::default();
+    let page = t.get(&browser, &t.authorize_url(&[])).await.text().await.expect("page");
+    let consent = t.sign_in(&mut browser, &page, "bob@contoso.onmicrosoft.com", "bob-password").await.text().await.expect("consent");
+    let mut form = hidden_fields(&consent);
+    form.push(("decision".into(), "accept".into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let consent_url = t.url(&format!("/{TENANT}/consent"));
+    let accepted = t.post_form(&browser, &consent_url, &form).await;
+    assert_eq!(accepted.status(), StatusCode::FOUND, "the first Accept goes back with a code");
+
+    // Back, then Accept again: the sign-in it belonged to is over.
+    let again = t.post_form(&browser, &consent_url, &form).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let error_page = again.text().await.expect("page");
+    assert!(error_page.contains("AADSTS50058"), "{error_page}");
+    let marker = r#"<a id="back-to-app" href=""#;
+    let start = error_page.find(marker).unwrap_or_else(|| panic!("a link back to the application: {error_page}")) + marker.len();
+    let link = error_page[start..].split('"').next().expect("href").replace("&amp;", "&");
+    assert!(link.starts_with(&format!("{}?", t.redirect_uri())), "to the app's own redirect URI: {link}");
+    assert_eq!(query_param(&link, "error").as_deref(), Some("login_required"));
+    assert!(query_param(&link, "error_description").is_some_and(|d| d.starts_with("AADSTS50058:")), "{link}");
+    assert_eq!(query_param(&link, "state").as_deref(), Some("s-123"), "the app can tell which sign-in it was");
+    assert!(error_page.contains("Back to pbi-bridge"), "named for the app: {error_page}");
+
+    // The way back is offered only to a redirect URI the app registered: a forged one gets the page alone.
+    let forged: Vec<(&str, &str)> =
+        form.iter().map(|&(k, v)| if k == "redirect_uri" { (k, "https://evil.example/cb") } else { (k, v) }).collect();
+    let forged_page = t.post_form(&browser, &consent_url, &forged).await.text().await.expect("page");
+    assert!(forged_page.contains("AADSTS50058") && !forged_page.contains("back-to-app"), "{forged_page}");
+    assert!(!forged_page.contains("evil.example"), "{forged_page}");
+}
+
+#[tokio::test]
+async fn an_expired_form_post_sign_in_goes_back_with_a_button() {
+    let t = TestSandbox::start().await;
+    let mut browser = Browser::default();
+    let page = t.get(&browser, &t.authorize_url(&[("response_mode", "form_post")])).await.text().await.expect("page");
+    let mut form = hidden_fields(&page);
+    form.extend([("login".to_owned(), "bob@contoso.onmicrosoft.com".to_owned()), ("passwd".to_owned(), "bob-password".to_owned())]);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let login_url = t.url(&format!("/{TENANT}/login"));
+    let consent = t.sign_in(&mut browser, &page, "bob@contoso.onmicrosoft.com", "bob-password").await.text().await.expect("consent");
+    let posted = t.consent(&browser, &consent, "accept").await.text().await.expect("the page that posts the code");
+    assert!(hidden_fields(&posted).iter().any(|(k, _)| k == "code"), "{posted}");
+    // Back to the sign-in page, and Sign in again: that sign-in is over.
+    let stale = t.post_form(&browser, &login_url, &form).await.text().await.expect("page");
+    assert!(stale.contains("AADSTS50058"), "{stale}");
+    assert!(stale.contains(&format!(r#"<form method="POST" action="{}">"#, t.redirect_uri())), "a form, since a link cannot post: {stale}");
+    let back = hidden_fields(&stale);
+    let value = |name: &str| back.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    assert_eq!((value("error"), value("state")), (Some("login_required"), Some("s-123")), "{stale}");
+    assert!(!stale.contains("onload"), "it waits for the person: no script");
+}
