@@ -220,7 +220,7 @@ fn schemas(doc: &Value) -> Vec<Schema> {
         .collect()
 }
 
-pub async fn page(State(state): State<Arc<AppState>>, Extension(doc): Extension<OpenApiDoc>) -> Response {
+pub async fn page(State(state): State<Arc<AppState>>, _: crate::session::MaybeSignedIn, Extension(doc): Extension<OpenApiDoc>) -> Response {
     let doc = match serde_json::to_value(doc.as_ref()) {
         Ok(doc) => doc,
         Err(error) => {

@@ -8,12 +8,10 @@
 //! it: `problem.page()`, `pages::form_expired()` and the 404 fallback render it too. Outside a request (unit
 //! tests) the frame is the one of a page without a session.
 
-use crate::AppState;
 use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::cell::RefCell;
-use std::sync::Arc;
 
 /// A message bar's kind: its colour and icon, and whether screen readers are told at once (`alert`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,10 +245,8 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
 
 /// Unknown addresses: the API's stay JSON (its own fallback); a page address gets the framed 404, with the
 /// user menu when a session is there.
-pub async fn not_found(axum::extract::State(state): axum::extract::State<Arc<AppState>>, request: axum::extract::Request) -> Response {
-    let (mut parts, _) = request.into_parts();
-    // Reads the session (and so fills the frame); no session is fine here.
-    let _ = <crate::session::SignedIn as axum::extract::FromRequestParts<Arc<AppState>>>::from_request_parts(&mut parts, &state).await;
+/// (`MaybeSignedIn` reads the session and so fills the frame; no session is fine.)
+pub async fn not_found(_: crate::session::MaybeSignedIn) -> Response {
     error_page(StatusCode::NOT_FOUND, "Page not found", "There is no page at this address. It may have moved, or the link may be wrong.")
 }
 

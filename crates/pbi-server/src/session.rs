@@ -233,6 +233,19 @@ pub fn done(state: &AppState, session: &Session, to: &str, flash: Flash) -> Resp
     Redirect::to(to).into_response()
 }
 
+/// A page anyone may see (the API documentation, a 404): the frame shows the user when a session is there.
+pub struct MaybeSignedIn;
+
+impl FromRequestParts<Arc<AppState>> for MaybeSignedIn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        // A missing or expired session is no refusal here: the page is drawn without the user menu.
+        let _ = SignedIn::from_request_parts(parts, state).await;
+        Ok(Self)
+    }
+}
+
 pub fn form_urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

@@ -12,6 +12,7 @@ mod admin_page;
 mod api;
 mod audit;
 mod connect;
+mod frame;
 mod fuzz;
 mod headers;
 mod observability;
