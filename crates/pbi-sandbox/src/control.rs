@@ -33,7 +33,35 @@ pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/_sandbox/datasets/{datasetId}/tables/{tableName}/rows", get(table_rows))
         .route_layer(axum::middleware::from_fn_with_state(shared, refuse_cross_site_changes));
     // The callback changes nothing, and Entra's form_post answer arrives there as a form: left unguarded.
-    controls.route("/_sandbox/callback", get(callback).post(callback_form))
+    controls.route("/_sandbox/callback", get(callback).post(callback_form)).route("/_sandbox/copy.js", get(copy_script))
+}
+
+/// The callback page's one script, a file of its own so that the page runs no inline script (its
+/// Content-Security-Policy allows scripts from the sandbox only): a `button[data-copy]` copies the text of the
+/// element it names, and selects it too, so that Ctrl-C works where the clipboard API is not allowed.
+const COPY_SCRIPT: &str = r#"// The sandbox callback page's Copy buttons.
+for (const button of document.querySelectorAll("button[data-copy]")) {
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    const target = document.getElementById(button.dataset.copy);
+    if (!target) return;
+    const range = document.createRange();
+    range.selectNodeContents(target);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    try {
+      await navigator.clipboard.writeText(target.textContent);
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Selected: press Ctrl-C";
+    }
+  });
+}
+"#;
+
+async fn copy_script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], COPY_SCRIPT).into_response()
 }
 
 /// The control API is unauthenticated, so a web page on any site could otherwise reconfigure a developer's
@@ -101,7 +129,7 @@ fn callback_page(shared: &Shared, params: &[(String, String)]) -> Response {
     };
     let body = match (get("code"), get("error"), get("admin_consent")) {
         (Some(code), _, _) => format!(
-            r#"<p>The sandbox redirected here with an authorization code (valid for 10 minutes, single use).</p><p>Code:</p><pre id="code" class="wrap">{}</pre><p>Redeem it (one command; copy it whole):</p><pre id="redeem" class="wrap">{}</pre>{}{}"#,
+            r#"<p>The sandbox redirected here with an authorization code (valid for 10 minutes, single use).</p><p>Code:</p><pre id="code" class="wrap">{}</pre><p>Redeem it (one command; copy it whole):</p><pre id="redeem" class="wrap">{}</pre><button type="button" id="copy-redeem" data-copy="redeem" hidden>Copy</button><script src="/_sandbox/copy.js" defer></script>{}{}"#,
             esc(code),
             esc(&redeem_command(shared, code)),
             field("State", "state"),
@@ -118,7 +146,15 @@ fn callback_page(shared: &Shared, params: &[(String, String)]) -> Response {
         }
         _ => "<p>No code or error was sent to this redirect URI.</p>".to_owned(),
     };
-    crate::pages::page(StatusCode::OK, "Sandbox callback", &body)
+    let mut response = crate::pages::page(StatusCode::OK, "Sandbox callback", &body);
+    // No inline script runs here (the page's own style block aside, nothing inline is allowed).
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    response
 }
 
 /// The curl that redeems `code` at the token endpoint, on one line: for the app and tenant the code was

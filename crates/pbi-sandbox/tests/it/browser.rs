@@ -28,6 +28,24 @@ fn drive_chromium(host: &str, shot: &Path) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// Runs `tests/browser/copy.mjs` on the callback page at `url`: it clicks Copy and prints what was copied.
+fn copy_in_chromium(url: &str) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/copy.mjs");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .arg(url)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node ({e}); ./scripts/test installs what the browser tests need"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the callback page in Chromium failed ({}):\n{}\n{stdout}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
 /// The width and height a PNG's header gives (its IHDR chunk), or `None` if the bytes are not a PNG.
 fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     let ihdr = bytes.strip_prefix(b"\x89PNG\r\n\x1a\n")?.get(4..16)?.strip_prefix(b"IHDR")?;
@@ -103,4 +121,21 @@ async fn chromium_draws_a_tile_from_an_embed_token_and_reports_tile_loaded() {
     assert_eq!(png_size(&png), Some((660, 420)), "a PNG of the page's viewport at {}", shot.display());
     assert!(png.len() > 1000, "more than a blank page: {} bytes", png.len());
     server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_pages_copy_button_copies_the_whole_command_without_inline_script() {
+    let t = TestSandbox::start().await;
+    let redirect = t.authorize_as("alice@contoso.onmicrosoft.com", &[]).await;
+    let page = t.http.get(&redirect).send().await.expect("GET");
+    let policy = page.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline'; script"), "no inline script may run: {policy}");
+    let html = page.text().await.expect("page");
+    let start = html.find(r#"<pre id="redeem" class="wrap">"#).expect("the command") + r#"<pre id="redeem" class="wrap">"#.len();
+    let command = html[start..].split("</pre>").next().expect("its end").replace("&#39;", "'").replace("&amp;", "&");
+
+    let seen = tokio::task::spawn_blocking(move || copy_in_chromium(&redirect)).await.expect("chromium task");
+    assert_eq!(seen["button"], "Copied", "{seen}");
+    assert_eq!(seen["clipboard"].as_str(), Some(command.as_str()), "the whole command, as one line");
+    assert_eq!(seen["violations"], json!([]), "the page broke its own policy: {seen}");
 }
