@@ -302,14 +302,25 @@ fn read_input(path: &PathBuf) -> anyhow::Result<String> {
 
 pub async fn run(args: PowerBiArgs) -> anyhow::Result<()> {
     let static_token = args.common.token.is_some();
-    act(args).await.map_err(|error| explain_refused_token(error, static_token))
+    act(args).await.map_err(|error| explain(error, static_token))
 }
 
-/// A token Power BI refused (`InvalidToken`, often with no message at all, or `TokenExpired`), after the
-/// client's one retry with a fresh token: what the code means, when Power BI did not say, and what to do
-/// about it with this command's credentials. Anything else is passed on as it is.
-fn explain_refused_token(error: anyhow::Error, static_token: bool) -> anyhow::Error {
+/// What to do about a failure the service does not explain: no answer at all (which address to check), or
+/// a token Power BI refused (`InvalidToken`, often with no message at all, or `TokenExpired`) after the
+/// client's one retry with a fresh token (what the code means, when Power BI did not say, and what to do
+/// about it with this command's credentials). Anything else is passed on as it is.
+fn explain(error: anyhow::Error, static_token: bool) -> anyhow::Error {
     let Some(refused) = error.downcast_ref::<PowerBiError>() else { return error };
+    if let ErrorKind::Transport(message) = &refused.kind {
+        // No answer at all: say which address to check.
+        let check = if message.contains("token endpoint") {
+            "check --authority (or --tenant and --cloud) and that this machine can reach it"
+        } else {
+            "check --api-base (or --cloud) and that this machine can reach it; 429, 5xx and network failures are retried --retries times"
+        };
+        let kind = ErrorKind::Transport(format!("{message}; {check}"));
+        return PowerBiError { kind, request_id: refused.request_id.clone() }.into();
+    }
     let (ErrorKind::Forbidden { code, message } | ErrorKind::Unauthorized { code, message }) = &refused.kind else { return error };
     let (meaning, what_to_do) = match code.as_str() {
         "InvalidToken" => (

@@ -222,6 +222,7 @@ async fn exit_codes_tell_usage_power_bi_network_and_sign_in_failures_apart() {
     let stderr = String::from_utf8_lossy(&authority_unreachable.stderr);
     assert_eq!(authority_unreachable.status.code(), Some(4), "a network error: {stderr}");
     assert!(stderr.contains("network error") && stderr.contains("token endpoint could not be reached"), "{stderr}");
+    assert!(stderr.contains("check --authority"), "what to do: {stderr}");
     assert!(!stderr.contains(demo::AUTOMATION_SECRET), "{stderr}");
 
     let base = sandbox.base_url().to_owned();
