@@ -58,6 +58,10 @@ impl CompanyId {
         }
         Ok(Some(Self(id.to_owned())))
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A Power BI tile by where it lives: My workspace (`group: None`) or a workspace, a dashboard, the tile.
@@ -100,7 +104,17 @@ pub async fn workspaces(state: &AppState, user: &User) -> Result<Vec<Workspace>,
 }
 
 pub async fn create_workspace(state: &AppState, user: &User, name: &WorkspaceName) -> Result<Workspace, Problem> {
-    state.store.add_workspace(user.id, name.as_str(), state.clock.unix()).await.map_err(Problem::store("workspace", "creating a workspace"))
+    state.store.add_workspace(user.id, name.as_str(), state.clock.unix()).await.map_err(|e| name_problem(e, name, "creating a workspace"))
+}
+
+/// A store refusal of a workspace name: another of the user's workspaces has it (whatever its case).
+fn name_problem(error: pbi_store::StoreError, name: &WorkspaceName, doing: &'static str) -> Problem {
+    match error {
+        pbi_store::StoreError::Conflict(_) => {
+            Problem::invalid("name", format!("A workspace named '{}' already exists: choose another name.", name.as_str()))
+        }
+        other => Problem::store("workspace", doing)(other),
+    }
 }
 
 pub async fn workspace(state: &AppState, user: &User, id: Uuid) -> Result<Workspace, Problem> {
@@ -115,7 +129,7 @@ pub async fn workspace_with_pins(state: &AppState, user: &User, id: Uuid) -> Res
 }
 
 pub async fn rename_workspace(state: &AppState, user: &User, id: Uuid, name: &WorkspaceName) -> Result<(), Problem> {
-    state.store.rename_workspace(id, user.id, name.as_str()).await.map_err(Problem::store("workspace", "renaming a workspace"))
+    state.store.rename_workspace(id, user.id, name.as_str()).await.map_err(|e| name_problem(e, name, "renaming a workspace"))
 }
 
 pub async fn delete_workspace(state: &AppState, user: &User, id: Uuid) -> Result<(), Problem> {
@@ -283,6 +297,15 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
     }
     let (client, connection) = client_for(state, user).await?;
     let embed_origins = embed_origins(state).await?;
+    // A tile is pinned once per workspace: one already there, or twice in this request, is refused by name.
+    let mut present: std::collections::HashSet<(String, String)> = state
+        .store
+        .pins(workspace_id)
+        .await
+        .map_err(Problem::store("workspace", "reading pins"))?
+        .into_iter()
+        .map(|p| (p.dashboard_id, p.tile_id))
+        .collect();
     let mut described = Vec::with_capacity(tiles.len());
     for (i, at) in tiles.iter().enumerate() {
         let tile = client.tile(at.scope(), at.dashboard, at.tile).await.map_err(|e| match power_bi_problem(&e) {
@@ -298,6 +321,10 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
         embed_origins
             .check(&embed_url)
             .map_err(|why| Problem::invalid(&format!("tiles[{i}]"), format!("That tile cannot be pinned: {}", why.pinning())))?;
+        let title = tile.title.unwrap_or_else(|| "(untitled tile)".into());
+        if !present.insert((at.dashboard.to_string(), at.tile.to_string())) {
+            return Err(already_pinned(i, &title));
+        }
         described.push(Pin {
             id: Uuid::nil(),
             workspace_id,
@@ -305,7 +332,7 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
             group_id: at.group.map(|g| g.to_string()),
             dashboard_id: at.dashboard.to_string(),
             tile_id: at.tile.to_string(),
-            title: tile.title.unwrap_or_else(|| "(untitled tile)".into()),
+            title,
             row_span: i64::from(tile.row_span.unwrap_or(1)),
             col_span: i64::from(tile.col_span.unwrap_or(1)),
             embed_url,
@@ -313,10 +340,18 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
         });
     }
     let mut pinned = Vec::with_capacity(described.len());
-    for pin in &described {
-        pinned.push(state.store.add_pin(pin, state.clock.unix()).await.map_err(Problem::store("workspace", "pinning"))?);
+    for (i, pin) in described.iter().enumerate() {
+        // The store's unique index decides when another request pinned the same tile in between.
+        pinned.push(state.store.add_pin(pin, state.clock.unix()).await.map_err(|e| match e {
+            pbi_store::StoreError::Conflict(_) => already_pinned(i, &pin.title),
+            other => Problem::store("workspace", "pinning")(other),
+        })?);
     }
     Ok(pinned)
+}
+
+fn already_pinned(i: usize, title: &str) -> Problem {
+    Problem::invalid(&format!("tiles[{i}]"), format!("'{title}' is already pinned here."))
 }
 
 pub async fn unpin(state: &AppState, user: &User, workspace_id: Uuid, pin: Uuid) -> Result<(), Problem> {

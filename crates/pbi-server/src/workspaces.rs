@@ -1,25 +1,43 @@
 //! Workspace pages: a user's pages of pinned Power BI tiles, listed, pinned and drawn on their behalf.
-//! Each handler checks the form's CSRF token, calls one operation of `ops` and renders the result.
+//! Each handler checks the form's CSRF token, calls one operation of `ops` and renders the result; an action
+//! that worked answers 303 with its message kept for the next page (Post/Redirect/Get: a reload repeats nothing).
 
 use crate::AppState;
+use crate::frame::Message;
 use crate::ops::{self, CompanyId, Direction, TileRef, WorkspaceName};
 use crate::pages::{form_expired, render};
 use crate::problem::Problem;
-use crate::session::{self, SignedIn};
+use crate::session::{self, Flash, SignedIn};
 use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use pbi_store::Session;
 use serde::Deserialize;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Where a form goes after it worked, or the problem as a page.
-fn then_show(result: Result<(), Problem>, id: Uuid) -> Response {
+/// After an action: its message on the page it leads to (303), or the problem as a page.
+fn then_show(state: &AppState, session: &Session, result: Result<String, Problem>, to: &str) -> Response {
     match result {
-        Ok(()) => Redirect::to(&format!("/workspaces/{id}")).into_response(),
+        Ok(said) => session::done(state, session, to, Flash::message(Message::success(said))),
         Err(problem) => problem.page(),
+    }
+}
+
+/// A pin's title, for the message after acting on it; "not found" when the workspace has no such pin.
+async fn title_of(state: &AppState, session: &Session, id: Uuid, pin: Uuid) -> Result<String, Problem> {
+    let (_, pins) = ops::workspace_with_pins(state, &session.user, id).await?;
+    pins.into_iter().find(|p| p.id == pin).map(|p| p.title).ok_or(Problem::NotFound("pin"))
+}
+
+/// A list of titles as a person writes it: 'A', 'B' and 'C'.
+fn titles(list: &[String]) -> String {
+    let quoted: Vec<String> = list.iter().map(|t| format!("'{t}'")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -30,7 +48,6 @@ fn csrf_ok(session: &Session, sent: &str) -> bool {
 #[derive(Template)]
 #[template(path = "workspaces.html")]
 struct WorkspacesPage<'a> {
-    user_name: &'a str,
     csrf: &'a str,
     workspaces: Vec<(Uuid, String)>,
 }
@@ -39,11 +56,7 @@ pub async fn list(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
     match ops::workspaces(&state, &session.user).await {
         Ok(list) => render(
             StatusCode::OK,
-            &WorkspacesPage {
-                user_name: &session.user.display_name,
-                csrf: &session.csrf_token,
-                workspaces: list.into_iter().map(|w| (w.id, w.name)).collect(),
-            },
+            &WorkspacesPage { csrf: &session.csrf_token, workspaces: list.into_iter().map(|w| (w.id, w.name)).collect() },
         ),
         Err(problem) => problem.page(),
     }
@@ -61,7 +74,12 @@ pub async fn create(State(state): State<Arc<AppState>>, SignedIn(session): Signe
     }
     let created = async { ops::create_workspace(&state, &session.user, &WorkspaceName::parse(&form.name)?).await };
     match created.await {
-        Ok(workspace) => Redirect::to(&format!("/workspaces/{}", workspace.id)).into_response(),
+        Ok(workspace) => then_show(
+            &state,
+            &session,
+            Ok(format!("Workspace '{}' created: pin Power BI tiles to it.", workspace.name)),
+            &format!("/workspaces/{}", workspace.id),
+        ),
         Err(problem) => problem.page(),
     }
 }
@@ -82,7 +100,6 @@ struct PinView {
 #[derive(Template)]
 #[template(path = "workspace.html")]
 struct WorkspacePage<'a> {
-    user_name: &'a str,
     csrf: &'a str,
     id: Uuid,
     name: String,
@@ -116,14 +133,7 @@ pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
         .collect();
     let mut response = render(
         StatusCode::OK,
-        &WorkspacePage {
-            user_name: &session.user.display_name,
-            csrf: &session.csrf_token,
-            id,
-            name: workspace.name,
-            company: workspace.company_filter.unwrap_or_default(),
-            pins,
-        },
+        &WorkspacePage { csrf: &session.csrf_token, id, name: workspace.name, company: workspace.company_filter.unwrap_or_default(), pins },
     );
     // The one page that frames anything: its tiles, from the configured Power BI's embed host only.
     response
@@ -147,8 +157,12 @@ pub async fn rename(
     if !csrf_ok(&session, &form.csrf) {
         return form_expired();
     }
-    let renamed = async { ops::rename_workspace(&state, &session.user, id, &WorkspaceName::parse(&form.name)?).await };
-    then_show(renamed.await, id)
+    let renamed = async {
+        let name = WorkspaceName::parse(&form.name)?;
+        ops::rename_workspace(&state, &session.user, id, &name).await?;
+        Ok(format!("Renamed to '{}'.", name.as_str()))
+    };
+    then_show(&state, &session, renamed.await, &format!("/workspaces/{id}"))
 }
 
 pub async fn delete(
@@ -160,10 +174,12 @@ pub async fn delete(
     if !csrf_ok(&session, &form.csrf) {
         return form_expired();
     }
-    match ops::delete_workspace(&state, &session.user, id).await {
-        Ok(()) => Redirect::to("/workspaces").into_response(),
-        Err(problem) => problem.page(),
-    }
+    let deleted = async {
+        let workspace = ops::workspace(&state, &session.user, id).await?;
+        ops::delete_workspace(&state, &session.user, id).await?;
+        Ok(format!("Workspace '{}' deleted, with its pinned tiles.", workspace.name))
+    };
+    then_show(&state, &session, deleted.await, "/workspaces")
 }
 
 struct TileChoice {
@@ -172,12 +188,13 @@ struct TileChoice {
     dashboard: String,
     group: String,
     size: String,
+    /// Already on this workspace: shown, but not offered again.
+    pinned: bool,
 }
 
 #[derive(Template)]
 #[template(path = "pin.html")]
 struct PinPage<'a> {
-    user_name: &'a str,
     csrf: &'a str,
     id: Uuid,
     name: String,
@@ -186,10 +203,11 @@ struct PinPage<'a> {
 }
 
 pub async fn pin_page(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Path(id): Path<Uuid>) -> Response {
-    let workspace = match ops::workspace(&state, &session.user, id).await {
-        Ok(w) => w,
+    let (workspace, pins) = match ops::workspace_with_pins(&state, &session.user, id).await {
+        Ok(found) => found,
         Err(problem) => return problem.page(),
     };
+    let present: std::collections::HashSet<(String, String)> = pins.into_iter().map(|p| (p.dashboard_id, p.tile_id)).collect();
     let (tiles, problem) = match ops::available_tiles(&state, &session.user).await {
         Ok(tiles) => (tiles, None),
         Err(problem) => (Vec::new(), Some(problem.to_string())),
@@ -202,12 +220,10 @@ pub async fn pin_page(State(state): State<Arc<AppState>>, SignedIn(session): Sig
             dashboard: t.dashboard,
             group: t.group,
             size: format!("{}x{}", t.row_span, t.col_span),
+            pinned: present.contains(&(t.at.dashboard.to_string(), t.at.tile.to_string())),
         })
         .collect();
-    render(
-        StatusCode::OK,
-        &PinPage { user_name: &session.user.display_name, csrf: &session.csrf_token, id, name: workspace.name, tiles, problem },
-    )
+    render(StatusCode::OK, &PinPage { csrf: &session.csrf_token, id, name: workspace.name, tiles, problem })
 }
 
 pub async fn pin(
@@ -222,9 +238,10 @@ pub async fn pin(
     }
     let pinned = async {
         let tiles = form.iter().filter(|(k, _)| k == "tile").map(|(_, key)| TileRef::parse_key(key)).collect::<Result<Vec<_>, _>>()?;
-        ops::pin_tiles(&state, &session.user, id, &tiles).await.map(drop)
+        let pinned: Vec<String> = ops::pin_tiles(&state, &session.user, id, &tiles).await?.into_iter().map(|p| p.title).collect();
+        Ok(format!("Pinned {}.", titles(&pinned)))
     };
-    then_show(pinned.await, id)
+    then_show(&state, &session, pinned.await, &format!("/workspaces/{id}"))
 }
 
 #[derive(Deserialize)]
@@ -241,7 +258,12 @@ pub async fn unpin(
     if !csrf_ok(&session, &form.csrf) {
         return form_expired();
     }
-    then_show(ops::unpin(&state, &session.user, id, pin).await, id)
+    let unpinned = async {
+        let title = title_of(&state, &session, id, pin).await?;
+        ops::unpin(&state, &session.user, id, pin).await?;
+        Ok(format!("Unpinned '{title}'."))
+    };
+    then_show(&state, &session, unpinned.await, &format!("/workspaces/{id}"))
 }
 
 #[derive(Deserialize)]
@@ -259,7 +281,12 @@ pub async fn move_pin(
     if !csrf_ok(&session, &form.csrf) {
         return form_expired();
     }
-    then_show(ops::move_pin(&state, &session.user, id, pin, form.direction).await, id)
+    let moved = async {
+        let title = title_of(&state, &session, id, pin).await?;
+        ops::move_pin(&state, &session.user, id, pin, form.direction).await?;
+        Ok(format!("Moved '{title}' {}.", if form.direction == Direction::Up { "earlier" } else { "later" }))
+    };
+    then_show(&state, &session, moved.await, &format!("/workspaces/{id}"))
 }
 
 #[derive(Deserialize)]
@@ -278,6 +305,13 @@ pub async fn set_filter(
     if !csrf_ok(&session, &form.csrf) {
         return form_expired();
     }
-    let set = async { ops::set_company_filter(&state, &session.user, id, CompanyId::parse(&form.company)?.as_ref()).await };
-    then_show(set.await, id)
+    let set = async {
+        let company = CompanyId::parse(&form.company)?;
+        ops::set_company_filter(&state, &session.user, id, company.as_ref()).await?;
+        Ok(match &company {
+            Some(c) => format!("Showing company {} only.", c.as_str()),
+            None => "Showing all companies.".to_owned(),
+        })
+    };
+    then_show(&state, &session, set.await, &format!("/workspaces/{id}"))
 }

@@ -1,4 +1,4 @@
-// Draws a workspace's pinned tiles. Each frame is one Power BI tile embed, driven with the messages
+// Draws a workspace's pinned tiles and lays them out. Each frame is one Power BI tile embed, driven with the messages
 // powerbi-client sends (POST /tile/load, then /tile/token to renew), posted directly: the library itself
 // accepts only https *.powerbi.com URLs, and these are the same messages.
 // The messages carry the user's Power BI token, so each goes to its frame's embed origin only (the server
@@ -10,6 +10,37 @@ const tiles = document.getElementById("tiles");
 const workspace = tiles.dataset.workspace;
 const company = document.getElementById("company").value;
 const frames = [...document.querySelectorAll("iframe.tile-frame")];
+
+// The grid has as many columns as fit at the stylesheet's --tile-min width (one on a phone); each tile spans as
+// many rows and columns as Power BI gives it, but never more columns than the grid has (the CSP allows styles
+// set from this file through the CSSOM, not in the markup).
+function layout() {
+  const style = getComputedStyle(tiles);
+  const min = parseFloat(style.getPropertyValue("--tile-min")) || 230;
+  const gap = parseFloat(style.columnGap) || 0;
+  const columns = Math.max(1, Math.floor((tiles.clientWidth + gap) / (min + gap)));
+  tiles.style.gridTemplateColumns = `repeat(${columns}, minmax(0, 1fr))`;
+  for (const tile of tiles.querySelectorAll(".tile")) {
+    tile.style.gridColumn = `span ${Math.min(columns, Math.max(1, Number(tile.dataset.cols) || 1))}`;
+    tile.style.gridRow = `span ${Math.max(1, Number(tile.dataset.rows) || 1)}`;
+  }
+  tiles.dataset.columns = String(columns);
+}
+layout();
+window.addEventListener("resize", layout);
+
+// A tile's menu (reorder, unpin) closes when another opens, or on Escape, which gives the focus back to it.
+for (const menu of tiles.querySelectorAll("details.tile-menu")) {
+  menu.addEventListener("toggle", () => {
+    if (menu.open) for (const other of tiles.querySelectorAll("details.tile-menu[open]")) if (other !== menu) other.open = false;
+  });
+  menu.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && menu.open) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    }
+  });
+}
 
 window.addEventListener("message", (event) => {
   const frame = frames.find((f) => f.contentWindow === event.source);

@@ -165,6 +165,8 @@ async fn a_tile_whose_embed_url_is_on_another_host_is_not_drawn_and_gets_no_toke
             &Pin {
                 id: uuid::Uuid::nil(),
                 title: "Look-alike".into(),
+                // Another tile: a tile is pinned once per workspace.
+                tile_id: uuid::Uuid::new_v4().to_string(),
                 embed_url: format!("https://app.powerbi.com.evil.example/embed?dashboardId={}&tileId=x", good.dashboard_id),
                 ..good.clone()
             },

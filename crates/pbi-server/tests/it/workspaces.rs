@@ -202,7 +202,7 @@ async fn pinning_before_connecting_says_what_to_do() {
 
 /// The titles of the drawn tiles, in page order.
 fn drawn(page: &str) -> Vec<&str> {
-    page.split(r#"class="tile" id="pin-"#).skip(1).filter_map(|t| t.split(r#"data-title=""#).nth(1)?.split('"').next()).collect()
+    page.split(r#"class="tile dash-tile" id="pin-"#).skip(1).filter_map(|t| t.split(r#"data-title=""#).nth(1)?.split('"').next()).collect()
 }
 
 #[tokio::test]
@@ -276,4 +276,168 @@ async fn seed_000_troubleshooting_an_account_without_dashboards_and_one_without_
     let problem = page.split(r#"id="problem"><p>"#).nth(1).and_then(|p| p.split("</p>").next()).unwrap_or_else(|| panic!("{page}"));
     assert!(problem.contains("no Power BI license") && problem.contains("Microsoft 365 admin center"), "{problem}");
     assert!(!page.contains("eyJ"), "no token on the page");
+}
+
+/// HTML text with the apostrophes the templates escape put back.
+fn unescaped(html: &str) -> String {
+    html.replace("&#x27;", "'").replace("&#39;", "'")
+}
+
+/// The message bar's text on a page (`id="message"`), if it shows one.
+fn message(page: &str) -> Option<String> {
+    let start = page.find(r#"id="message""#)?;
+    let text = &page[start..];
+    let text = &text[text.find("<p>")? + 3..];
+    Some(unescaped(&text[..text.find("</p>")?]))
+}
+
+/// POSTs a form, expects 303, follows it once and returns (where it went, the message it showed); a second GET
+/// of the same page (a reload) must show no message and change nothing.
+async fn act(world: &World, cookie: &str, path: &str, form: &[(&str, &str)]) -> (String, String) {
+    let answered = world.post(cookie, path, form).await;
+    assert_eq!(answered.status(), StatusCode::SEE_OTHER, "{path}: {}", answered.text().await.unwrap_or_default());
+    let to = answered.headers()["location"].to_str().expect("ascii").to_owned();
+    assert!(!to.contains('?'), "the message is not in the URL: {to}");
+    let (status, page) = world.app.page(cookie, &to).await;
+    assert_eq!(status, StatusCode::OK);
+    let said = message(&page).unwrap_or_else(|| panic!("{path} says what it did: {page}"));
+    let (_, reloaded) = world.app.page(cookie, &to).await;
+    assert_eq!(message(&reloaded), None, "a reload shows the message no more");
+    assert_eq!(drawn(&reloaded), drawn(&page), "and changes nothing");
+    (to, said)
+}
+
+/// The body of a refused form post, with its status.
+async fn refused(world: &World, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let answered = world.post(cookie, path, form).await;
+    let status = answered.status();
+    (status, unescaped(&answered.text().await.expect("page")))
+}
+
+#[tokio::test]
+async fn every_workspace_action_answers_303_and_the_next_page_says_what_it_did_once() {
+    let world = world().await;
+    let alice = world.connected("alice").await;
+    let (_, list) = world.app.page(&alice, "/workspaces").await;
+    let csrf = hidden(&list, "csrf").expect("csrf");
+    let csrf = csrf.as_str();
+    let (workspace, said) = act(&world, &alice, "/workspaces", &[("csrf", csrf), ("name", "Board")]).await;
+    assert_eq!(said, "Workspace 'Board' created: pin Power BI tiles to it.");
+
+    let (_, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    let tiles = offered(&pin_page);
+    let form = [("csrf", csrf), ("tile", key_of(&tiles, "Total Sales")), ("tile", key_of(&tiles, "Sales by Region"))];
+    let (to, said) = act(&world, &alice, &format!("{workspace}/pin"), &form).await;
+    assert_eq!((to.as_str(), said.as_str()), (workspace.as_str(), "Pinned 'Total Sales' and 'Sales by Region'."));
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert_eq!(drawn(&page), ["Total Sales", "Sales by Region"], "pinned once, however often the page was loaded");
+    let region = page[page.find(r#"data-title="Sales by Region""#).expect("tile")..]
+        .split(r#"data-pin=""#)
+        .nth(1)
+        .and_then(|p| p.split('"').next())
+        .expect("pin id")
+        .to_owned();
+
+    let (_, said) = act(&world, &alice, &format!("{workspace}/pins/{region}/move"), &[("csrf", csrf), ("direction", "up")]).await;
+    assert_eq!(said, "Moved 'Sales by Region' earlier.");
+    let (_, said) = act(&world, &alice, &format!("{workspace}/filter"), &[("csrf", csrf), ("company", "USMF")]).await;
+    assert_eq!(said, "Showing company USMF only.");
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert!(page.contains(r#"id="filter-badge">Filtered: company USMF<"#), "the page shows the filter is on: {page}");
+    let (_, said) = act(&world, &alice, &format!("{workspace}/filter"), &[("csrf", csrf), ("company", "")]).await;
+    assert_eq!(said, "Showing all companies.");
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert!(!page.contains(r#"id="filter-badge""#), "and when it is off");
+    let (_, said) = act(&world, &alice, &format!("{workspace}/pins/{region}/remove"), &[("csrf", csrf)]).await;
+    assert_eq!(said, "Unpinned 'Sales by Region'.");
+    let (_, said) = act(&world, &alice, &format!("{workspace}/rename"), &[("csrf", csrf), ("name", "Board room")]).await;
+    assert_eq!(said, "Renamed to 'Board room'.");
+    let (to, said) = act(&world, &alice, &format!("{workspace}/delete"), &[("csrf", csrf)]).await;
+    assert_eq!((to.as_str(), said.as_str()), ("/workspaces", "Workspace 'Board room' deleted, with its pinned tiles."));
+}
+
+#[tokio::test]
+async fn a_workspace_name_is_refused_when_another_of_the_users_has_it_whatever_its_case() {
+    let world = world().await;
+    let alice = world.connected("alice").await;
+    let bob = world.app.session("bob").await;
+    let board = world.new_workspace(&alice, "Board").await;
+    let (_, list) = world.app.page(&alice, "/workspaces").await;
+    let csrf = hidden(&list, "csrf").expect("csrf");
+    for again in ["Board", " board ", "BOARD"] {
+        let (status, page) = refused(&world, &alice, "/workspaces", &[("csrf", csrf.as_str()), ("name", again)]).await;
+        let name = again.trim();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{again:?}");
+        assert!(page.contains(&format!("A workspace named '{name}' already exists: choose another name.")), "{again:?}: {page}");
+    }
+    let other = world.new_workspace(&alice, "Floor").await;
+    let (status, page) = refused(&world, &alice, &format!("{other}/rename"), &[("csrf", csrf.as_str()), ("name", "bOARD")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("A workspace named 'bOARD' already exists"), "{page}");
+    let (_, page) = world.app.page(&alice, &other).await;
+    assert!(page.contains(r#"id="workspace-name">Floor<"#), "the refused rename changed nothing");
+    let (_, list) = world.app.page(&alice, "/workspaces").await;
+    assert_eq!(list.matches("<li><a href=\"/workspaces/").count(), 2, "{list}");
+    act(&world, &alice, &format!("{board}/rename"), &[("csrf", csrf.as_str()), ("name", "BOARD")]).await;
+    world.new_workspace(&bob, "Board").await;
+
+    // The JSON API says the same, naming the field.
+    let api = crate::api::Api::of(&world).await;
+    let as_alice = crate::api::Auth::Session { cookie: &alice, csrf: Some(&csrf) };
+    let (status, body) =
+        api.call(&world, as_alice, reqwest::Method::POST, "/api/v1/workspaces", Some(serde_json::json!({"name": "board"}))).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("name")), "{body}");
+    let said = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(said.ends_with("A workspace named 'board' already exists: choose another name."), "{body}");
+}
+
+#[tokio::test]
+async fn a_tile_is_refused_when_it_is_already_pinned_to_the_workspace() {
+    let world = world().await;
+    let alice = world.connected("alice").await;
+    let workspace = world.new_workspace(&alice, "Once").await;
+    let (_, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    let tiles = offered(&pin_page);
+    let csrf = hidden(&pin_page, "csrf").expect("csrf");
+    let (total, region) = (key_of(&tiles, "Total Sales"), key_of(&tiles, "Sales by Region"));
+
+    let twice = [("csrf", csrf.as_str()), ("tile", region), ("tile", total), ("tile", total)];
+    let (status, page) = refused(&world, &alice, &format!("{workspace}/pin"), &twice).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("'Total Sales' is already pinned here."), "{page}");
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert!(drawn(&page).is_empty(), "nothing of the refused request was pinned: {page}");
+
+    act(&world, &alice, &format!("{workspace}/pin"), &[("csrf", csrf.as_str()), ("tile", total)]).await;
+    let (status, page) =
+        refused(&world, &alice, &format!("{workspace}/pin"), &[("csrf", csrf.as_str()), ("tile", region), ("tile", total)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("'Total Sales' is already pinned here."), "{page}");
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert_eq!(drawn(&page), ["Total Sales"]);
+    let (_, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    let row = &pin_page[pin_page.find(&format!(r#"value="{total}""#)).expect("still listed")..];
+    assert!(row[..row.find("</tr>").expect("row")].contains("disabled") && row.contains("already pinned"), "{row}");
+    let other = world.new_workspace(&alice, "Elsewhere").await;
+    act(&world, &alice, &format!("{other}/pin"), &[("csrf", csrf.as_str()), ("tile", total)]).await;
+
+    // The JSON API names the tile at fault.
+    let api = crate::api::Api::of(&world).await;
+    let as_alice = crate::api::Auth::Session { cookie: &alice, csrf: Some(&csrf) };
+    let (_, listed) = api.call(&world, as_alice, reqwest::Method::GET, "/api/v1/tiles", None).await;
+    let reference = |title: &str| {
+        let t = listed["tiles"].as_array().expect("tiles").iter().find(|t| t["title"] == title).expect("listed");
+        serde_json::json!({"groupId": t["groupId"], "dashboardId": t["dashboardId"], "tileId": t["tileId"]})
+    };
+    let path = format!("/api/v1{workspace}/pins");
+    for (tiles, field) in
+        [(vec![reference("Total Sales")], "tiles[0]"), (vec![reference("Recent Sales"), reference("Recent Sales")], "tiles[1]")]
+    {
+        let body = serde_json::json!({ "tiles": tiles });
+        let (status, answer) = api.call(&world, as_alice, reqwest::Method::POST, &path, Some(body)).await;
+        assert_eq!((status, answer["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{answer}");
+        assert!(answer["error"]["message"].as_str().is_some_and(|m| m.ends_with("is already pinned here.")), "{answer}");
+    }
+    let (_, page) = world.app.page(&alice, &workspace).await;
+    assert_eq!(drawn(&page), ["Total Sales"], "Recent Sales was not pinned either");
 }
