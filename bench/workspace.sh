@@ -17,7 +17,7 @@ command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk
 . bench/up.sh
 
 echo "== browser: workspace page with $pins pinned tiles, until every tile is rendered (10 loads)"
-setup=$(node "$browser_dir/bench-workspace.mjs" "$base" "$pins" 10)
+setup=$(node "$browser_dir/bench-workspace.mjs" "$base" "$pins" 10 "$sandbox")
 echo "$setup" | json '"ms per load: %s; median %d ms" % (d["timings"], sorted(d["timings"])[len(d["timings"])//2])'
 cookie=$(echo "$setup" | json 'd["cookie"]')
 workspace=$(echo "$setup" | json 'd["workspace"]')

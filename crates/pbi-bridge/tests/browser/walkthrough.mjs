@@ -19,6 +19,7 @@ try {
   report.bob = await user("bob", ["Actual Spend"]);
   report.bobOnAlicesWorkspace = await visit("bob", report.alice.workspaceUrl);
   report.aliceApi = await apiToken("alice");
+  report.aliceBoard = await dashboard("alice");
   report.troubleshooting = await troubleshooting("dana", "carol");
 } catch (error) {
   // Say where each person was and what their page said: the test prints this when it fails.
@@ -241,4 +242,86 @@ async function troubleshooting(name, account) {
   const unlicensed = await page.$eval("#problem", (e) => e.textContent.trim());
   await page.screenshot({ path: join(shots, `11-${name}-no-license.png`), fullPage: true });
   return { declined, status, unlicensed };
+}
+
+// The workspace page as a dashboard: Alice pins every tile she has to a new workspace and moves the small one
+// to the end through its menu (by keyboard); the grid is measured at 1366 px and at a phone's 390 px.
+async function dashboard(name) {
+  const page = sessions[name];
+  await page.setViewport({ width: 1366, height: 900 });
+  const said = async () => page.$eval("#message", (e) => e.textContent.trim()).catch(() => null);
+  await page.goto(`${base}/workspaces`);
+  await page.type("#name", "Board");
+  await click(page, "#create");
+  const workspaceUrl = page.url();
+  const created = await said();
+  const reloaded = await page.reload().then(said);
+  await page.goto(`${base}/workspaces`);
+  await page.type("#name", " BOARD ");
+  await click(page, "#create");
+  const sameName = await page.$eval("body", (b) => b.innerText);
+  await page.goto(workspaceUrl);
+  await click(page, "#pin-tiles");
+  await page.$$eval("#tile-list input[name=tile]:not(:disabled)", (boxes) => boxes.forEach((b) => (b.checked = true)));
+  await click(page, "#pin");
+  const pinned = await said();
+  await page.goto(`${workspaceUrl}/pin`);
+  const alreadyPinned = await page.$$eval("#tile-list input[name=tile]:disabled", (boxes) => boxes.length);
+  await page.screenshot({ path: join(shots, `12-${name}-pin-1366.png`), fullPage: true });
+  await page.goto(workspaceUrl);
+  const small = '.tile[data-title="Total Sales"]';
+  for (let moves = 0; moves < 10 && (await page.$eval("#tiles .tile:last-child", (t) => t.dataset.title)) !== "Total Sales"; moves++) {
+    await page.focus(`${small} summary`);
+    await page.keyboard.press("Enter");
+    await page.waitForSelector(`${small} .move-down`, { visible: true });
+    await page.focus(`${small} .move-down`);
+    await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  }
+  const moved = await said();
+  await settled(page);
+  const wide = await page.evaluate(measureGrid);
+  await page.screenshot({ path: join(shots, `12-${name}-dashboard-1366.png`), fullPage: true });
+  await page.setViewport({ width: 390, height: 844 });
+  await page.waitForFunction(() => document.getElementById("tiles").dataset.columns === "1");
+  const phone = await page.evaluate(measureGrid);
+  await page.screenshot({ path: join(shots, `12-${name}-dashboard-390.png`), fullPage: true });
+  await page.goto(`${workspaceUrl}/pin`);
+  const phonePin = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
+  await page.screenshot({ path: join(shots, `12-${name}-pin-390.png`), fullPage: true });
+  await page.setViewport({ width: 1280, height: 900 });
+  return { created, reloaded, sameName, pinned, alreadyPinned, moved, wide, phone, phonePin };
+}
+
+// Where each tile landed on the workspace grid: its box, and the grid cells it covers (from the grid's tracks).
+function measureGrid() {
+  const grid = document.getElementById("tiles");
+  const box = grid.getBoundingClientRect();
+  const style = getComputedStyle(grid);
+  const columns = style.gridTemplateColumns.split(" ").filter(Boolean);
+  const columnWidth = parseFloat(columns[0]);
+  const rowHeight = parseFloat(style.gridAutoRows);
+  const [columnGap, rowGap] = [parseFloat(style.columnGap) || 0, parseFloat(style.rowGap) || 0];
+  const tiles = [...grid.querySelectorAll(".tile")].map((t) => {
+    const r = t.getBoundingClientRect();
+    const [x, y] = [r.left - box.left, r.top - box.top];
+    return {
+      title: t.dataset.title,
+      rows: Number(t.dataset.rows),
+      cols: Number(t.dataset.cols),
+      box: { x, y, width: r.width, height: r.height },
+      column: Math.round(x / (columnWidth + columnGap)),
+      row: Math.round(y / (rowHeight + rowGap)),
+      columnSpan: Math.round((r.width + columnGap) / (columnWidth + columnGap)),
+      rowSpan: Math.round((r.height + rowGap) / (rowHeight + rowGap)),
+      titlesShown: t.querySelectorAll(".tile-title").length,
+    };
+  });
+  return {
+    columns: columns.length,
+    gridWidth: box.width,
+    tiles,
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+    states: [...grid.querySelectorAll("iframe.tile-frame")].map((f) => f.dataset.state),
+  };
 }

@@ -120,9 +120,88 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     assert!(trouble["declined"].as_str().is_some_and(|t| t.contains("You declined the permissions")), "{trouble}");
     assert_eq!(trouble["status"], "connected", "{trouble}");
     assert!(trouble["unlicensed"].as_str().is_some_and(|t| t.contains("no Power BI license")), "{trouble}");
+    dashboard(&report["aliceBoard"]);
+    for shot in ["12-alice-dashboard-1366.png", "12-alice-dashboard-390.png", "12-alice-pin-1366.png", "12-alice-pin-390.png"] {
+        assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "screenshot {shot}");
+    }
     for shot in ["1-admin-validate.png", "4-alice-settings.png", "6-alice-workspace.png", "6-bob-workspace.png", "8-alice-api-token.png"] {
         assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "screenshot {shot}");
     }
     drop(running);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The workspace page as a dashboard: every action said what it did, once; the same name and the same tile
+/// were refused; the tiles are packed without overlaps or holes at 1366 px and in one column at 390 px.
+fn dashboard(board: &Value) {
+    assert_eq!(board["created"], "Workspace 'Board' created: pin Power BI tiles to it.", "{board}");
+    assert_eq!(board["reloaded"], Value::Null, "a reload shows the message no more: {board}");
+    assert!(
+        board["sameName"].as_str().is_some_and(|t| t.contains("A workspace named 'BOARD' already exists: choose another name.")),
+        "{board}"
+    );
+    assert!(
+        board["pinned"].as_str().is_some_and(|t| t.starts_with("Pinned '") && t.contains("'Total Sales'") && t.contains(" and ")),
+        "{board}"
+    );
+    assert_eq!(board["moved"], "Moved 'Total Sales' later.", "{board}");
+
+    let wide = &board["wide"];
+    let tiles = wide["tiles"].as_array().expect("tiles");
+    assert_eq!(tiles.len(), 6, "every tile Alice has: {wide}");
+    assert_eq!(board["alreadyPinned"], 6, "the pin page offers none of them again: {board}");
+    assert!(strings(&wide["states"]).iter().all(|s| *s == "rendered"), "{wide}");
+    let columns = wide["columns"].as_i64().expect("columns");
+    assert!(columns >= 3, "a dashboard at 1366 px has several columns: {wide}");
+    let n = |t: &Value, k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k} in {t}"));
+    let b = |t: &Value, k: &str| n(&t["box"], k);
+    for (i, one) in tiles.iter().enumerate() {
+        assert_eq!(n(one, "titlesShown"), 0.0, "the title is the tile's own (drawn in its frame), not repeated: {one}");
+        assert_eq!(
+            (n(one, "rowSpan"), n(one, "columnSpan")),
+            (n(one, "rows"), n(one, "cols").min(columns as f64)),
+            "each tile at its Power BI size: {one}"
+        );
+        for other in &tiles[i + 1..] {
+            let apart = b(one, "x") + b(one, "width") <= b(other, "x") + 0.5
+                || b(other, "x") + b(other, "width") <= b(one, "x") + 0.5
+                || b(one, "y") + b(one, "height") <= b(other, "y") + 0.5
+                || b(other, "y") + b(other, "height") <= b(one, "y") + 0.5;
+            assert!(apart, "no two tiles overlap: {one} and {other}");
+        }
+    }
+    // No holes a tile could fill: no tile placed after an empty cell (in reading order) would fit there with
+    // the others where they are. (A full rectangle is not always possible: Alice's six tiles are 2 rows high,
+    // 2 or 3 columns wide, and one 1x1.)
+    let rows = tiles.iter().map(|t| n(t, "row") + n(t, "rowSpan")).fold(0.0, f64::max) as usize;
+    let cells = |t: &Value| {
+        let (r, c, h, w) = (n(t, "row") as usize, n(t, "column") as usize, n(t, "rowSpan") as usize, n(t, "columnSpan") as usize);
+        (r..r + h).flat_map(move |r| (c..c + w).map(move |c| (r, c)))
+    };
+    let mut owner = vec![vec![None; columns as usize]; rows];
+    for (i, t) in tiles.iter().enumerate() {
+        for (r, c) in cells(t) {
+            owner[r][c] = Some(i);
+        }
+    }
+    let area: f64 = tiles.iter().map(|t| n(t, "rowSpan") * n(t, "columnSpan")).sum();
+    let filled = owner.iter().flatten().filter(|o| o.is_some()).count();
+    assert_eq!(filled as f64, area, "the filled area is the sum of the tiles' areas: {owner:?}");
+    for (r, c) in (0..rows).flat_map(|r| (0..columns as usize).map(move |c| (r, c))).filter(|(r, c)| owner[*r][*c].is_none()) {
+        for (i, t) in tiles.iter().enumerate().filter(|(_, t)| (n(t, "row") as usize, n(t, "column") as usize) > (r, c)) {
+            let (h, w) = (n(t, "rowSpan") as usize, n(t, "columnSpan") as usize);
+            let fits = c + w <= columns as usize
+                && (r..r + h).all(|rr| (c..c + w).all(|cc| owner.get(rr).is_none_or(|row| row[cc].is_none() || row[cc] == Some(i))));
+            assert!(!fits, "a hole at row {r}, column {c} that {} would fill: {owner:?}", t["title"]);
+        }
+    }
+
+    let phone = &board["phone"];
+    assert_eq!(phone["columns"], 1, "{phone}");
+    assert!(n(phone, "scrollWidth") <= n(phone, "innerWidth"), "no horizontal scroll at 390 px: {phone}");
+    for t in phone["tiles"].as_array().expect("tiles") {
+        assert!((b(t, "width") - n(phone, "gridWidth")).abs() < 1.0, "each tile the full width: {t}");
+    }
+    let phone_pin = &board["phonePin"];
+    assert!(n(phone_pin, "scrollWidth") <= n(phone_pin, "innerWidth"), "the pin page fits a phone: {phone_pin}");
 }
