@@ -348,7 +348,7 @@ fn came_from_fields(pending: &PendingAuthorize) -> String {
 
 pub async fn sign_in(State(shared): State<Arc<Shared>>, Path(_segment): Path<String>, Form(form): Form<SignInForm>) -> Response {
     let mut world = shared.world();
-    let Some(pending) = world.oauth.pending.get(&form.ctx).cloned() else {
+    let Some(pending) = live_pending(shared.as_ref(), &world, &form.ctx) else {
         return expired_request_from(&world, &form.came_from);
     };
     let Some(user) = world.user_by_upn(&form.login).cloned() else {
@@ -390,6 +390,11 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, Path(_segment): Path<Str
     }
     response.extensions_mut().insert(CallerTag(user.upn));
     response
+}
+
+/// The sign-in context `ctx` names, unless it is gone (completed) or older than its hour.
+fn live_pending(shared: &Shared, world: &World, ctx: &str) -> Option<PendingAuthorize> {
+    world.oauth.pending.get(ctx).filter(|p| p.created + PENDING_LIFETIME > shared.clock.now()).cloned()
 }
 
 fn expired() -> AadError {
@@ -533,7 +538,7 @@ pub struct ConsentForm {
 
 pub async fn consent(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form): Form<ConsentForm>) -> Response {
     let mut world = shared.world();
-    let Some(pending) = world.oauth.pending.get(&form.ctx).cloned() else { return expired_request_from(&world, &form.came_from) };
+    let Some(pending) = live_pending(shared.as_ref(), &world, &form.ctx) else { return expired_request_from(&world, &form.came_from) };
     let (Some(user_id), Some(session_user)) = (pending.user, session_user(&world, &headers)) else {
         return expired_request_from(&world, &form.came_from);
     };

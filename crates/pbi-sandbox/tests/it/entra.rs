@@ -589,3 +589,18 @@ async fn an_expired_form_post_sign_in_goes_back_with_a_button() {
     assert_eq!((value("error"), value("state")), (Some("login_required"), Some("s-123")), "{stale}");
     assert!(!stale.contains("onload"), "it waits for the person: no script");
 }
+
+#[tokio::test]
+async fn a_sign_in_page_left_open_over_an_hour_has_expired_and_links_back() {
+    let t = TestSandbox::start().await;
+    let browser = Browser::default();
+    let page = t.get(&browser, &t.authorize_url(&[])).await.text().await.expect("page");
+    t.sandbox.clock().advance(time::Duration::minutes(61)).expect("a manual clock");
+    let mut form = hidden_fields(&page);
+    form.extend([("login".to_owned(), "bob@contoso.onmicrosoft.com".to_owned()), ("passwd".to_owned(), "bob-password".to_owned())]);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let late = t.post_form(&browser, &t.url(&format!("/{TENANT}/login")), &form).await;
+    assert_eq!(late.status(), StatusCode::BAD_REQUEST);
+    let late = late.text().await.expect("page");
+    assert!(late.contains("AADSTS50058") && late.contains(r#"id="back-to-app""#), "{late}");
+}
