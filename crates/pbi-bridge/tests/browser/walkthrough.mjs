@@ -4,6 +4,7 @@
 // Every wait is for something on the page (a selector or a condition), never for a length of time.
 import { join } from "node:path";
 import { click, connect, launch, settled, signIn as signInAs, startConnecting } from "./story.mjs";
+import { checkPage } from "./pages.mjs";
 
 const [base, shots] = process.argv.slice(2);
 const { browser, close } = await launch();
@@ -11,6 +12,10 @@ const report = {};
 const sessions = {};
 // Every Content-Security-Policy violation any page reports, as the event and as the console says it.
 report.cspViolations = [];
+// Every pbi-bridge page visited: its frame, axe-core's WCAG 2.1 A/AA violations, its width on a phone.
+report.pages = [];
+// The message bar each action left on the page after it.
+report.messages = {};
 try {
   report.admin = await admin();
   report.alice = await user("alice", ["Total Sales", "Sales by Region"]);
@@ -21,6 +26,7 @@ try {
   report.aliceApi = await apiToken("alice");
   report.aliceBoard = await dashboard("alice");
   report.troubleshooting = await troubleshooting("dana", "carol");
+  report.frames = await frames();
 } catch (error) {
   // Say where each person was and what their page said: the test prints this when it fails.
   for (const [name, page] of Object.entries(sessions)) {
@@ -66,11 +72,14 @@ async function watchPolicy(page, name) {
 async function admin() {
   const page = await signIn("admin");
   await page.goto(`${base}/admin/powerbi`);
+  await checkPage(page, report.pages, shots, "p-admin-powerbi");
   const redirectUrl = await page.$eval("#redirect-url", (e) => e.textContent);
   await click(page, "#validate");
   const checks = await page.$$eval("#checks tr", (rows) => rows.slice(1).map((r) => [...r.cells].map((c) => c.textContent.trim())));
   const validated = await page.$eval("#message", (e) => e.textContent.trim());
   await page.screenshot({ path: join(shots, "1-admin-validate.png"), fullPage: true });
+  report.messages.validate = validated;
+  await checkPage(page, report.pages, shots, "p-admin-validated");
   // The admin adds a colleague on the Users page, who then signs in with what the admin set.
   await page.goto(`${base}/admin/users`);
   await page.type("#new-username", "dana");
@@ -79,6 +88,10 @@ async function admin() {
   await click(page, "#add-user");
   const added = await page.$eval("#message", (e) => e.textContent.trim());
   await page.screenshot({ path: join(shots, "1-admin-users.png"), fullPage: true });
+  report.messages.addUser = added;
+  await checkPage(page, report.pages, shots, "p-admin-users");
+  await page.goto(`${base}/admin/audit`);
+  await checkPage(page, report.pages, shots, "p-admin-audit");
   const dana = await signIn("dana");
   const danaSeesHerName = await dana.$eval("#user", (e) => e.textContent.trim());
   return { redirectUrl, checks, validated, added, danaSeesHerName };
@@ -88,6 +101,8 @@ async function user(name, pick) {
   const page = await signIn(name);
   const status = await connect(page, base, name, (file) => page.screenshot({ path: join(shots, file) }));
   await page.screenshot({ path: join(shots, `4-${name}-settings.png`), fullPage: true });
+  report.messages[`${name}Connected`] = await page.$eval("#message", (e) => e.textContent.trim()).catch(() => null);
+  await checkPage(page, report.pages, shots, `p-${name}-settings-connected`);
 
   await page.goto(`${base}/workspaces`);
   await page.type("#name", `${name}'s dashboard`);
@@ -210,11 +225,14 @@ async function apiToken(name) {
   await click(page, "#make-token");
   const token = await page.$eval("#new-token-value", (e) => e.textContent.trim());
   await page.screenshot({ path: join(shots, `8-${name}-api-token.png`), fullPage: true });
+  report.messages.token = await page.$eval("#message", (e) => e.textContent.trim()).catch(() => null);
+  await checkPage(page, report.pages, shots, `p-${name}-settings-token`);
   const response = await fetch(`${base}/api/v1/workspaces`, { headers: { authorization: `Bearer ${token}` } });
   const workspaces = (await response.json()).workspaces.map((w) => w.name);
   await page.goto(`${base}/api/docs`);
   const operations = await page.$$eval(".op", (ops) => ops.length);
   await page.screenshot({ path: join(shots, `9-api-docs.png`), fullPage: true });
+  await checkPage(page, report.pages, shots, "p-api-docs");
   await page.goto(`${base}/settings`);
   const listed = await page.$$eval("#tokens .token td:first-child", (cells) => cells.map((c) => c.textContent));
   return { status: response.status, workspaces, operations, tokenShownOnce: !(await page.content()).includes(token), listed };
@@ -242,6 +260,43 @@ async function troubleshooting(name, account) {
   const unlicensed = await page.$eval("#problem", (e) => e.textContent.trim());
   await page.screenshot({ path: join(shots, `11-${name}-no-license.png`), fullPage: true });
   return { declined, status, unlicensed };
+}
+
+// The pages the story has not checked yet, and the error pages: each in the frame, each passing axe-core.
+// Bob then signs out, and the sign-in page says so.
+async function frames() {
+  const alice = sessions.alice;
+  await alice.goto(`${base}/`);
+  await checkPage(alice, report.pages, shots, "p-alice-home");
+  await alice.goto(`${base}/workspaces`);
+  await checkPage(alice, report.pages, shots, "p-alice-workspaces");
+  await alice.goto(report.alice.workspaceUrl);
+  await settled(alice);
+  await checkPage(alice, report.pages, shots, "p-alice-workspace");
+  await alice.goto(`${report.alice.workspaceUrl}/pin`);
+  await checkPage(alice, report.pages, shots, "p-alice-pin");
+  const missing = await alice.goto(`${base}/no/such/page`);
+  const notFound = missing.status();
+  await checkPage(alice, report.pages, shots, "p-alice-404");
+  // A form left open across a sign-in carries a CSRF token that is no longer the session's.
+  await alice.goto(`${base}/settings`);
+  await alice.$eval("#make-token", (b) => (b.form.querySelector("input[name=csrf]").value = "stale"));
+  await alice.type("#token-name", "never made");
+  await click(alice, "#make-token");
+  const expired = await alice.$eval("h1", (h) => h.textContent.trim());
+  await checkPage(alice, report.pages, shots, "p-alice-form-expired");
+  const anonymous = await (await browser.createBrowserContext()).newPage();
+  await anonymous.goto(`${base}/login`);
+  await checkPage(anonymous, report.pages, shots, "p-anonymous-login");
+  const anonymousMissing = (await anonymous.goto(`${base}/no/such/page`)).status();
+  await checkPage(anonymous, report.pages, shots, "p-anonymous-404");
+  await anonymous.close();
+  const bob = sessions.bob;
+  await bob.goto(`${base}/`);
+  await click(bob, "#sign-out");
+  report.messages.signOut = await bob.$eval("#message", (e) => e.textContent.trim()).catch(() => null);
+  await checkPage(bob, report.pages, shots, "p-bob-signed-out");
+  return { notFound, expired, anonymousMissing };
 }
 
 // The workspace page as a dashboard: Alice pins every tile she has to a new workspace and moves the small one

@@ -36,6 +36,7 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     let base = running.base.clone();
     let shots_for_task = shots.clone();
     let report = tokio::task::spawn_blocking(move || walk(&base, &shots_for_task)).await.expect("walkthrough task");
+    framed_pages(&report, &shots);
 
     let admin = &report["admin"];
     assert_eq!(admin["redirectUrl"].as_str(), Some(format!("{}/oauth/callback", running.base).as_str()));
@@ -129,6 +130,66 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     }
     drop(running);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Every pbi-bridge page the walkthrough visited, error pages included: drawn in the frame with its current
+/// area, free of axe-core's WCAG 2.1 A and AA violations, without horizontal scroll at 390 px, screenshot at
+/// 1366 px and 390 px; and each action left a message bar on the page after it.
+fn framed_pages(report: &Value, shots: &Path) {
+    let pages = report["pages"].as_array().expect("pages");
+    // Kept beside the screenshots, to read what axe-core said about each page.
+    let _ = std::fs::write(shots.join("pages.json"), serde_json::to_string_pretty(&report["pages"]).unwrap_or_default());
+    assert!(pages.len() >= 17, "the walkthrough checks every page it visits: {}", pages.len());
+    for page in pages {
+        let file = page["file"].as_str().expect("file");
+        let frame = &page["frame"];
+        assert_eq!(frame["topbar"], true, "{file}: the top bar: {frame}");
+        let signed_in = !file.contains("anonymous") && !file.contains("signed-out");
+        let current = strings(&frame["current"]);
+        if signed_in {
+            let areas = strings(&frame["areas"]);
+            assert!(areas.starts_with(&["Workspaces", "My settings"]), "{file}: the areas: {frame}");
+            let admin = file.starts_with("p-admin");
+            assert_eq!(areas.contains(&"Audit log"), admin, "{file}: administration is for admins: {frame}");
+            assert!(
+                frame["user"].as_str().is_some_and(|u| !u.is_empty()) && frame["signOut"] == true,
+                "{file}: the user and Sign out: {frame}"
+            );
+        } else {
+            assert!(frame["user"].is_null() && frame["signOut"] == false, "{file}: no user menu without a session: {frame}");
+        }
+        let expected: &[&str] = match file {
+            f if f.starts_with("p-admin-powerbi") || f.starts_with("p-admin-validated") => &["Power BI configuration"],
+            "p-admin-users" => &["Users"],
+            "p-admin-audit" => &["Audit log"],
+            f if f.contains("settings") || f.contains("form-expired") => &["My settings"],
+            f if f.contains("workspace") || f.ends_with("-pin") => &["Workspaces"],
+            f if f.ends_with("-home") => &["pbi-bridge"],
+            _ => &[],
+        };
+        assert_eq!(current, expected, "{file}: the current area: {frame}");
+        assert_eq!(page["violations"], serde_json::json!([]), "{file}: axe-core finds no WCAG 2.1 A/AA violation at {}", page["url"]);
+        let phone = &page["phone"];
+        assert!(phone["scrollWidth"].as_i64() <= phone["clientWidth"].as_i64(), "{file}: no horizontal scroll at 390 px: {phone}");
+        for width in ["1366", "390"] {
+            let shot = shots.join(format!("{file}-{width}.png"));
+            assert!(shot.metadata().is_ok_and(|m| m.len() > 1000), "screenshot {}", shot.display());
+        }
+    }
+    let messages = &report["messages"];
+    for (action, starts) in [
+        ("validate", "The configuration works"),
+        ("addUser", "Added dana"),
+        ("aliceConnected", "Connected your Power BI account alice@"),
+        ("bobConnected", "Connected your Power BI account bob@"),
+        ("token", "Made the API token"),
+        ("signOut", "You are signed out."),
+    ] {
+        assert!(messages[action].as_str().is_some_and(|m| m.starts_with(starts)), "{action} said so: {messages}");
+    }
+    let frames = &report["frames"];
+    assert_eq!((frames["notFound"].as_u64(), frames["anonymousMissing"].as_u64()), (Some(404), Some(404)), "{frames}");
+    assert_eq!(frames["expired"], "This form expired", "{frames}");
 }
 
 /// The workspace page as a dashboard: every action said what it did, once; the same name and the same tile
