@@ -26,17 +26,13 @@ export async function checkPage(page, pages, shots, file) {
     title: document.title,
   }));
   if (!(await page.evaluate(() => Boolean(window.axe)))) await page.evaluate(axeSource);
-  const violations = await page.evaluate(async () => {
-    const results = await window.axe.run(document, {
-      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
-    });
-    return results.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
-    }));
-  });
+  // In light and in dark mode (prefers-color-scheme), each with its own colours to check.
+  const violations = [];
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: scheme }]);
+    violations.push(...(await axeViolations(page, scheme)));
+  }
+  await page.emulateMediaFeatures([]);
   const before = page.viewport();
   await page.setViewport(WIDE);
   await page.screenshot({ path: join(shots, `${file}-1366.png`), fullPage: true });
@@ -58,4 +54,19 @@ export async function checkPage(page, pages, shots, file) {
   await page.setViewport(before);
   pages.push({ file, url: page.url(), frame, violations, phone });
   return frame;
+}
+
+async function axeViolations(page, scheme) {
+  return page.evaluate(async (scheme) => {
+    const results = await window.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+    });
+    return results.violations.map((v) => ({
+      scheme,
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
+    }));
+  }, scheme);
 }
