@@ -396,10 +396,23 @@ pub fn moved(mut order: Vec<Uuid>, pin: Uuid, direction: Direction) -> Option<Ve
     Some(order)
 }
 
-pub async fn move_pin(state: &AppState, user: &User, workspace_id: Uuid, pin: Uuid, direction: Direction) -> Result<(), Problem> {
+/// Moves a pin one place; answers its title and whether it moved (not past either end).
+pub async fn move_pin(
+    state: &AppState,
+    user: &User,
+    workspace_id: Uuid,
+    pin: Uuid,
+    direction: Direction,
+) -> Result<(String, bool), Problem> {
     let (_, pins) = workspace_with_pins(state, user, workspace_id).await?;
-    let order = moved(pins.into_iter().map(|p| p.id).collect(), pin, direction).ok_or(Problem::NotFound("pin"))?;
-    state.store.reorder_pins(workspace_id, &order).await.map_err(Problem::store("pin", "reordering pins"))
+    let title = pins.iter().find(|p| p.id == pin).map(|p| p.title.clone()).ok_or(Problem::NotFound("pin"))?;
+    let before: Vec<Uuid> = pins.into_iter().map(|p| p.id).collect();
+    let order = moved(before.clone(), pin, direction).ok_or(Problem::NotFound("pin"))?;
+    if order == before {
+        return Ok((title, false));
+    }
+    state.store.reorder_pins(workspace_id, &order).await.map_err(Problem::store("pin", "reordering pins"))?;
+    Ok((title, true))
 }
 
 /// What a page needs to draw a pinned tile as its owner: the Power BI token and when to renew it.

@@ -282,9 +282,9 @@ pub async fn move_pin(
         return form_expired();
     }
     let moved = async {
-        let title = title_of(&state, &session, id, pin).await?;
-        ops::move_pin(&state, &session.user, id, pin, form.direction).await?;
-        Ok(format!("Moved '{title}' {}.", if form.direction == Direction::Up { "earlier" } else { "later" }))
+        let (title, moved) = ops::move_pin(&state, &session.user, id, pin, form.direction).await?;
+        let (way, end) = if form.direction == Direction::Up { ("earlier", "first") } else { ("later", "last") };
+        Ok(if moved { format!("Moved '{title}' {way}.") } else { format!("'{title}' is already {end}.") })
     };
     then_show(&state, &session, moved.await, &format!("/workspaces/{id}"))
 }

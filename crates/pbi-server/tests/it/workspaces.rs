@@ -340,6 +340,8 @@ async fn every_workspace_action_answers_303_and_the_next_page_says_what_it_did_o
 
     let (_, said) = act(&world, &alice, &format!("{workspace}/pins/{region}/move"), &[("csrf", csrf), ("direction", "up")]).await;
     assert_eq!(said, "Moved 'Sales by Region' earlier.");
+    let (_, said) = act(&world, &alice, &format!("{workspace}/pins/{region}/move"), &[("csrf", csrf), ("direction", "up")]).await;
+    assert_eq!(said, "'Sales by Region' is already first.");
     let (_, said) = act(&world, &alice, &format!("{workspace}/filter"), &[("csrf", csrf), ("company", "USMF")]).await;
     assert_eq!(said, "Showing company USMF only.");
     let (_, page) = world.app.page(&alice, &workspace).await;
