@@ -29,10 +29,10 @@ export async function checkPage(page, pages, shots, file) {
   // In light and in dark mode (prefers-color-scheme), each with its own colours to check.
   const violations = [];
   for (const scheme of ["light", "dark"]) {
-    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: scheme }]);
+    await colourScheme(page, scheme);
     violations.push(...(await axeViolations(page, scheme)));
   }
-  await page.emulateMediaFeatures([]);
+  await colourScheme(page, "light");
   const before = page.viewport();
   await page.setViewport(WIDE);
   await page.screenshot({ path: join(shots, `${file}-1366.png`), fullPage: true });
@@ -69,4 +69,11 @@ async function axeViolations(page, scheme) {
       nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
     }));
   }, scheme);
+}
+
+/// Switches the page to `scheme` and waits until the colours' transitions have run (axe-core would otherwise
+/// measure colours halfway).
+async function colourScheme(page, scheme) {
+  await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: scheme }]);
+  await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== "running"));
 }
