@@ -24,6 +24,9 @@ export async function checkPage(page, pages, shots, file) {
     signOut: Boolean(document.querySelector("#sign-out")),
     messages: [...document.querySelectorAll(".message-bar")].map((m) => m.textContent.trim().slice(0, 200)),
     title: document.title,
+    // Times the server wrote in UTC, and how many pbi-bridge.js rewrote into the reader's zone.
+    times: document.querySelectorAll("time[data-local]").length,
+    localTimes: document.querySelectorAll('time[data-local][data-localised="true"]').length,
   }));
   if (!(await page.evaluate(() => Boolean(window.axe)))) await page.evaluate(axeSource);
   // In light and in dark mode (prefers-color-scheme), each with its own colours to check.

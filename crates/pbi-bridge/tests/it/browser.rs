@@ -168,6 +168,7 @@ fn framed_pages(report: &Value, shots: &Path) {
             _ => &[],
         };
         assert_eq!(current, expected, "{file}: the current area: {frame}");
+        assert_eq!(frame["times"], frame["localTimes"], "{file}: every time is shown in the reader's zone: {frame}");
         assert_eq!(page["violations"], serde_json::json!([]), "{file}: axe-core finds no WCAG 2.1 A/AA violation at {}", page["url"]);
         let phone = &page["phone"];
         assert!(phone["scrollWidth"].as_i64() <= phone["clientWidth"].as_i64(), "{file}: no horizontal scroll at 390 px: {phone}");
@@ -187,6 +188,8 @@ fn framed_pages(report: &Value, shots: &Path) {
     ] {
         assert!(messages[action].as_str().is_some_and(|m| m.starts_with(starts)), "{action} said so: {messages}");
     }
+    let times: i64 = pages.iter().filter_map(|p| p["frame"]["times"].as_i64()).sum();
+    assert!(times >= 10, "the pages show times (users added, tokens made, the audit log): {times}");
     let frames = &report["frames"];
     assert_eq!((frames["notFound"].as_u64(), frames["anonymousMissing"].as_u64()), (Some(404), Some(404)), "{frames}");
     assert_eq!(frames["expired"], "This form expired", "{frames}");
