@@ -20,6 +20,7 @@ struct Operation {
     anchor: String,
     method: String,
     path: String,
+    /// HTML (`inline`).
     summary: String,
     /// HTML (`markdown`).
     description: String,
@@ -178,7 +179,7 @@ fn sections(doc: &Value, shared: &[(String, String)]) -> Vec<Section> {
                 anchor: text(op, "operationId"),
                 method: method.to_uppercase(),
                 path: format!("/api/v1{path}"),
-                summary: text(op, "summary"),
+                summary: inline(&text(op, "summary")),
                 description: markdown(&text(op, "description")),
                 request: op.get("requestBody").and_then(json_schema).map(type_name).unwrap_or_default(),
                 responses,

@@ -264,3 +264,15 @@ async fn a_reload_after_an_action_repeats_nothing_and_the_message_is_shown_once(
     let (_, login) = app.page("", "/login").await;
     assert!(message(&login).is_none());
 }
+
+#[tokio::test]
+async fn the_api_documentation_renders_its_markdown_and_says_each_shared_error_once() {
+    let app = App::start().await;
+    let (status, page) = app.page("", "/api/docs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<code>Authorization: Bearer &lt;token&gt;</code>"), "code spans are rendered");
+    assert!(!page.contains('`'), "no Markdown shows literally");
+    assert!(page.contains("$PBI_BRIDGE_API_TOKEN") && !page.contains("$PBI_BRIDGE_TOKEN "), "the API token's variable");
+    assert_eq!(page.matches("No valid API token or session.").count(), 1, "a shared error is described once");
+    assert!(page.contains(r##"<a href="#error-401">401</a>"##), "and linked from each operation");
+}
