@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use pbi_auth::{AuthError, Callback, StartOptions};
 use pbi_store::{Connection, ConnectionStatus, Registration, Session};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -236,7 +235,7 @@ pub async fn create_token(State(state): State<Arc<AppState>>, SignedIn(session):
         Ok((token, secret)) => {
             let flash = Flash {
                 messages: vec![Message::success(format!("Made the API token “{}”.", token.name))],
-                new_token: Some(secret.expose_secret().to_owned()),
+                new_token: Some(secret),
                 checks: Vec::new(),
             };
             session::done(&state, &session, "/settings#api-tokens", flash)

@@ -158,7 +158,12 @@ pub(crate) fn show(message: Message) {
 
 /// The new API token of the flash being shown (My settings shows it this once).
 pub(crate) fn flash_token() -> Option<String> {
-    FRAME.try_with(|f| f.borrow().flash.as_ref().and_then(|flash| flash.new_token.clone())).ok().flatten()
+    use secrecy::ExposeSecret;
+    // Exposed only here, to be written into the one page that shows it.
+    FRAME
+        .try_with(|f| f.borrow().flash.as_ref().and_then(|flash| flash.new_token.as_ref().map(|t| t.expose_secret().to_owned())))
+        .ok()
+        .flatten()
 }
 
 /// The validation checks of the flash being shown (the Power BI configuration page lists them).

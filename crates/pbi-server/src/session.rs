@@ -187,7 +187,7 @@ pub struct Flash {
     pub messages: Vec<crate::frame::Message>,
     /// An API token just made: shown on the one following page and never again. It is kept only here, in
     /// this process's memory, for at most `Flashes::LIFETIME_SECONDS` — never in a URL or a cookie.
-    pub new_token: Option<String>,
+    pub new_token: Option<secrecy::SecretString>,
     /// The checks of a Validate, listed on the page after it.
     pub checks: Vec<(String, String, String)>,
 }
@@ -301,8 +301,9 @@ mod tests {
     fn a_flash_is_taken_once_and_not_after_its_lifetime() {
         let flashes = Flashes::default();
         flashes.put("s1", Flash { new_token: Some("pbb_x".into()), ..Flash::default() }, 100);
+        let shown = |f: Flash| f.new_token.map(|t| secrecy::ExposeSecret::expose_secret(&t).to_owned());
         assert!(flashes.take("s2", 100).is_none(), "another session's");
-        assert_eq!(flashes.take("s1", 101).and_then(|f| f.new_token).as_deref(), Some("pbb_x"));
+        assert_eq!(flashes.take("s1", 101).and_then(shown).as_deref(), Some("pbb_x"));
         assert!(flashes.take("s1", 101).is_none(), "once");
         flashes.put("s1", Flash::default(), 100);
         assert!(flashes.take("s1", 100 + Flashes::LIFETIME_SECONDS).is_none(), "expired");
