@@ -267,7 +267,8 @@ fn visual_data(dataset: Option<&Dataset>, title: &str, visual: &Visual, row_span
     };
     let mut out = base;
     match visual.kind {
-        VisualKind::Card => out["value"] = json!(rows.iter().map(|r| measure(r)).sum::<f64>()),
+        // A card over no rows is blank in Power BI ("(Blank)"), not zero; and a float sum of nothing is -0.0.
+        VisualKind::Card => out["value"] = if rows.is_empty() { Value::Null } else { json!(rows.iter().map(|r| measure(r)).sum::<f64>()) },
         VisualKind::Bar | VisualKind::Line => {
             let category = index(&visual.category);
             let is_date = category.is_some_and(|i| table.columns[i].data_type == crate::model::DataType::DateTime);
@@ -396,7 +397,7 @@ function draw(v, single) {
   if (!single) { box.style.gridRow = "span " + (v.rowSpan || 1); box.style.gridColumn = "span " + (v.colSpan || 1); }
   box.appendChild(el("h2", {}, v.title));
   if (v.error) { box.appendChild(el("div", { class: "status error" }, v.error)); return box; }
-  if (v.kind === "card") box.appendChild(el("div", { class: "card", "data-value": v.value }, fmt(v.value)));
+  if (v.kind === "card") box.appendChild(v.value === null ? el("div", { class: "card blank", "data-value": "" }, "(Blank)") : el("div", { class: "card", "data-value": v.value }, fmt(v.value)));
   if (v.kind === "bar" || v.kind === "line") box.appendChild(chart(v));
   if (v.kind === "table") {
     const t = el("table");

@@ -77,6 +77,12 @@ async fn a_company_filter_reaches_the_visual_through_the_relationship() {
         .sum();
     assert!(usmf > 0.0);
     assert_eq!(filtered["visuals"][0]["value"].as_f64(), Some(usmf));
+
+    // A company with no rows: the card is blank, as Power BI draws "(Blank)", not a sum of nothing (-0).
+    let mut request = tile_request("dash:sales-overview", "tile:sales:total");
+    request["filters"] = json!([{"$schema": "http://powerbi.com/product/schema#basic", "target": {"table": "Company", "column": "ID"}, "operator": "In", "values": ["NOPE"]}]);
+    let (_, none) = embed_data(&t, &alice, request).await;
+    assert!(none["visuals"][0]["value"].is_null(), "{none}");
 }
 
 #[tokio::test]
