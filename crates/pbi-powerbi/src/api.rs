@@ -1,7 +1,7 @@
 //! Typed calls, in both the My-workspace and the `groups/{id}` form, with `$top`/`$skip` paging.
 
 use crate::client::{PowerBiClient, Request};
-use crate::error::{PowerBiError, Result};
+use crate::error::{ErrorKind, PowerBiError, Result};
 use crate::models::{Dashboard, Dataset, DatasetDefinition, EmbedToken, Group, ODataList, Refresh, Report, TableSchema, Tile};
 use futures_util::Stream;
 use reqwest::Method;
@@ -163,6 +163,36 @@ impl PowerBiClient {
         self.list(Request::get(format!("{}datasets/{dataset}/tables", workspace.prefix()))).await
     }
 
+    /// Runs one DAX query (`executeQueries`) and gives the rows of its one result table, each keyed by the
+    /// column's name as the service writes it (`Company[ID]` for a fully qualified column).
+    /// A query the model cannot run is a `BadRequest` with code `DatasetExecuteQueriesError`.
+    pub async fn execute_query(&self, workspace: Workspace, dataset: &str, dax: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
+        let request = Request::new(Method::POST, format!("{}datasets/{dataset}/executeQueries", workspace.prefix()))
+            .json(&json!({"queries": [{"query": dax}], "serializerSettings": {"includeNulls": true}}))?;
+        let answer: QueryAnswer = self.execute(&request).await?.decode()?;
+        // A failure the service reports inside a 200 (too many rows, more than one table) is still a failure.
+        let result = answer.results.into_iter().next().unwrap_or_default();
+        if let Some(error) = answer.error.or(result.error) {
+            return Err(PowerBiError::new(ErrorKind::BadRequest { status: 200, code: error.code, message: error.message }));
+        }
+        let table = result.tables.into_iter().next().unwrap_or_default();
+        if let Some(error) = table.error {
+            return Err(PowerBiError::new(ErrorKind::BadRequest { status: 200, code: error.code, message: error.message }));
+        }
+        Ok(table.rows)
+    }
+
+    /// The distinct values of `table[column]` in a dataset (blanks left out), or `None` when the model has no
+    /// such column (the DAX query fails). Other failures are errors.
+    pub async fn column_values(&self, workspace: Workspace, dataset: &str, table: &str, column: &str) -> Result<Option<Vec<Value>>> {
+        let dax = format!("EVALUATE VALUES({})", dax_column(table, column));
+        match self.execute_query(workspace, dataset, &dax).await {
+            Ok(rows) => Ok(Some(rows.into_iter().flat_map(|row| row.into_iter().map(|(_, v)| v)).filter(|v| !v.is_null()).collect())),
+            Err(e) if e.code() == Some(DAX_FAILURE) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Replaces a push table's schema.
     pub async fn put_table(&self, workspace: Workspace, dataset: &str, table: &TableSchema) -> Result<()> {
         let request = Request::new(Method::PUT, format!("{}datasets/{dataset}/tables/{}", workspace.prefix(), path_segment(&table.name)))
@@ -211,6 +241,46 @@ impl PowerBiClient {
 /// Table names may hold spaces and `#`: they go into the path percent-encoded.
 fn path_segment(name: &str) -> String {
     url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// The code of a DAX query the model cannot run.
+const DAX_FAILURE: &str = "DatasetExecuteQueriesError";
+
+/// `'Table'[Column]` as DAX quotes it: a quote doubled inside the table's quotes, `]` doubled inside the brackets.
+pub fn dax_column(table: &str, column: &str) -> String {
+    format!("'{}'[{}]", table.replace('\'', "''"), column.replace(']', "]]"))
+}
+
+#[derive(serde::Deserialize, Default)]
+struct QueryAnswer {
+    #[serde(default)]
+    results: Vec<QueryResult>,
+    #[serde(default)]
+    error: Option<QueryError>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct QueryResult {
+    #[serde(default)]
+    tables: Vec<QueryTable>,
+    #[serde(default)]
+    error: Option<QueryError>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct QueryTable {
+    #[serde(default)]
+    rows: Vec<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    error: Option<QueryError>,
+}
+
+#[derive(serde::Deserialize)]
+struct QueryError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
 }
 
 #[cfg(test)]

@@ -337,6 +337,7 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
             col_span: i64::from(tile.col_span.unwrap_or(1)),
             embed_url,
             position: 0,
+            dataset_id: tile.dataset_id.map(|d| d.to_string()),
         });
     }
     let mut pinned = Vec::with_capacity(described.len());
@@ -348,6 +349,111 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
         })?);
     }
     Ok(pinned)
+}
+
+/// The companies found in a workspace's tiles: the `Company[ID]` values of the datasets behind them (seed 000's
+/// convention: a table named Company with a column named ID), asked of Power BI as the user.
+#[derive(Debug, Default)]
+pub struct Companies {
+    /// Every ID found, once, in order.
+    pub ids: Vec<String>,
+    /// Tiles whose dataset Power BI would not query, and why (e.g. the tenant setting "Dataset Execute Queries
+    /// REST API" is off, or the user lacks build permission): their companies are not in `ids`.
+    pub not_asked: Vec<(Pin, String)>,
+}
+
+impl Companies {
+    /// Whether `company` is among the IDs found (DAX compares text regardless of case, and so does this).
+    pub fn includes(&self, company: &str) -> bool {
+        self.ids.iter().any(|id| id.eq_ignore_ascii_case(company))
+    }
+}
+
+pub async fn companies(state: &AppState, user: &User, workspace_id: Uuid) -> Result<Companies, Problem> {
+    let (_, pins) = workspace_with_pins(state, user, workspace_id).await?;
+    if pins.is_empty() {
+        return Ok(Companies::default());
+    }
+    let (client, connection) = client_for(state, user).await?;
+    // Only what this connection pinned: another account's tiles may not be readable through this one.
+    let pins: Vec<Pin> = pins.into_iter().filter(|p| p.connection_id == connection).collect();
+    let pins = with_datasets(state, &client, pins).await?;
+    let mut datasets: Vec<(PbiWorkspace, String, Vec<Pin>)> = Vec::new();
+    for pin in pins {
+        let Some(dataset) = pin.dataset_id.clone() else { continue };
+        let scope = scope_of_pin(&pin);
+        match datasets.iter_mut().find(|(s, d, _)| *s == scope && *d == dataset) {
+            Some((_, _, shown_by)) => shown_by.push(pin),
+            None => datasets.push((scope, dataset, vec![pin])),
+        }
+    }
+    let answers: Vec<_> = futures_util::stream::iter(datasets)
+        .map(|(scope, dataset, shown_by)| {
+            let client = &client;
+            async move { (client.column_values(scope, &dataset, "Company", "ID").await, shown_by) }
+        })
+        .buffered(CONCURRENT_CALLS)
+        .collect()
+        .await;
+    let mut companies = Companies::default();
+    for (answer, shown_by) in answers {
+        match answer {
+            Ok(values) => {
+                for value in values.into_iter().flatten() {
+                    let id = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+                    if !companies.ids.contains(&id) {
+                        companies.ids.push(id);
+                    }
+                }
+            }
+            // The service or the user's sign-in is at fault, not this dataset: the whole answer would be wrong.
+            Err(e) if matches!(e.kind, ErrorKind::Token(_) | ErrorKind::Transport(_) | ErrorKind::Throttled { .. }) => {
+                return Err(power_bi_problem(&e));
+            }
+            Err(e) => {
+                let why = power_bi_problem(&e).to_string();
+                companies.not_asked.extend(shown_by.into_iter().map(|p| (p, why.clone())));
+            }
+        }
+    }
+    companies.ids.sort_by_key(|id| id.to_lowercase());
+    Ok(companies)
+}
+
+fn scope_of_pin(pin: &Pin) -> PbiWorkspace {
+    pin.group_id.as_deref().and_then(|g| Uuid::parse_str(g).ok()).map_or(PbiWorkspace::My, PbiWorkspace::Group)
+}
+
+/// Pins made before pbi-bridge kept the dataset behind a tile learn it from Power BI, once.
+async fn with_datasets(state: &AppState, client: &PowerBiClient, pins: Vec<Pin>) -> Result<Vec<Pin>, Problem> {
+    futures_util::stream::iter(pins)
+        .map(|mut pin| async move {
+            if pin.dataset_id.is_some() {
+                return Ok(pin);
+            }
+            let (Ok(dashboard), Ok(tile)) = (Uuid::parse_str(&pin.dashboard_id), Uuid::parse_str(&pin.tile_id)) else { return Ok(pin) };
+            match client.tile(scope_of_pin(&pin), dashboard, tile).await {
+                Ok(found) => {
+                    if let Some(dataset) = found.dataset_id {
+                        state
+                            .store
+                            .set_pin_dataset(pin.id, &dataset.to_string())
+                            .await
+                            .map_err(Problem::store("pin", "noting its dataset"))?;
+                        pin.dataset_id = Some(dataset.to_string());
+                    }
+                    Ok(pin)
+                }
+                Err(e) if matches!(e.kind, ErrorKind::Token(_) | ErrorKind::Transport(_) | ErrorKind::Throttled { .. }) => {
+                    Err(power_bi_problem(&e))
+                }
+                // A tile gone from Power BI shows nothing to filter: it is left out.
+                Err(_) => Ok(pin),
+            }
+        })
+        .buffered(CONCURRENT_CALLS)
+        .try_collect()
+        .await
 }
 
 fn already_pinned(i: usize, title: &str) -> Problem {

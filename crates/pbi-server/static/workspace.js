@@ -42,6 +42,35 @@ for (const menu of tiles.querySelectorAll("details.tile-menu")) {
   });
 }
 
+// The company filter offers the companies found in these tiles (their datasets' Company[ID] values, asked of
+// Power BI), and says so when the filter set matches none of them. The page does not wait for this.
+async function companies() {
+  if (!frames.length) return;
+  const note = document.getElementById("company-note");
+  const say = (text) => {
+    note.querySelector("p").textContent = text;
+    note.hidden = false;
+  };
+  try {
+    const response = await fetch(`/api/v1/workspaces/${workspace}/companies`, { credentials: "same-origin" });
+    const found = await response.json();
+    if (!response.ok) throw new Error((found.error || {}).message || response.statusText);
+    const list = document.getElementById("company-list");
+    list.replaceChildren(...found.companies.map((id) => Object.assign(document.createElement("option"), { value: id })));
+    tiles.dataset.companies = found.companies.join(",");
+    if (found.filterFound === false) {
+      say(found.companies.length
+        ? `No tile here has data for company ${found.companyFilter}. The companies in these tiles: ${found.companies.join(", ")}.`
+        : `No tile here has data for company ${found.companyFilter}: their datasets have no Company table with an ID column.`);
+    } else if (found.notAsked.length) {
+      say(`Power BI would not list the companies of ${found.notAsked.map((t) => t.title).join(", ")}: ${found.notAsked[0].reason}`);
+    }
+  } catch (e) {
+    say(`The companies in these tiles could not be listed: ${e.message}`);
+  }
+}
+companies();
+
 window.addEventListener("message", (event) => {
   const frame = frames.find((f) => f.contentWindow === event.source);
   const m = event.data;

@@ -185,6 +185,13 @@ DELETE FROM pins WHERE EXISTS (SELECT 1 FROM pins o WHERE o.workspace_id = pins.
 CREATE UNIQUE INDEX pins_workspace_tile ON pins (workspace_id, dashboard_id, tile_id);
 ",
     ),
+    (
+        8,
+        "the dataset behind each pinned tile (the company filter lists its Company[ID] values)",
+        r"
+ALTER TABLE pins ADD COLUMN dataset_id TEXT;
+",
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<u32, StoreError> {

@@ -32,6 +32,9 @@ pub struct Pin {
     pub col_span: i64,
     pub embed_url: String,
     pub position: i64,
+    /// The dataset the tile shows, as Power BI gave it when pinned (`None` for pins made before it was kept,
+    /// and for tiles with no dataset, such as images).
+    pub dataset_id: Option<String>,
 }
 
 fn workspace_from(row: &AnyRow) -> Result<Workspace> {
@@ -57,6 +60,7 @@ fn pin_from(row: &AnyRow) -> Result<Pin> {
         col_span: row.try_get("col_span")?,
         embed_url: row.try_get("embed_url")?,
         position: row.try_get("position")?,
+        dataset_id: row.try_get("dataset_id")?,
     })
 }
 
@@ -69,7 +73,7 @@ fn name_taken(error: StoreError, name: &str) -> StoreError {
 }
 
 const PIN_COLUMNS: &str =
-    "id, workspace_id, connection_id, group_id, dashboard_id, tile_id, title, row_span, col_span, embed_url, position";
+    "id, workspace_id, connection_id, group_id, dashboard_id, tile_id, title, row_span, col_span, embed_url, position, dataset_id";
 
 impl Store {
     pub async fn add_workspace(&self, owner: Uuid, name: &str, now: i64) -> Result<Workspace> {
@@ -163,7 +167,7 @@ impl Store {
         let id = Uuid::new_v4();
         let (position,): (i64,) = sqlx::query_as(&format!(
             "INSERT INTO pins ({PIN_COLUMNS}, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE(MAX(position), -1) + 1, $11 FROM pins WHERE workspace_id = $2 \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE(MAX(position), -1) + 1, $11, $12 FROM pins WHERE workspace_id = $2 \
              RETURNING position"
         ))
         .bind(id.to_string())
@@ -176,6 +180,7 @@ impl Store {
         .bind(pin.row_span)
         .bind(pin.col_span)
         .bind(&pin.embed_url)
+        .bind(pin.dataset_id.clone())
         .bind(now)
         .fetch_one(&mut *tx)
         .await
@@ -193,6 +198,14 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(pin_from).collect()
+    }
+
+    /// Records the dataset behind a pin made before pbi-bridge kept it (learned from Power BI later).
+    pub async fn set_pin_dataset(&self, pin: Uuid, dataset_id: &str) -> Result<()> {
+        one_changed(
+            sqlx::query("UPDATE pins SET dataset_id = $1 WHERE id = $2").bind(dataset_id).bind(pin.to_string()).execute(&self.pool).await?,
+            || format!("pin {pin}"),
+        )
     }
 
     pub async fn remove_pin(&self, workspace_id: Uuid, pin: Uuid) -> Result<()> {

@@ -368,6 +368,7 @@ fn pin_of(workspace: &pbi_store::Workspace, connection: &pbi_store::Connection, 
         col_span: 3,
         embed_url: "https://x/embed".into(),
         position: 0,
+        dataset_id: None,
     }
 }
 
@@ -378,8 +379,11 @@ async fn workspaces_and_pins(postgres: bool) {
     assert!(matches!(store.workspace(workspace.id, bob.id).await, Err(StoreError::NotFound(_))), "Bob cannot read Alice's workspace");
     let pin = |tile: &str| pin_of(&workspace, &connection, tile);
     let first = store.add_pin(&pin("t1"), 0).await.expect("pinned");
-    let second = store.add_pin(&pin("t2"), 0).await.expect("pinned");
+    let second = store.add_pin(&pbi_store::Pin { dataset_id: Some("ds-2".into()), ..pin("t2") }, 0).await.expect("pinned");
     assert_eq!((first.position, second.position), (0, 1));
+    store.set_pin_dataset(first.id, "ds-1").await.expect("dataset learned");
+    let datasets: Vec<Option<String>> = store.pins(workspace.id).await.expect("pins").into_iter().map(|p| p.dataset_id).collect();
+    assert_eq!(datasets, [Some("ds-1".into()), Some("ds-2".into())], "kept when pinned, or learned later");
     store.reorder_pins(workspace.id, &[second.id, first.id]).await.expect("reordered");
     let titles: Vec<String> = store.pins(workspace.id).await.expect("pins").into_iter().map(|p| p.title).collect();
     assert_eq!(titles, ["T2", "T1"]);

@@ -26,6 +26,7 @@ try {
   report.aliceApi = await apiToken("alice");
   report.aliceBoard = await dashboard("alice");
   report.troubleshooting = await troubleshooting("dana", "carol");
+  report.keyboard = await keyboardOnly("erin", "admin");
   report.frames = await frames();
 } catch (error) {
   // Say where each person was and what their page said: the test prints this when it fails.
@@ -90,6 +91,11 @@ async function admin() {
   await page.screenshot({ path: join(shots, "1-admin-users.png"), fullPage: true });
   report.messages.addUser = added;
   await checkPage(page, report.pages, shots, "p-admin-users");
+  // Erin, who does the whole story with the keyboard only (keyboardOnly below).
+  await page.type("#new-username", "erin");
+  await page.type("#new-display-name", "Erin Park");
+  await page.type("#new-password", "erin-demo-password");
+  await click(page, "#add-user");
   await page.goto(`${base}/admin/audit`);
   await checkPage(page, report.pages, shots, "p-admin-audit");
   const dana = await signIn("dana");
@@ -150,6 +156,7 @@ async function drawnTiles(page) {
       kind: root.querySelector(".visual")?.dataset.kind,
       errors: root.querySelectorAll(".error").length,
       card: root.querySelector(".card")?.dataset.value,
+      cardText: root.querySelector(".card")?.textContent,
     })));
   }
   return drawn;
@@ -161,12 +168,29 @@ async function filterToCompany(name, url, company) {
   await page.goto(url);
   await settled(page);
   const before = await drawnTiles(page);
+  // The filter offers the companies found in the tiles (asked of Power BI after the page is drawn).
+  await page.waitForSelector("#tiles[data-companies]");
+  const offered = await page.$$eval("#company-list option", (options) => options.map((o) => o.value));
   await page.type("#company", company);
   await click(page, "#set-filter");
   await settled(page);
   const after = await drawnTiles(page);
+  const badge = await page.$eval("#filter-badge", (e) => e.textContent.trim()).catch(() => null);
+  await page.waitForSelector("#tiles[data-companies]");
+  const noteWhenFound = await page.$eval("#company-note", (e) => (e.hidden ? null : e.textContent.trim()));
   await page.screenshot({ path: join(shots, `7-${name}-filtered-${company}.png`), fullPage: true });
-  return { before, after };
+  // A company none of the tiles holds: the page says so, and the card shows (Blank), as Power BI draws it.
+  await page.$eval("#company", (e) => (e.value = ""));
+  await page.type("#company", "NOPE");
+  await click(page, "#set-filter");
+  await page.waitForSelector("#company-note:not([hidden])");
+  const noteWhenMissing = await page.$eval("#company-note", (e) => e.textContent.trim());
+  await settled(page);
+  const missing = await drawnTiles(page);
+  await checkPage(page, report.pages, shots, `p-${name}-workspace-no-company`);
+  await click(page, "#clear-filter");
+  const cleared = await page.$eval("#company", (e) => e.value);
+  return { before, after, offered, badge, noteWhenFound, noteWhenMissing, missing, cleared };
 }
 
 // The tile script posts the user's Power BI token to each frame's embed origin only. On a page of its own,
@@ -379,4 +403,83 @@ function measureGrid() {
     innerWidth: window.innerWidth,
     states: [...grid.querySelectorAll("iframe.tile-frame")].map((f) => f.dataset.state),
   };
+}
+
+// Seed 000's whole story with the keyboard only: every control is reached with Tab (in the page's own order)
+// and worked with Enter, Space and typing; no click anywhere. Returns what each step left on the page.
+async function keyboardOnly(name, account) {
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
+  await watchPolicy(page, name);
+  sessions[name] = page;
+  const steps = {};
+  const said = async () => page.$eval("#message", (e) => e.textContent.trim()).catch(() => null);
+  const enter = (selector) => tabTo(page, selector).then(() => Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]));
+  await page.goto(`${base}/login`);
+  await tabTo(page, "#username");
+  await page.keyboard.type(name);
+  await tabTo(page, "#password");
+  await page.keyboard.type(`${name}-demo-password`);
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  steps.signedIn = await page.$eval("#user", (e) => e.textContent.trim());
+  await enter('nav a[href="/settings"]');
+  await enter("#get-started");
+  // The sandbox's Entra sign-in: the account field may hold a remembered name, so it is selected and typed over.
+  await tabTo(page, "#login");
+  await page.keyboard.down("Control");
+  await page.keyboard.press("KeyA");
+  await page.keyboard.up("Control");
+  await page.keyboard.type(`${account}@contoso.onmicrosoft.com`);
+  await tabTo(page, "#passwd");
+  await page.keyboard.type(`${account}-password`);
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  await enter("#accept");
+  steps.connected = await page.$eval("#status", (e) => e.textContent.trim());
+  await enter('nav a[href="/workspaces"]');
+  await tabTo(page, "#name");
+  await page.keyboard.type("Keyboard board");
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  steps.created = await said();
+  await enter("#pin-tiles");
+  // The first two tiles offered, ticked with Space.
+  const boxes = await page.$$eval("#tile-list input[name=tile]:not(:disabled)", (inputs) => inputs.slice(0, 2).map((i) => `#${i.id}`));
+  for (const box of boxes) {
+    await tabTo(page, box);
+    await page.keyboard.press("Space");
+  }
+  steps.ticked = await page.$$eval("#tile-list input[name=tile]:checked", (inputs) => inputs.length);
+  await enter("#pin");
+  steps.pinned = await said();
+  await settled(page);
+  steps.drawn = await page.$$eval("iframe.tile-frame", (frames) => frames.map((f) => f.dataset.state));
+  await page.waitForSelector("#tiles[data-companies]");
+  const company = (await page.$$eval("#company-list option", (o) => o.map((x) => x.value)))[0] || "USMF";
+  await tabTo(page, "#company");
+  await page.keyboard.type(company);
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  steps.filtered = await page.$eval("#filter-badge", (e) => e.textContent.trim()).catch(() => null);
+  await enter("#clear-filter");
+  steps.cleared = await page.$("#filter-badge").then((badge) => badge === null);
+  // The first tile's menu opens with Enter on its summary; Unpin is the menu's last item.
+  const first = await page.$eval("#tiles .tile", (t) => t.dataset.title);
+  await tabTo(page, "#tiles .tile:first-child summary");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#tiles .tile:first-child .unpin", { visible: true });
+  await enter("#tiles .tile:first-child .unpin");
+  steps.unpinned = { title: first, message: await said(), left: await page.$$eval("#tiles .tile", (t) => t.length) };
+  await enter("#sign-out");
+  steps.signedOut = await said();
+  await context.close();
+  delete sessions[name];
+  return steps;
+}
+
+/// Presses Tab until the focus is on `selector` (at most 80 times); fails if the keyboard cannot reach it.
+async function tabTo(page, selector) {
+  for (let presses = 0; presses < 80; presses++) {
+    if (await page.evaluate((s) => document.activeElement?.matches(s) ?? false, selector)) return presses;
+    await page.keyboard.press("Tab");
+  }
+  const at = await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 120));
+  throw new Error(`${selector} cannot be reached with Tab on ${page.url()} (the focus is on ${at})`);
 }

@@ -88,6 +88,19 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     };
     let (all, usmf) = (total_sales(&report["aliceFiltered"]["before"]), total_sales(&report["aliceFiltered"]["after"]));
     assert!(usmf > 0.0 && usmf < all, "filtered to USMF: {usmf} of {all}");
+    // The filter offers the companies in Alice's tiles, asked of Power BI, and says when one has no data.
+    let filtered = &report["aliceFiltered"];
+    assert_eq!(strings(&filtered["offered"]), ["DEMF", "GBSI", "USMF"], "{filtered}");
+    assert_eq!(filtered["badge"], "Filtered: company USMF", "{filtered}");
+    assert!(filtered["noteWhenFound"].is_null(), "no warning for a company the tiles hold: {filtered}");
+    assert_eq!(
+        filtered["noteWhenMissing"], "No tile here has data for company NOPE. The companies in these tiles: DEMF, GBSI, USMF.",
+        "{filtered}"
+    );
+    let missing = filtered["missing"].as_array().expect("frames");
+    let card = missing.iter().find(|f| f["title"] == "Total Sales").expect("Total Sales drawn");
+    assert_eq!((&card["card"], &card["cardText"]), (&"".into(), &"(Blank)".into()), "a card over no rows, as Power BI draws it: {card}");
+    assert_eq!(filtered["cleared"], "", "{filtered}");
 
     // The tile script aims every message (each carries Alice's Power BI token) at the embed URL's origin.
     let token_posts = &report["aliceTokenPosts"];
@@ -122,6 +135,7 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     assert_eq!(trouble["status"], "connected", "{trouble}");
     assert!(trouble["unlicensed"].as_str().is_some_and(|t| t.contains("no Power BI license")), "{trouble}");
     dashboard(&report["aliceBoard"]);
+    keyboard_only(&report["keyboard"]);
     for shot in ["12-alice-dashboard-1366.png", "12-alice-dashboard-390.png", "12-alice-pin-1366.png", "12-alice-pin-390.png"] {
         assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "screenshot {shot}");
     }
@@ -268,4 +282,21 @@ fn dashboard(board: &Value) {
     }
     let phone_pin = &board["phonePin"];
     assert!(n(phone_pin, "scrollWidth") <= n(phone_pin, "innerWidth"), "the pin page fits a phone: {phone_pin}");
+}
+
+/// Seed 000's story with the keyboard only (Tab, Enter, Space and typing): Erin signs in, connects, makes a
+/// workspace, pins two tiles, filters them to a company and back, unpins one through its menu and signs out.
+fn keyboard_only(steps: &Value) {
+    assert_eq!(steps["signedIn"], "Erin Park", "{steps}");
+    assert_eq!(steps["connected"], "connected", "{steps}");
+    assert_eq!(steps["created"], "Workspace 'Keyboard board' created: pin Power BI tiles to it.", "{steps}");
+    assert_eq!(steps["ticked"], 2, "Space ticks a tile: {steps}");
+    assert!(steps["pinned"].as_str().is_some_and(|m| m.starts_with("Pinned '") && m.contains("' and '")), "{steps}");
+    assert_eq!(steps["drawn"], serde_json::json!(["rendered", "rendered"]), "{steps}");
+    assert!(steps["filtered"].as_str().is_some_and(|b| b.starts_with("Filtered: company ")), "{steps}");
+    assert_eq!(steps["cleared"], true, "{steps}");
+    let unpinned = &steps["unpinned"];
+    assert_eq!(unpinned["message"], format!("Unpinned '{}'.", unpinned["title"].as_str().unwrap_or_default()), "{steps}");
+    assert_eq!(unpinned["left"], 1, "{steps}");
+    assert_eq!(steps["signedOut"], "You are signed out.", "{steps}");
 }

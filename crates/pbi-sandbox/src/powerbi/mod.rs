@@ -8,6 +8,7 @@ mod embed_token;
 mod error;
 mod imports;
 mod odata;
+mod queries;
 
 pub use auth::Caller;
 
@@ -45,6 +46,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/datasets", get(datasets::list_datasets).post(datasets::create_dataset))
         .route("/datasets/{datasetId}", get(datasets::get_dataset).delete(datasets::delete_dataset))
         .route("/datasets/{datasetId}/tables", get(datasets::list_tables))
+        .route("/datasets/{datasetId}/executeQueries", post(queries::execute_queries))
         .route("/datasets/{datasetId}/tables/{tableName}", axum::routing::put(datasets::put_table))
         .route("/datasets/{datasetId}/tables/{tableName}/rows", post(datasets::post_rows).delete(datasets::delete_rows))
         .route("/datasets/{datasetId}/refreshes", post(datasets::refresh).get(datasets::refresh_history))

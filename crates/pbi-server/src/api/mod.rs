@@ -59,6 +59,7 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::unpin))
         .routes(routes!(workspaces::reorder_pins))
         .routes(routes!(workspaces::tile_token))
+        .routes(routes!(workspaces::list_companies))
         .routes(routes!(account::get_connection, account::disconnect))
         .routes(routes!(account::list_tokens, account::create_token))
         .routes(routes!(account::revoke_token))

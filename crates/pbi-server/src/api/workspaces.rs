@@ -319,3 +319,45 @@ pub(super) async fn tile_token(
     };
     Ok(axum::Json(body))
 }
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CompaniesOut {
+    /// The `Company[ID]` values found in the datasets behind the workspace's tiles, each once, in order.
+    companies: Vec<String>,
+    /// The workspace's company filter, if one is set.
+    company_filter: Option<String>,
+    /// Whether the filter is one of `companies` (DAX compares text regardless of case); `null` when no filter is
+    /// set. `false` means the tiles show no data for it.
+    filter_found: Option<bool>,
+    /// Tiles whose dataset Power BI would not query as the caller, and why: their companies are not listed.
+    not_asked: Vec<NotAskedOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct NotAskedOut {
+    pin_id: Uuid,
+    title: String,
+    reason: String,
+}
+
+/// The companies a workspace's tiles hold: the `Company[ID]` values of their datasets, asked of Power BI as the
+/// caller (`executeQueries`). Tiles whose dataset has no Company table with an ID column add none.
+#[utoipa::path(get, path = "/workspaces/{id}/companies", tag = "Workspaces", operation_id = "listCompanies",
+    params(("id" = Uuid, Path, description = "The workspace's id")),
+    responses((status = 200, description = "OK", body = CompaniesOut), Refusals, PowerBiRefusals))]
+pub(super) async fn list_companies(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+) -> Answer<axum::Json<CompaniesOut>> {
+    let company_filter = ops::workspace(&state, &caller.user, id).await?.company_filter;
+    let companies = ops::companies(&state, &caller.user, id).await?;
+    Ok(axum::Json(CompaniesOut {
+        filter_found: company_filter.as_deref().map(|c| companies.includes(c)),
+        company_filter,
+        not_asked: companies.not_asked.into_iter().map(|(pin, reason)| NotAskedOut { pin_id: pin.id, title: pin.title, reason }).collect(),
+        companies: companies.ids,
+    }))
+}

@@ -11,9 +11,17 @@ pub(crate) struct World {
     pub(crate) sandbox: pbi_sandbox::SandboxHandle,
 }
 
+/// The delegated permissions the test registration asks for (and its app is granted).
+const SCOPES: &[&str] = &["Dashboard.Read.All", "Workspace.Read.All", "Dataset.Read.All"];
+
 /// A sandbox, a server on the sandbox's clock, and a registration of an app whose redirect URI is the
 /// server's own callback.
 pub(crate) async fn world() -> World {
+    world_with_scopes(SCOPES).await
+}
+
+/// `world`, with a registration that asks for (and an app granted) only `scopes`.
+pub(crate) async fn world_with_scopes(scopes: &[&str]) -> World {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
     let app = App::start_with_clock(sandbox.clock().clone()).await;
     let callback = app.url("/oauth/callback");
@@ -25,7 +33,7 @@ pub(crate) async fn world() -> World {
             display_name: "ERP".into(),
             multi_tenant: false,
             redirect_uris: vec![callback.clone()],
-            delegated_permissions: vec!["Dashboard.Read.All".into(), "Workspace.Read.All".into()],
+            delegated_permissions: scopes.iter().map(|s| (*s).to_owned()).collect(),
         })
         .expect("app");
     let client_id = created["clientId"].as_str().expect("client id").to_owned();
@@ -46,7 +54,7 @@ pub(crate) async fn world() -> World {
                 tenant: demo::CONTOSO_DOMAIN.into(),
                 cloud: "public".into(),
                 redirect_urls: vec![callback],
-                scopes: vec!["Dashboard.Read.All".into(), "Workspace.Read.All".into(), "offline_access".into()],
+                scopes: scopes.iter().copied().chain(["offline_access"]).map(str::to_owned).collect(),
                 authorize_url: Some(format!("{base}/{}/oauth2/v2.0/authorize", demo::CONTOSO_DOMAIN)),
                 token_url: Some(format!("{base}/{}/oauth2/v2.0/token", demo::CONTOSO_DOMAIN)),
                 api_base: Some(base.clone()),

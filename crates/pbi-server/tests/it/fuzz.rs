@@ -14,14 +14,10 @@ fn schemathesis() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/schemathesis"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn generated_requests_get_no_server_error_and_answers_the_document_describes() {
-    let world = world().await;
-    // An administrator with a Power BI connection reaches every operation, including Power BI's.
-    let admin = world.connected("admin").await;
-    let token = world.api_token(&admin, "fuzz").await;
-    let base = world.app.url("/api/v1");
-    let program = schemathesis();
+/// Runs schemathesis over the document with `selection` (its operation filters) and fails with its report.
+async fn schemathesis_passes(base: &str, token: &str, selection: &[&str]) {
+    let (base, token, program) = (base.to_owned(), token.to_owned(), schemathesis());
+    let selection: Vec<String> = selection.iter().map(|s| (*s).to_owned()).collect();
     let run = tokio::task::spawn_blocking(move || {
         Command::new(&program)
             .current_dir(std::env::temp_dir())
@@ -30,13 +26,7 @@ async fn generated_requests_get_no_server_error_and_answers_the_document_describ
             .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
             // Fixed, so that a run can be repeated; enough cases for every operation in every phase.
             .args(["--seed", "7", "--max-examples", "40", "--workers", "1", "--no-color"])
-            // These two end the caller's own access, which the rest of the run needs.
-            .args(["--exclude-operation-id", "revokeApiToken", "--exclude-operation-id", "disconnect"])
-            // Left out for now, and only here (the black-box suites and the browser walkthrough cover them):
-            // in some runs the server's Power BI calls to its sandbox failed with transport errors for longer
-            // than schemathesis's 10 s timeout, and these two answered 502. The cause is an open problem
-            // (see CHANGELOG, "Known problems"); put them back when it is found.
-            .args(["--exclude-operation-id", "listTiles", "--exclude-operation-id", "pinTiles"])
+            .args(&selection)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {} ({e}); ./scripts/test installs it", program.display()))
     });
@@ -44,4 +34,21 @@ async fn generated_requests_get_no_server_error_and_answers_the_document_describ
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "schemathesis found problems:\n{report}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(report.contains("passed") && !report.contains("failed"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_requests_get_no_server_error_and_answers_the_document_describes() {
+    let world = world().await;
+    // An administrator with a Power BI connection reaches every operation, including Power BI's.
+    let admin = world.connected("admin").await;
+    let token = world.api_token(&admin, "fuzz").await;
+    let base = world.app.url("/api/v1");
+    // Every operation but three. Two end the caller's own access, which the rest of the run needs. Saving the
+    // Power BI configuration moves it, to the clouds the generated values name (gcc-high, say) or other hosts:
+    // every Power BI call after that goes to an address with no Power BI here, and rightly fails with 502,
+    // which is why it has a run of its own, after everything else.
+    let leave_out = ["revokeApiToken", "disconnect", "putPowerBiConfig"];
+    let everything_else: Vec<&str> = leave_out.iter().flat_map(|id| ["--exclude-operation-id", id]).collect();
+    schemathesis_passes(&base, &token, &everything_else).await;
+    schemathesis_passes(&base, &token, &["--include-operation-id", "putPowerBiConfig"]).await;
 }

@@ -443,3 +443,73 @@ async fn a_tile_is_refused_when_it_is_already_pinned_to_the_workspace() {
     let (_, page) = world.app.page(&alice, &workspace).await;
     assert_eq!(drawn(&page), ["Total Sales"], "Recent Sales was not pinned either");
 }
+
+async fn companies_of(world: &World, cookie: &str, workspace: &str) -> (StatusCode, serde_json::Value) {
+    let response =
+        world.app.http.get(world.app.url(&format!("/api/v1{workspace}/companies"))).header("cookie", cookie).send().await.expect("GET");
+    let status = response.status();
+    (status, response.json().await.expect("JSON"))
+}
+
+#[tokio::test]
+async fn the_company_filter_offers_the_companies_in_the_tiles_and_says_when_it_matches_none() {
+    let world = world().await;
+    let alice = world.connected("alice").await;
+    let workspace = world.new_workspace(&alice, "Companies").await;
+    let (status, empty) = companies_of(&world, &alice, &workspace).await;
+    assert_eq!((status, &empty["companies"]), (StatusCode::OK, &serde_json::json!([])), "{empty}");
+
+    let (_, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    let tiles = offered(&pin_page);
+    let csrf = hidden(&pin_page, "csrf").expect("csrf");
+    // Two tiles of Retail Sales (Company[ID] in USMF, DEMF, GBSI) and one of Inventory, which has no Company table.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("tile", key_of(&tiles, "Total Sales")),
+        ("tile", key_of(&tiles, "Sales by Region")),
+        ("tile", key_of(&tiles, "Stock on Hand")),
+    ];
+    assert_eq!(world.post(&alice, &format!("{workspace}/pin"), &form).await.status(), StatusCode::SEE_OTHER);
+    world.sandbox.clear_requests();
+    let (status, found) = companies_of(&world, &alice, &workspace).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["companies"], serde_json::json!(["DEMF", "GBSI", "USMF"]), "{found}");
+    assert_eq!(
+        (&found["companyFilter"], &found["filterFound"], &found["notAsked"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null, &serde_json::json!([]))
+    );
+    let queries: Vec<String> =
+        world.sandbox.requests().into_iter().filter(|r| r.path.ends_with("/executeQueries")).map(|r| r.path).collect();
+    assert_eq!(queries.len(), 2, "one query per dataset, not per tile: {queries:?}");
+
+    for (filter, matches) in [("usmf", true), ("ZZ", false)] {
+        let set = world.post(&alice, &format!("{workspace}/filter"), &[("csrf", csrf.as_str()), ("company", filter)]).await;
+        assert_eq!(set.status(), StatusCode::SEE_OTHER);
+        let (_, found) = companies_of(&world, &alice, &workspace).await;
+        assert_eq!((&found["companyFilter"], &found["filterFound"]), (&serde_json::json!(filter), &serde_json::json!(matches)), "{found}");
+    }
+
+    let bob = world.connected("bob").await;
+    let (status, refused) = companies_of(&world, &bob, &workspace).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "Bob cannot list the companies of Alice's workspace: {refused}");
+    assert!(refused.get("companies").is_none());
+}
+
+#[tokio::test]
+async fn tiles_whose_datasets_power_bi_will_not_query_are_named_with_the_reason() {
+    // A registration without Dataset.Read.All: Power BI refuses executeQueries, and the tiles still draw.
+    let world = crate::connect::world_with_scopes(&["Dashboard.Read.All", "Workspace.Read.All"]).await;
+    let alice = world.connected("alice").await;
+    let workspace = world.new_workspace(&alice, "No dataset access").await;
+    let (_, pin_page) = world.app.page(&alice, &format!("{workspace}/pin")).await;
+    let tiles = offered(&pin_page);
+    let csrf = hidden(&pin_page, "csrf").expect("csrf");
+    world.post(&alice, &format!("{workspace}/pin"), &[("csrf", csrf.as_str()), ("tile", key_of(&tiles, "Total Sales"))]).await;
+    let (status, found) = companies_of(&world, &alice, &workspace).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["companies"], serde_json::json!([]));
+    let not_asked = found["notAsked"].as_array().expect("notAsked");
+    assert_eq!(not_asked.len(), 1, "{found}");
+    assert_eq!(not_asked[0]["title"], "Total Sales");
+    assert!(not_asked[0]["reason"].as_str().is_some_and(|r| r.contains("permissions granted do not cover this call")), "{found}");
+}
