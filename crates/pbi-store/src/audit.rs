@@ -1,8 +1,8 @@
 //! The audit log: who changed what an administrator is answerable for, when, with the old and new values
 //! (never a secret: callers record "a key was added", not the key).
 
-use crate::{Result, Store, StoreError, uuid_of};
-use sqlx::Row;
+use crate::db::{DbRow, on_pool, on_tx};
+use crate::{Result, Store, StoreError, StoreTx, uuid_of};
 use uuid::Uuid;
 
 /// One change to record. `old_value` and `new_value` are what a reader needs to see what changed (JSON text
@@ -46,18 +46,20 @@ impl AuditCursor {
     }
 }
 
-pub(crate) async fn insert(tx: &mut sqlx::Transaction<'_, sqlx::Any>, entry: &NewAuditEntry, now: i64) -> Result<()> {
+pub(crate) async fn insert(tx: &mut StoreTx<'_>, entry: &NewAuditEntry, now: i64) -> Result<()> {
     // Two transactions at once may read the same MAX and share a number: the id breaks the tie.
-    sqlx::query("INSERT INTO audit_log (id, seq, at, actor, action, target, old_value, new_value) VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log), $2, $3, $4, $5, $6, $7)")
-        .bind(Uuid::new_v4().to_string())
-        .bind(now)
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(entry.old_value.as_deref())
-        .bind(entry.new_value.as_deref())
-        .execute(&mut **tx)
-        .await?;
+    on_tx!(tx, |conn| {
+        sqlx::query("INSERT INTO audit_log (id, seq, at, actor, action, target, old_value, new_value) VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log), $2, $3, $4, $5, $6, $7)")
+            .bind(Uuid::new_v4().to_string())
+            .bind(now)
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.target)
+            .bind(entry.old_value.as_deref())
+            .bind(entry.new_value.as_deref())
+            .execute(&mut *conn)
+            .await?;
+    });
     Ok(())
 }
 
@@ -78,33 +80,34 @@ impl Store {
         let limit = i64::from(limit.clamp(1, 500));
         // Without a cursor: everything (no sequence number reaches i64::MAX, and "~" sorts after any UUID).
         let (seq, id) = after.map_or((i64::MAX, "~".to_owned()), |c| (c.seq, c.id.to_string()));
-        let rows = sqlx::query(
+        let mut entries = on_pool!(&self.pool, |pool| {
+            sqlx::query(
             "SELECT id, seq, at, actor, action, target, old_value, new_value FROM audit_log WHERE seq < $1 OR (seq = $1 AND id < $2) ORDER BY seq DESC, id DESC LIMIT $3",
         )
         .bind(seq)
         .bind(id)
         .bind(limit + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut entries = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("seq")?,
-                    AuditEntry {
-                        id: uuid_of(r, "id")?,
-                        at: r.try_get("at")?,
-                        entry: NewAuditEntry {
-                            actor: r.try_get("actor")?,
-                            action: r.try_get("action")?,
-                            target: r.try_get("target")?,
-                            old_value: r.try_get("old_value")?,
-                            new_value: r.try_get("new_value")?,
-                        },
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.field::<i64>("seq")?,
+                AuditEntry {
+                    id: uuid_of(r, "id")?,
+                    at: r.field("at")?,
+                    entry: NewAuditEntry {
+                        actor: r.field("actor")?,
+                        action: r.field("action")?,
+                        target: r.field("target")?,
+                        old_value: r.field("old_value")?,
+                        new_value: r.field("new_value")?,
                     },
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?
+        });
         let more = entries.len() as i64 > limit;
         entries.truncate(limit as usize);
         let next = more.then(|| entries.last().map(|(seq, e)| AuditCursor { seq: *seq, id: e.id })).flatten();

@@ -1,18 +1,23 @@
 //! All of pbi-bridge's SQL: SQLite or PostgreSQL, migrations, and repositories that encrypt secrets at rest.
 
 mod audit;
+mod db;
 mod migrate;
 mod settings;
 mod workspaces;
 
 pub use audit::{AuditCursor, AuditEntry, NewAuditEntry};
+pub use db::{Pool, StoreTx};
 pub use workspaces::{Pin, Workspace};
 
+use db::{DbRow, on_pool, on_tx};
 use pbi_crypto::{CryptoError, KeyRing};
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,64 +53,43 @@ pub enum Backend {
     Postgres,
 }
 
-impl Backend {
-    fn blob_type(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "BLOB",
-            Backend::Postgres => "BYTEA",
-        }
-    }
-}
-
 /// The database and the keys that protect what it stores. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
-    backend: Backend,
+    pool: Pool,
     keys: Arc<KeyRing>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).field("keys", &self.keys).finish()
+        f.debug_struct("Store").field("backend", &self.backend()).field("keys", &self.keys).finish()
     }
 }
 
 impl Store {
     /// Opens `url` (`sqlite://PATH`, created if missing, or `postgres://…`) and applies the migrations.
     pub async fn connect(url: &str, keys: KeyRing) -> Result<Self> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
+        let pool = if url.starts_with("sqlite:") {
+            let mut options = SqliteConnectOptions::from_str(url)?;
+            if !url.contains("mode=") {
+                // A `mode=` in the URL (read-only, say) is the caller's; without one the file is made if missing.
+                options = options.create_if_missing(true);
+            }
+            // Writers wait for each other instead of failing; foreign keys are off by default in SQLite.
+            let options = options.busy_timeout(Duration::from_secs(10)).foreign_keys(true).journal_mode(SqliteJournalMode::Wal);
+            Pool::Sqlite(SqlitePoolOptions::new().max_connections(4).connect_with(options).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
+            Pool::Postgres(PgPoolOptions::new().max_connections(10).connect(url).await?)
         } else {
             // Only the scheme: a database URL may carry a password.
             return Err(StoreError::UnsupportedUrl(url.split(':').next().unwrap_or_default().to_owned()));
         };
-        let url = match backend {
-            Backend::Sqlite if !url.contains("mode=") => format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" }),
-            _ => url.to_owned(),
-        };
-        let options =
-            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 }).after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // Writers wait for each other instead of failing; foreign keys are off by default in SQLite.
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    }
-                    Ok(())
-                })
-            });
-        let pool = options.connect(&url).await?;
-        migrate::run(&pool, backend).await?;
-        Ok(Self { pool, backend, keys: Arc::new(keys) })
+        migrate::run(&pool).await?;
+        Ok(Self { pool, keys: Arc::new(keys) })
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.pool.backend()
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -117,9 +101,9 @@ impl Store {
         migrate::latest()
     }
 
+    /// The newest schema version applied to the database.
     pub async fn schema_version(&self) -> Result<i64> {
-        let (version,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(version), 0) FROM pbi_schema").fetch_one(&self.pool).await?;
-        Ok(version)
+        migrate::applied(&self.pool).await
     }
 
     pub async fn close(&self) {
@@ -127,18 +111,18 @@ impl Store {
     }
 }
 
-/// An UPDATE that changed no row addressed a row that does not exist.
-fn one_changed(result: sqlx::any::AnyQueryResult, what: impl FnOnce() -> String) -> Result<()> {
-    if result.rows_affected() == 0 { Err(StoreError::NotFound(what())) } else { Ok(()) }
+/// An UPDATE or DELETE that changed no row addressed a row that does not exist.
+fn one_changed(rows_affected: u64, what: impl FnOnce() -> String) -> Result<()> {
+    if rows_affected == 0 { Err(StoreError::NotFound(what())) } else { Ok(()) }
 }
 
-fn uuid_of(row: &AnyRow, column: &str) -> Result<Uuid> {
-    let text: String = row.try_get(column)?;
+fn uuid_of(row: &impl DbRow, column: &str) -> Result<Uuid> {
+    let text: String = row.field(column)?;
     Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt(format!("{column} '{text}' is not a UUID")))
 }
 
-fn list_of(row: &AnyRow, column: &str) -> Result<Vec<String>> {
-    let text: String = row.try_get(column)?;
+fn list_of(row: &impl DbRow, column: &str) -> Result<Vec<String>> {
+    let text: String = row.field(column)?;
     serde_json::from_str(&text).map_err(|_| StoreError::Corrupt(format!("{column} is not a JSON list")))
 }
 
@@ -147,7 +131,8 @@ fn json_list(items: &[String]) -> String {
 }
 
 // ---------------------------------------------------------------- registrations
-// Booleans are stored as BIGINT 0/1: sqlx's Any driver cannot decode SQLite's BOOLEAN.
+// Booleans are stored as BIGINT 0/1 (what the schema has always had; the Any driver could not decode SQLite's
+// BOOLEAN).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRegistration {
@@ -184,45 +169,69 @@ pub struct SecretInfo {
     pub created_at: i64,
 }
 
-const REGISTRATION_COLUMNS: &str = "id, name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, api_base, enabled, created_at, updated_at, removed_at";
+/// A macro rather than a `const`, so that `concat!` keeps every statement that lists them static SQL.
+macro_rules! registration_columns {
+    () => {
+        "id, name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, api_base, enabled, created_at, updated_at, removed_at"
+    };
+}
 
-fn registration_from(row: &AnyRow) -> Result<Registration> {
+const INSERT_REGISTRATION: &str = "INSERT INTO registrations (name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, enabled, api_base, id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
+
+fn registration_from(row: &impl DbRow) -> Result<Registration> {
     Ok(Registration {
         id: uuid_of(row, "id")?,
         details: NewRegistration {
-            name: row.try_get("name")?,
-            client_id: row.try_get("client_id")?,
-            tenant: row.try_get("tenant")?,
-            cloud: row.try_get("cloud")?,
+            name: row.field("name")?,
+            client_id: row.field("client_id")?,
+            tenant: row.field("tenant")?,
+            cloud: row.field("cloud")?,
             redirect_urls: list_of(row, "redirect_urls")?,
             scopes: list_of(row, "scopes")?,
-            authorize_url: row.try_get("authorize_url")?,
-            token_url: row.try_get("token_url")?,
-            api_base: row.try_get("api_base")?,
-            enabled: row.try_get::<i64, _>("enabled")? != 0,
+            authorize_url: row.field("authorize_url")?,
+            token_url: row.field("token_url")?,
+            api_base: row.field("api_base")?,
+            enabled: row.field::<i64>("enabled")? != 0,
         },
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        removed_at: row.try_get("removed_at")?,
+        created_at: row.field("created_at")?,
+        updated_at: row.field("updated_at")?,
+        removed_at: row.field("removed_at")?,
+    })
+}
+
+fn secret_info_from(row: &impl DbRow) -> Result<SecretInfo> {
+    Ok(SecretInfo {
+        id: uuid_of(row, "id")?,
+        registration_id: uuid_of(row, "registration_id")?,
+        expires_at: row.field("expires_at")?,
+        created_at: row.field("created_at")?,
     })
 }
 
 /// Binds a registration's details as `$1`..`$10`, in the column order both INSERT and UPDATE use.
-fn bind_details<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    details: &'q NewRegistration,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    query
-        .bind(&details.name)
-        .bind(&details.client_id)
-        .bind(&details.tenant)
-        .bind(&details.cloud)
-        .bind(json_list(&details.redirect_urls))
-        .bind(json_list(&details.scopes))
-        .bind(details.authorize_url.clone())
-        .bind(details.token_url.clone())
-        .bind(i64::from(details.enabled))
-        .bind(details.api_base.clone())
+macro_rules! bind_details {
+    ($query:expr, $details:expr) => {{
+        let details: &NewRegistration = $details;
+        $query
+            .bind(&details.name)
+            .bind(&details.client_id)
+            .bind(&details.tenant)
+            .bind(&details.cloud)
+            .bind(json_list(&details.redirect_urls))
+            .bind(json_list(&details.scopes))
+            .bind(details.authorize_url.clone())
+            .bind(details.token_url.clone())
+            .bind(i64::from(details.enabled))
+            .bind(details.api_base.clone())
+    }};
+}
+
+/// A unique violation on a registration's name, in the words of the one who chose it.
+fn registration_name_taken(error: sqlx::Error, name: &str) -> StoreError {
+    match StoreError::from(error) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("a registration named '{name}' already exists")),
+        other => other,
+    }
 }
 
 fn secret_context(id: impl std::fmt::Display) -> String {
@@ -232,35 +241,48 @@ fn secret_context(id: impl std::fmt::Display) -> String {
 impl Store {
     pub async fn add_registration(&self, new: &NewRegistration, now: i64) -> Result<Registration> {
         let id = Uuid::new_v4();
-        let insert = "INSERT INTO registrations (name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, enabled, api_base, id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
-        bind_details(sqlx::query(insert), new).bind(id.to_string()).bind(now).execute(&self.pool).await.map_err(
-            |e| match StoreError::from(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("a registration named '{}' already exists", new.name)),
-                other => other,
-            },
-        )?;
+        on_pool!(&self.pool, |pool| {
+            bind_details!(sqlx::query(INSERT_REGISTRATION), new)
+                .bind(id.to_string())
+                .bind(now)
+                .execute(pool)
+                .await
+                .map_err(|e| registration_name_taken(e, &new.name))?;
+        });
         Ok(Registration { id, details: new.clone(), created_at: now, updated_at: now, removed_at: None })
     }
 
     pub async fn registration(&self, id: Uuid) -> Result<Registration> {
-        let row = sqlx::query(&format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        registration_from(&row.ok_or_else(|| StoreError::NotFound(format!("registration {id}")))?)
+        let found =
+            on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", registration_columns!(), " FROM registrations WHERE id = $1"))
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?
+                .map(|row| registration_from(&row))
+                .transpose()?);
+        found.ok_or_else(|| StoreError::NotFound(format!("registration {id}")))
     }
 
     pub async fn registration_by_name(&self, name: &str) -> Result<Registration> {
-        let row = sqlx::query(&format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        registration_from(&row.ok_or_else(|| StoreError::NotFound(format!("registration '{name}'")))?)
+        let found =
+            on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", registration_columns!(), " FROM registrations WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| registration_from(&row))
+                .transpose()?);
+        found.ok_or_else(|| StoreError::NotFound(format!("registration '{name}'")))
     }
 
     pub async fn registrations(&self, include_removed: bool) -> Result<Vec<Registration>> {
-        let rows = sqlx::query(&format!("SELECT {REGISTRATION_COLUMNS} FROM registrations ORDER BY name")).fetch_all(&self.pool).await?;
-        rows.iter().map(registration_from).filter(|r| include_removed || r.as_ref().map_or(true, |r| r.removed_at.is_none())).collect()
+        let all: Vec<Registration> =
+            on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", registration_columns!(), " FROM registrations ORDER BY name"))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(registration_from)
+                .collect::<Result<_>>()?);
+        Ok(all.into_iter().filter(|r| include_removed || r.removed_at.is_none()).collect())
     }
 
     pub async fn update_registration(&self, id: Uuid, details: &NewRegistration, now: i64) -> Result<Registration> {
@@ -282,8 +304,12 @@ impl Store {
         let id = match existing {
             Some(id) => {
                 let update = "UPDATE registrations SET name = $1, client_id = $2, tenant = $3, cloud = $4, redirect_urls = $5, scopes = $6, authorize_url = $7, token_url = $8, enabled = $9, api_base = $10, updated_at = $11 WHERE id = $12";
-                let changed =
-                    bind_details(sqlx::query(update), details).bind(now).bind(id.to_string()).execute(&mut *tx).await?.rows_affected();
+                let changed = on_tx!(&mut tx, |conn| bind_details!(sqlx::query(update), details)
+                    .bind(now)
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected());
                 if changed == 0 {
                     return Err(StoreError::NotFound(format!("registration {id}")));
                 }
@@ -291,13 +317,14 @@ impl Store {
             }
             None => {
                 let id = Uuid::new_v4();
-                let insert = "INSERT INTO registrations (name, client_id, tenant, cloud, redirect_urls, scopes, authorize_url, token_url, enabled, api_base, id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
-                bind_details(sqlx::query(insert), details).bind(id.to_string()).bind(now).execute(&mut *tx).await.map_err(|e| {
-                    match StoreError::from(e) {
-                        StoreError::Conflict(_) => StoreError::Conflict(format!("a registration named '{}' already exists", details.name)),
-                        other => other,
-                    }
-                })?;
+                on_tx!(&mut tx, |conn| {
+                    bind_details!(sqlx::query(INSERT_REGISTRATION), details)
+                        .bind(id.to_string())
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(|e| registration_name_taken(e, &details.name))?;
+                });
                 id
             }
         };
@@ -314,15 +341,16 @@ impl Store {
     /// Unregisters: disables and marks the registration; its secrets, connections and everything that
     /// depends on them are kept, so they can say why they stopped working.
     pub async fn remove_registration(&self, id: Uuid, now: i64) -> Result<()> {
-        one_changed(
-            sqlx::query("UPDATE registrations SET enabled = $1, removed_at = $2, updated_at = $2 WHERE id = $3")
-                .bind(0i64)
-                .bind(now)
-                .bind(id.to_string())
-                .execute(&self.pool)
-                .await?,
-            || format!("registration {id}"),
+        let changed = on_pool!(&self.pool, |pool| sqlx::query(
+            "UPDATE registrations SET enabled = $1, removed_at = $2, updated_at = $2 WHERE id = $3"
         )
+        .bind(0i64)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        one_changed(changed, || format!("registration {id}"))
     }
 
     /// Adds an application key; the key entered last is the one in use, whatever its expiry.
@@ -335,7 +363,7 @@ impl Store {
 
     async fn insert_secret(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut StoreTx<'_>,
         registration_id: Uuid,
         secret: &SecretString,
         expires_at: i64,
@@ -343,14 +371,16 @@ impl Store {
     ) -> Result<SecretInfo> {
         let id = Uuid::new_v4();
         let envelope = self.keys.encrypt_str(secret, &secret_context(id));
-        sqlx::query("INSERT INTO registration_secrets (id, registration_id, secret, expires_at, created_at, entered) VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX(entered), 0) + 1 FROM registration_secrets WHERE registration_id = $2))")
-            .bind(id.to_string())
-            .bind(registration_id.to_string())
-            .bind(envelope)
-            .bind(expires_at)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+        on_tx!(tx, |conn| {
+            sqlx::query("INSERT INTO registration_secrets (id, registration_id, secret, expires_at, created_at, entered) VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX(entered), 0) + 1 FROM registration_secrets WHERE registration_id = $2))")
+                .bind(id.to_string())
+                .bind(registration_id.to_string())
+                .bind(envelope)
+                .bind(expires_at)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        });
         Ok(SecretInfo { id, registration_id, expires_at, created_at: now })
     }
 
@@ -359,14 +389,13 @@ impl Store {
         if self.current_secret_id(registration_id).await? == Some(secret_id) {
             return Err(StoreError::Conflict("the application key in use cannot be removed: enter a new one, then remove this one".into()));
         }
-        one_changed(
-            sqlx::query("DELETE FROM registration_secrets WHERE id = $1 AND registration_id = $2")
-                .bind(secret_id.to_string())
-                .bind(registration_id.to_string())
-                .execute(&self.pool)
-                .await?,
-            || format!("application key {secret_id}"),
-        )
+        let changed = on_pool!(&self.pool, |pool| sqlx::query("DELETE FROM registration_secrets WHERE id = $1 AND registration_id = $2")
+            .bind(secret_id.to_string())
+            .bind(registration_id.to_string())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        one_changed(changed, || format!("application key {secret_id}"))
     }
 
     async fn current_secret_id(&self, registration_id: Uuid) -> Result<Option<Uuid>> {
@@ -375,38 +404,28 @@ impl Store {
 
     /// The registration's application keys, the one in use (entered last) first.
     pub async fn secrets(&self, registration_id: Uuid) -> Result<Vec<SecretInfo>> {
-        let rows = sqlx::query(
+        on_pool!(&self.pool, |pool| sqlx::query(
             "SELECT id, registration_id, expires_at, created_at FROM registration_secrets WHERE registration_id = $1 ORDER BY entered DESC",
         )
         .bind(registration_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SecretInfo {
-                    id: uuid_of(r, "id")?,
-                    registration_id: uuid_of(r, "registration_id")?,
-                    expires_at: r.try_get("expires_at")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(secret_info_from)
+        .collect())
     }
 
     /// The secret to use: the one entered last (expired or not: the caller says what expiry means).
     pub async fn current_secret(&self, registration_id: Uuid) -> Result<Option<(SecretInfo, SecretString)>> {
-        let row = sqlx::query("SELECT id, registration_id, secret, expires_at, created_at FROM registration_secrets WHERE registration_id = $1 ORDER BY entered DESC LIMIT 1")
+        let found: Option<(SecretInfo, Vec<u8>)> = on_pool!(&self.pool, |pool| {
+            sqlx::query("SELECT id, registration_id, secret, expires_at, created_at FROM registration_secrets WHERE registration_id = $1 ORDER BY entered DESC LIMIT 1")
             .bind(registration_id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let info = SecretInfo {
-            id: uuid_of(&row, "id")?,
-            registration_id: uuid_of(&row, "registration_id")?,
-            expires_at: row.try_get("expires_at")?,
-            created_at: row.try_get("created_at")?,
-        };
-        let envelope: Vec<u8> = row.try_get("secret")?;
+            .fetch_optional(pool)
+            .await?
+            .map(|row| Ok::<_, StoreError>((secret_info_from(&row)?, row.field("secret")?)))
+            .transpose()?
+        });
+        let Some((info, envelope)) = found else { return Ok(None) };
         let secret = self.keys.decrypt_str(&envelope, &secret_context(info.id))?;
         Ok(Some((info, secret)))
     }
@@ -476,27 +495,32 @@ pub struct Tokens {
     pub refresh_expires_at: Option<i64>,
 }
 
-const CONNECTION_COLUMNS: &str = "id, owner, registration_id, tenant_id, object_id, upn, scopes, access_expires_at, refresh_expires_at, status, status_reason, last_refresh_at, last_error, created_at, updated_at";
+/// A macro rather than a `const`, so that `concat!` keeps every statement that lists them static SQL.
+macro_rules! connection_columns {
+    () => {
+        "id, owner, registration_id, tenant_id, object_id, upn, scopes, access_expires_at, refresh_expires_at, status, status_reason, last_refresh_at, last_error, created_at, updated_at"
+    };
+}
 
-fn connection_from(row: &AnyRow) -> Result<Connection> {
+fn connection_from(row: &impl DbRow) -> Result<Connection> {
     Ok(Connection {
         id: uuid_of(row, "id")?,
         account: Account {
-            owner: row.try_get("owner")?,
+            owner: row.field("owner")?,
             registration_id: uuid_of(row, "registration_id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            object_id: row.try_get("object_id")?,
-            upn: row.try_get("upn")?,
+            tenant_id: row.field("tenant_id")?,
+            object_id: row.field("object_id")?,
+            upn: row.field("upn")?,
         },
         scopes: list_of(row, "scopes")?,
-        access_expires_at: row.try_get("access_expires_at")?,
-        refresh_expires_at: row.try_get("refresh_expires_at")?,
-        status: ConnectionStatus::parse(&row.try_get::<String, _>("status")?)?,
-        status_reason: row.try_get("status_reason")?,
-        last_refresh_at: row.try_get("last_refresh_at")?,
-        last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        access_expires_at: row.field("access_expires_at")?,
+        refresh_expires_at: row.field("refresh_expires_at")?,
+        status: ConnectionStatus::parse(&row.field::<String>("status")?)?,
+        status_reason: row.field("status_reason")?,
+        last_refresh_at: row.field("last_refresh_at")?,
+        last_error: row.field("last_error")?,
+        created_at: row.field("created_at")?,
+        updated_at: row.field("updated_at")?,
     })
 }
 
@@ -512,7 +536,7 @@ impl Store {
     /// Whether the Power BI account of `account` (its registration, tenant and object id) is connected, and not
     /// disconnected, for an owner other than `account.owner`.
     pub async fn account_connected_by_others(&self, account: &Account) -> Result<bool> {
-        let row = sqlx::query(
+        Ok(on_pool!(&self.pool, |pool| sqlx::query(
             "SELECT 1 FROM connections WHERE registration_id = $1 AND tenant_id = $2 AND object_id = $3 AND owner <> $4 AND status <> $5",
         )
         .bind(account.registration_id.to_string())
@@ -520,46 +544,53 @@ impl Store {
         .bind(&account.object_id)
         .bind(&account.owner)
         .bind(ConnectionStatus::Revoked.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
+        .fetch_optional(pool)
+        .await?
+        .is_some()))
     }
 
     /// Records a completed sign-in: a new connection, or fresh tokens on the same account's connection.
     pub async fn save_connection(&self, account: &Account, scopes: &[String], tokens: &Tokens, now: i64) -> Result<Connection> {
-        let existing =
-            sqlx::query("SELECT id FROM connections WHERE owner = $1 AND registration_id = $2 AND tenant_id = $3 AND object_id = $4")
-                .bind(&account.owner)
-                .bind(account.registration_id.to_string())
-                .bind(&account.tenant_id)
-                .bind(&account.object_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let existing = on_pool!(&self.pool, |pool| sqlx::query(
+            "SELECT id FROM connections WHERE owner = $1 AND registration_id = $2 AND tenant_id = $3 AND object_id = $4"
+        )
+        .bind(&account.owner)
+        .bind(account.registration_id.to_string())
+        .bind(&account.tenant_id)
+        .bind(&account.object_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|row| uuid_of(&row, "id"))
+        .transpose()?);
         let id = match existing {
-            Some(row) => uuid_of(&row, "id")?,
+            Some(id) => id,
             None => {
                 let id = Uuid::new_v4();
-                sqlx::query("INSERT INTO connections (id, owner, registration_id, tenant_id, object_id, upn, scopes, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
-                    .bind(id.to_string())
-                    .bind(&account.owner)
-                    .bind(account.registration_id.to_string())
-                    .bind(&account.tenant_id)
-                    .bind(&account.object_id)
-                    .bind(&account.upn)
-                    .bind(json_list(scopes))
-                    .bind(ConnectionStatus::Active.as_str())
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
+                on_pool!(&self.pool, |pool| {
+                    sqlx::query("INSERT INTO connections (id, owner, registration_id, tenant_id, object_id, upn, scopes, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
+                                    .bind(id.to_string())
+                                    .bind(&account.owner)
+                                    .bind(account.registration_id.to_string())
+                                    .bind(&account.tenant_id)
+                                    .bind(&account.object_id)
+                                    .bind(&account.upn)
+                                    .bind(json_list(scopes))
+                                    .bind(ConnectionStatus::Active.as_str())
+                                    .bind(now)
+                                    .execute(pool)
+                                    .await?;
+                });
                 id
             }
         };
-        sqlx::query("UPDATE connections SET upn = $1, scopes = $2 WHERE id = $3")
-            .bind(&account.upn)
-            .bind(json_list(scopes))
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+        on_pool!(&self.pool, |pool| {
+            sqlx::query("UPDATE connections SET upn = $1, scopes = $2 WHERE id = $3")
+                .bind(&account.upn)
+                .bind(json_list(scopes))
+                .bind(id.to_string())
+                .execute(pool)
+                .await?;
+        });
         self.store_tokens(id, tokens, now).await?;
         self.connection(id).await
     }
@@ -569,7 +600,8 @@ impl Store {
     pub async fn store_tokens(&self, id: Uuid, tokens: &Tokens, now: i64) -> Result<()> {
         let access = self.keys.encrypt_str(&tokens.access, &token_context(id, "access_token"));
         let refresh = tokens.refresh.as_ref().map(|r| self.keys.encrypt_str(r, &token_context(id, "refresh_token")));
-        one_changed(sqlx::query(
+        let changed = on_pool!(&self.pool, |pool| {
+            sqlx::query(
             "UPDATE connections SET access_token = $1, access_expires_at = $2, refresh_token = COALESCE($3, refresh_token), refresh_expires_at = COALESCE($4, refresh_expires_at), status = $5, status_reason = NULL, last_refresh_at = $6, last_error = NULL, updated_at = $6 WHERE id = $7",
         )
         .bind(access)
@@ -579,100 +611,131 @@ impl Store {
         .bind(ConnectionStatus::Active.as_str())
         .bind(now)
         .bind(id.to_string())
-        .execute(&self.pool).await?, || format!("connection {id}"))
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        one_changed(changed, || format!("connection {id}"))
     }
 
     pub async fn connection(&self, id: Uuid) -> Result<Connection> {
-        let row = sqlx::query(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1"))
+        let found = on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", connection_columns!(), " FROM connections WHERE id = $1"))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        connection_from(&row.ok_or_else(|| StoreError::NotFound(format!("connection {id}")))?)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| connection_from(&row))
+            .transpose()?);
+        found.ok_or_else(|| StoreError::NotFound(format!("connection {id}")))
     }
 
     /// One user's connections (what the UI and API list for them).
     pub async fn connections_of(&self, owner: &str) -> Result<Vec<Connection>> {
-        let rows = sqlx::query(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE owner = $1 ORDER BY created_at"))
-            .bind(owner)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(connection_from).collect()
+        on_pool!(&self.pool, |pool| sqlx::query(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE owner = $1 ORDER BY created_at"
+        ))
+        .bind(owner)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(connection_from)
+        .collect())
     }
 
     pub async fn all_connections(&self) -> Result<Vec<Connection>> {
-        let rows = sqlx::query(&format!("SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY created_at")).fetch_all(&self.pool).await?;
-        rows.iter().map(connection_from).collect()
+        on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", connection_columns!(), " FROM connections ORDER BY created_at"))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(connection_from)
+            .collect())
     }
 
     /// The decrypted tokens of a connection (access token, refresh token), if it has them.
     pub async fn connection_tokens(&self, id: Uuid) -> Result<(Option<SecretString>, Option<SecretString>)> {
-        let row = sqlx::query("SELECT access_token, refresh_token FROM connections WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        let row = row.ok_or_else(|| StoreError::NotFound(format!("connection {id}")))?;
-        let decrypt = |column: &str, which: &str| -> Result<Option<SecretString>> {
-            let envelope: Option<Vec<u8>> = row.try_get(column)?;
+        // The encrypted access and refresh tokens.
+        type Envelopes = (Option<Vec<u8>>, Option<Vec<u8>>);
+        let found: Option<Envelopes> =
+            on_pool!(&self.pool, |pool| sqlx::query_as("SELECT access_token, refresh_token FROM connections WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?);
+        let (access, refresh) = found.ok_or_else(|| StoreError::NotFound(format!("connection {id}")))?;
+        let decrypt = |envelope: Option<Vec<u8>>, which: &str| -> Result<Option<SecretString>> {
             envelope.map(|e| self.keys.decrypt_str(&e, &token_context(id, which)).map_err(StoreError::from)).transpose()
         };
-        Ok((decrypt("access_token", "access_token")?, decrypt("refresh_token", "refresh_token")?))
+        Ok((decrypt(access, "access_token")?, decrypt(refresh, "refresh_token")?))
     }
 
     /// The user must sign in again (refresh token expired, revoked, consent withdrawn): says why.
     pub async fn mark_needs_sign_in(&self, id: Uuid, reason: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE connections SET status = $1, status_reason = $2, access_token = NULL, access_expires_at = NULL, last_error = $2, updated_at = $3 WHERE id = $4")
-            .bind(ConnectionStatus::NeedsSignIn.as_str())
-            .bind(reason)
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+        on_pool!(&self.pool, |pool| {
+            sqlx::query("UPDATE connections SET status = $1, status_reason = $2, access_token = NULL, access_expires_at = NULL, last_error = $2, updated_at = $3 WHERE id = $4")
+                .bind(ConnectionStatus::NeedsSignIn.as_str())
+                .bind(reason)
+                .bind(now)
+                .bind(id.to_string())
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// A transient failure: recorded, the status unchanged.
     pub async fn record_refresh_error(&self, id: Uuid, error: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE connections SET last_error = $1, updated_at = $2 WHERE id = $3")
-            .bind(error)
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+        on_pool!(&self.pool, |pool| {
+            sqlx::query("UPDATE connections SET last_error = $1, updated_at = $2 WHERE id = $3")
+                .bind(error)
+                .bind(now)
+                .bind(id.to_string())
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Disconnects: the tokens are deleted, the record stays as revoked.
     pub async fn disconnect(&self, id: Uuid, now: i64) -> Result<()> {
-        one_changed(sqlx::query("UPDATE connections SET access_token = NULL, refresh_token = NULL, access_expires_at = NULL, refresh_expires_at = NULL, status = $1, status_reason = $2, updated_at = $3 WHERE id = $4")
+        let changed = on_pool!(&self.pool, |pool| {
+            sqlx::query("UPDATE connections SET access_token = NULL, refresh_token = NULL, access_expires_at = NULL, refresh_expires_at = NULL, status = $1, status_reason = $2, updated_at = $3 WHERE id = $4")
             .bind(ConnectionStatus::Revoked.as_str())
             .bind("disconnected by the user")
             .bind(now)
             .bind(id.to_string())
-            .execute(&self.pool).await?, || format!("connection {id}"))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        one_changed(changed, || format!("connection {id}"))
     }
 
     /// Takes the right to refresh `id` until `until`, unless another holder's lease is still running.
     /// This is what keeps one refresh in flight across several pbi-bridge instances.
     pub async fn try_lease_refresh(&self, id: Uuid, holder: &str, until: i64, now: i64) -> Result<bool> {
-        let changed = sqlx::query("UPDATE connections SET refresh_lease_until = $1, refresh_lease_owner = $2 WHERE id = $3 AND (refresh_lease_until <= $4 OR refresh_lease_owner = $2)")
+        let changed = on_pool!(&self.pool, |pool| {
+            sqlx::query("UPDATE connections SET refresh_lease_until = $1, refresh_lease_owner = $2 WHERE id = $3 AND (refresh_lease_until <= $4 OR refresh_lease_owner = $2)")
             .bind(until)
             .bind(holder)
             .bind(id.to_string())
             .bind(now)
-            .execute(&self.pool)
+            .execute(pool)
             .await?
-            .rows_affected();
+            .rows_affected()
+        });
         Ok(changed == 1)
     }
 
     pub async fn release_lease(&self, id: Uuid, holder: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE connections SET refresh_lease_until = 0, refresh_lease_owner = NULL WHERE id = $1 AND refresh_lease_owner = $2",
-        )
-        .bind(id.to_string())
-        .bind(holder)
-        .execute(&self.pool)
-        .await?;
+        on_pool!(&self.pool, |pool| {
+            sqlx::query(
+                "UPDATE connections SET refresh_lease_until = 0, refresh_lease_owner = NULL WHERE id = $1 AND refresh_lease_owner = $2",
+            )
+            .bind(id.to_string())
+            .bind(holder)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 }
@@ -696,17 +759,19 @@ pub struct PendingState {
 impl Store {
     pub async fn put_state(&self, state: &PendingState) -> Result<()> {
         let verifier = self.keys.encrypt_str(&state.pkce_verifier, &state_context(&state.state_hash));
-        sqlx::query("INSERT INTO oauth_states (state_hash, browser_session, owner, registration_id, pkce_verifier, return_to, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(&state.state_hash)
-            .bind(&state.browser_session)
-            .bind(&state.owner)
-            .bind(state.registration_id.to_string())
-            .bind(verifier)
-            .bind(&state.return_to)
-            .bind(state.created_at)
-            .bind(state.expires_at)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(&self.pool, |pool| {
+            sqlx::query("INSERT INTO oauth_states (state_hash, browser_session, owner, registration_id, pkce_verifier, return_to, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(&state.state_hash)
+                .bind(&state.browser_session)
+                .bind(&state.owner)
+                .bind(state.registration_id.to_string())
+                .bind(verifier)
+                .bind(&state.return_to)
+                .bind(state.created_at)
+                .bind(state.expires_at)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -717,35 +782,47 @@ impl Store {
     pub async fn take_state(&self, state_hash: &str, browser_session: &str) -> Result<Option<PendingState>> {
         // One statement that deletes and returns: of two takes at once, exactly one gets the row. (A read then a
         // delete in one transaction would also fail under SQLite when another write lands in between.)
-        let row = sqlx::query(
+        on_pool!(&self.pool, |pool| {
+            sqlx::query(
             "DELETE FROM oauth_states WHERE state_hash = $1 AND browser_session = $2 RETURNING state_hash, browser_session, owner, registration_id, pkce_verifier, return_to, created_at, expires_at",
         )
         .bind(state_hash)
         .bind(browser_session)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let envelope: Vec<u8> = row.try_get("pkce_verifier")?;
-        Ok(Some(PendingState {
-            state_hash: row.try_get("state_hash")?,
-            browser_session: row.try_get("browser_session")?,
-            owner: row.try_get("owner")?,
-            registration_id: uuid_of(&row, "registration_id")?,
-            pkce_verifier: self.keys.decrypt_str(&envelope, &state_context(state_hash))?,
-            return_to: row.try_get("return_to")?,
-            created_at: row.try_get("created_at")?,
-            expires_at: row.try_get("expires_at")?,
-        }))
+        .fetch_optional(pool)
+        .await?
+        .map(|row| {
+            let envelope: Vec<u8> = row.field("pkce_verifier")?;
+            Ok(PendingState {
+                state_hash: row.field("state_hash")?,
+                browser_session: row.field("browser_session")?,
+                owner: row.field("owner")?,
+                registration_id: uuid_of(&row, "registration_id")?,
+                pkce_verifier: self.keys.decrypt_str(&envelope, &state_context(state_hash))?,
+                return_to: row.field("return_to")?,
+                created_at: row.field("created_at")?,
+                expires_at: row.field("expires_at")?,
+            })
+        })
+        .transpose()
+        })
     }
 
     /// Whether a state is pending (in any browser session).
     pub async fn state_exists(&self, state_hash: &str) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 FROM oauth_states WHERE state_hash = $1").bind(state_hash).fetch_optional(&self.pool).await?.is_some())
+        Ok(on_pool!(&self.pool, |pool| sqlx::query("SELECT 1 FROM oauth_states WHERE state_hash = $1")
+            .bind(state_hash)
+            .fetch_optional(pool)
+            .await?
+            .is_some()))
     }
 
     /// Forgets states that expired before `now`.
     pub async fn purge_states(&self, now: i64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1").bind(now).execute(&self.pool).await?.rows_affected())
+        Ok(on_pool!(&self.pool, |pool| sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()))
     }
 }
 
@@ -772,18 +849,30 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-fn user_from(row: &AnyRow) -> Result<User> {
+fn user_from(row: &impl DbRow) -> Result<User> {
     Ok(User {
         id: uuid_of(row, "id")?,
-        username: row.try_get("username")?,
-        display_name: row.try_get("display_name")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        created_at: row.try_get("created_at")?,
-        disabled_at: row.try_get("disabled_at")?,
+        username: row.field("username")?,
+        display_name: row.field("display_name")?,
+        is_admin: row.field::<i64>("is_admin")? != 0,
+        created_at: row.field("created_at")?,
+        disabled_at: row.field("disabled_at")?,
     })
 }
 
-const USER_COLUMNS: &str = "id, username, display_name, is_admin, created_at, disabled_at";
+/// A macro rather than a `const`, so that `concat!` keeps every statement that lists them static SQL.
+macro_rules! user_columns {
+    () => {
+        "id, username, display_name, is_admin, created_at, disabled_at"
+    };
+}
+
+/// The change `change_user` makes to a user's row.
+#[derive(Debug, Clone, Copy)]
+enum UserUpdate<'a> {
+    Disabled(Option<i64>),
+    PasswordHash(&'a str),
+}
 
 /// What a change to a user's row ends with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -797,19 +886,21 @@ enum Ends {
 }
 
 impl Store {
-    /// Adds a user; `password_hash` is a PHC string (argon2), never a password.
     /// Adds a user; `password_hash` is a PHC string (argon2), never a password. User names are unique whatever
     /// their case (`Alice` and `alice` are one account).
     pub async fn add_user(&self, username: &str, display_name: &str, password_hash: &str, is_admin: bool, now: i64) -> Result<User> {
         let id = Uuid::new_v4();
-        sqlx::query("INSERT INTO users (id, username, display_name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        on_pool!(&self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO users (id, username, display_name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
             .bind(id.to_string())
             .bind(username)
             .bind(display_name)
             .bind(password_hash)
             .bind(i64::from(is_admin))
             .bind(now)
-            .execute(&self.pool)
+            .execute(pool)
             .await
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => {
@@ -817,111 +908,140 @@ impl Store {
                 }
                 other => other,
             })?;
+        });
         Ok(User { id, username: username.to_owned(), display_name: display_name.to_owned(), is_admin, created_at: now, disabled_at: None })
     }
 
     /// A user and their password hash, by user name in any case (for signing in).
     pub async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)"))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((user_from(&r)?, r.try_get("password_hash")?))).transpose()
+        on_pool!(&self.pool, |pool| sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", password_hash FROM users WHERE lower(username) = lower($1)"
+        ))
+        .bind(username)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| Ok((user_from(&r)?, r.field("password_hash")?)))
+        .transpose())
     }
 
     pub async fn users(&self) -> Result<Vec<User>> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username")).fetch_all(&self.pool).await?;
-        rows.iter().map(user_from).collect()
+        on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", user_columns!(), " FROM users ORDER BY username"))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(user_from)
+            .collect())
     }
 
     pub async fn user(&self, id: Uuid) -> Result<User> {
-        let row =
-            sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")).bind(id.to_string()).fetch_optional(&self.pool).await?;
-        user_from(&row.ok_or_else(|| StoreError::NotFound(format!("user {id}")))?)
+        let found = on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await?
+            .map(|row| user_from(&row))
+            .transpose()?);
+        found.ok_or_else(|| StoreError::NotFound(format!("user {id}")))
     }
 
     /// Disables (`Some(now)`) or enables (`None`) an account. Disabling ends its sessions and revokes its API
     /// tokens for good: enabling the account again does not bring them back.
     pub async fn set_user_disabled(&self, id: Uuid, disabled_at: Option<i64>) -> Result<()> {
-        let update = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2").bind(disabled_at).bind(id.to_string());
         let ends = match disabled_at {
             Some(at) => Ends::SessionsAndTokens { at },
             None => Ends::Nothing,
         };
-        self.change_user(id, update, ends).await
+        self.change_user(id, UserUpdate::Disabled(disabled_at), ends).await
     }
 
     /// Sets a new password hash (PHC string) and ends the account's sessions, so the old password's sign-ins
     /// end too. API tokens are credentials of their own and keep working (revoke them, or disable the user).
     pub async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<()> {
-        let update = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(password_hash).bind(id.to_string());
-        self.change_user(id, update, Ends::Sessions).await
+        self.change_user(id, UserUpdate::PasswordHash(password_hash), Ends::Sessions).await
     }
 
-    /// Runs `update` on one user's row and ends what `ends` says, in one transaction.
-    async fn change_user<'q>(
-        &self,
-        id: Uuid,
-        update: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-        ends: Ends,
-    ) -> Result<()> {
+    /// Makes `update` to one user's row and ends what `ends` says, in one transaction.
+    async fn change_user(&self, id: Uuid, update: UserUpdate<'_>, ends: Ends) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        if update.execute(&mut *tx).await?.rows_affected() == 0 {
+        let changed = on_tx!(&mut tx, |conn| match update {
+            UserUpdate::Disabled(at) => sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2").bind(at),
+            UserUpdate::PasswordHash(hash) => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash),
+        }
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected());
+        if changed == 0 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
         if ends != Ends::Nothing {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+            on_tx!(&mut tx, |conn| {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *conn).await?;
+            });
         }
         if let Ends::SessionsAndTokens { at } = ends {
-            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-                .bind(at)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            on_tx!(&mut tx, |conn| {
+                sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                    .bind(at)
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+            });
         }
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn put_session(&self, token_hash: &str, user: Uuid, csrf_token: &str, now: i64, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(token_hash)
-            .bind(user.to_string())
-            .bind(csrf_token)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(&self.pool, |pool| {
+            sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(token_hash)
+                .bind(user.to_string())
+                .bind(csrf_token)
+                .bind(now)
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// The live session with that token hash, and its user.
     pub async fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
-        let row = sqlx::query(
+        on_pool!(&self.pool, |pool| {
+            sqlx::query(
             "SELECT s.token_hash, s.csrf_token, s.expires_at, u.id, u.username, u.display_name, u.is_admin, u.created_at, u.disabled_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
+        .fetch_optional(pool)
+        .await?
+        .map(|r| {
             Ok(Session {
-                token_hash: r.try_get("token_hash")?,
+                token_hash: r.field("token_hash")?,
                 user: user_from(&r)?,
-                csrf_token: r.try_get("csrf_token")?,
-                expires_at: r.try_get("expires_at")?,
+                csrf_token: r.field("csrf_token")?,
+                expires_at: r.field("expires_at")?,
             })
         })
         .transpose()
+        })
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        on_pool!(&self.pool, |pool| {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(pool).await?;
+        });
         Ok(())
     }
 
     pub async fn purge_sessions(&self, now: i64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?.rows_affected())
+        Ok(on_pool!(&self.pool, |pool| sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()))
     }
 }
 
@@ -940,17 +1060,22 @@ pub struct ApiToken {
     pub last_used_at: Option<i64>,
 }
 
-const API_TOKEN_COLUMNS: &str = "id, user_id, name, hint, created_at, expires_at, last_used_at";
+/// A macro rather than a `const`, so that `concat!` keeps every statement that lists them static SQL.
+macro_rules! api_token_columns {
+    () => {
+        "id, user_id, name, hint, created_at, expires_at, last_used_at"
+    };
+}
 
-fn api_token_from(row: &AnyRow) -> Result<ApiToken> {
+fn api_token_from(row: &impl DbRow) -> Result<ApiToken> {
     Ok(ApiToken {
         id: uuid_of(row, "id")?,
         user_id: uuid_of(row, "user_id")?,
-        name: row.try_get("name")?,
-        hint: row.try_get("hint")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        last_used_at: row.try_get("last_used_at")?,
+        name: row.field("name")?,
+        hint: row.field("hint")?,
+        created_at: row.field("created_at")?,
+        expires_at: row.field("expires_at")?,
+        last_used_at: row.field("last_used_at")?,
     })
 }
 
@@ -976,48 +1101,55 @@ impl Store {
             expires_at,
             last_used_at: None,
         };
-        sqlx::query(
-            "INSERT INTO api_tokens (id, user_id, name, token_hash, hint, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(token.id.to_string())
-        .bind(user.to_string())
-        .bind(name)
-        .bind(token_hash)
-        .bind(hint)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
+        on_pool!(&self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, user_id, name, token_hash, hint, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(token.id.to_string())
+            .bind(user.to_string())
+            .bind(name)
+            .bind(token_hash)
+            .bind(hint)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await?;
+        });
         Ok(token)
     }
 
     /// A user's tokens that are not revoked (expired ones included, so their owner sees them lapse), newest first.
     pub async fn api_tokens_of(&self, user: Uuid) -> Result<Vec<ApiToken>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id"
+        on_pool!(&self.pool, |pool| sqlx::query(concat!(
+            "SELECT ",
+            api_token_columns!(),
+            " FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id"
         ))
         .bind(user.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(api_token_from).collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(api_token_from)
+        .collect())
     }
 
     /// Revokes one of `user`'s tokens; another user's token, or one already revoked, is "not found".
     pub async fn revoke_api_token(&self, id: Uuid, user: Uuid, now: i64) -> Result<()> {
-        one_changed(
-            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id.to_string())
-                .bind(user.to_string())
-                .execute(&self.pool)
-                .await?,
-            || format!("API token {id}"),
+        let changed = on_pool!(&self.pool, |pool| sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL"
         )
+        .bind(now)
+        .bind(id.to_string())
+        .bind(user.to_string())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        one_changed(changed, || format!("API token {id}"))
     }
 
     /// The live (not revoked, not expired) token with that hash and its user; notes when it was used.
     pub async fn use_api_token(&self, token_hash: &str, now: i64) -> Result<Option<(ApiToken, User)>> {
-        let row = sqlx::query(
+        let found = on_pool!(&self.pool, |pool| sqlx::query(
             "SELECT t.id AS token_id, t.user_id, t.name, t.hint, t.created_at AS token_created_at, t.expires_at, t.last_used_at, \
              u.id, u.username, u.display_name, u.is_admin, u.created_at, u.disabled_at \
              FROM api_tokens t JOIN users u ON u.id = t.user_id \
@@ -1025,26 +1157,32 @@ impl Store {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let token = ApiToken {
-            id: uuid_of(&row, "token_id")?,
-            user_id: uuid_of(&row, "user_id")?,
-            name: row.try_get("name")?,
-            hint: row.try_get("hint")?,
-            created_at: row.try_get("token_created_at")?,
-            expires_at: row.try_get("expires_at")?,
-            last_used_at: row.try_get("last_used_at")?,
-        };
+        .fetch_optional(pool)
+        .await?
+        .map(|row| {
+            let token = ApiToken {
+                id: uuid_of(&row, "token_id")?,
+                user_id: uuid_of(&row, "user_id")?,
+                name: row.field("name")?,
+                hint: row.field("hint")?,
+                created_at: row.field("token_created_at")?,
+                expires_at: row.field("expires_at")?,
+                last_used_at: row.field("last_used_at")?,
+            };
+            Ok::<_, StoreError>((token, user_from(&row)?))
+        })
+        .transpose()?);
+        let Some((token, user)) = found else { return Ok(None) };
         if token.last_used_at.is_none_or(|t| now - t >= LAST_USED_GRANULARITY_SECONDS) {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(token.id.to_string())
-                .execute(&self.pool)
-                .await?;
+            on_pool!(&self.pool, |pool| {
+                sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(token.id.to_string())
+                    .execute(pool)
+                    .await?;
+            });
         }
-        Ok(Some((token, user_from(&row)?)))
+        Ok(Some((token, user)))
     }
 }
 
@@ -1057,19 +1195,32 @@ pub struct Rotation {
     pub rewritten: u64,
 }
 
-/// An encrypted column, and the context each row's value in it is bound to.
+/// An encrypted column: the statements that read and swap its values, and the context each row's value in it
+/// is bound to.
 struct EncryptedColumn {
-    table: &'static str,
-    key: &'static str,
-    column: &'static str,
+    /// `SELECT key, column FROM table WHERE column IS NOT NULL`.
+    select: &'static str,
+    /// `UPDATE table SET column = $1 WHERE key = $2 AND column = $3`.
+    swap: &'static str,
     context: fn(&str) -> String,
 }
 
+/// Builds an `EncryptedColumn`'s statements with `concat!`, so they stay static SQL.
+macro_rules! encrypted_column {
+    ($table:literal, $key:literal, $column:literal, $context:expr) => {
+        EncryptedColumn {
+            select: concat!("SELECT ", $key, ", ", $column, " FROM ", $table, " WHERE ", $column, " IS NOT NULL"),
+            swap: concat!("UPDATE ", $table, " SET ", $column, " = $1 WHERE ", $key, " = $2 AND ", $column, " = $3"),
+            context: $context,
+        }
+    };
+}
+
 const ENCRYPTED: &[EncryptedColumn] = &[
-    EncryptedColumn { table: "registration_secrets", key: "id", column: "secret", context: |id| secret_context(id) },
-    EncryptedColumn { table: "connections", key: "id", column: "access_token", context: |id| token_context(id, "access_token") },
-    EncryptedColumn { table: "connections", key: "id", column: "refresh_token", context: |id| token_context(id, "refresh_token") },
-    EncryptedColumn { table: "oauth_states", key: "state_hash", column: "pkce_verifier", context: |hash| state_context(hash) },
+    encrypted_column!("registration_secrets", "id", "secret", |id| secret_context(id)),
+    encrypted_column!("connections", "id", "access_token", |id| token_context(id, "access_token")),
+    encrypted_column!("connections", "id", "refresh_token", |id| token_context(id, "refresh_token")),
+    encrypted_column!("oauth_states", "state_hash", "pkce_verifier", |hash| state_context(hash)),
 ];
 
 impl Store {
@@ -1078,26 +1229,17 @@ impl Store {
     /// half-way leaves every row readable, and the next run finishes.
     pub async fn rotate_keys(&self) -> Result<Rotation> {
         let mut report = Rotation::default();
-        for EncryptedColumn { table, key, column, context } in ENCRYPTED {
-            let rows =
-                sqlx::query(&format!("SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL")).fetch_all(&self.pool).await?;
-            for row in rows {
+        for EncryptedColumn { select, swap, context } in ENCRYPTED {
+            let rows: Vec<(String, Vec<u8>)> = on_pool!(&self.pool, |pool| sqlx::query_as(*select).fetch_all(pool).await?);
+            for (id, old) in rows {
                 report.examined += 1;
-                let id: String = row.try_get(*key)?;
-                let old: Vec<u8> = row.try_get(*column)?;
                 if !self.keys.needs_rotation(&old)? {
                     continue;
                 }
                 let plaintext = self.keys.decrypt(&old, &context(&id))?;
                 let new = self.keys.encrypt(plaintext.expose_secret(), &context(&id));
-                let swapped = sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE {key} = $2 AND {column} = $3"))
-                    .bind(new)
-                    .bind(&id)
-                    .bind(old)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                report.rewritten += swapped;
+                report.rewritten +=
+                    on_pool!(&self.pool, |pool| sqlx::query(*swap).bind(new).bind(&id).bind(old).execute(pool).await?.rows_affected());
             }
         }
         Ok(report)

@@ -1,7 +1,8 @@
 //! Schema migrations: numbered steps applied once each, in order, inside a transaction.
 
-use crate::{Backend, StoreError};
-use sqlx::AnyPool;
+use crate::db::{on_pool, on_tx};
+use crate::{Backend, Pool, StoreError, StoreTx};
+use sqlx::AssertSqlSafe;
 
 /// `{blob}` becomes the backend's binary type.
 const STEPS: &[(i64, &str, &str)] = &[
@@ -194,35 +195,48 @@ ALTER TABLE pins ADD COLUMN dataset_id TEXT;
     ),
 ];
 
-pub async fn run(pool: &AnyPool, backend: Backend) -> Result<u32, StoreError> {
+pub async fn run(pool: &Pool) -> Result<u32, StoreError> {
+    let blob = match pool.backend() {
+        Backend::Sqlite => "BLOB",
+        Backend::Postgres => "BYTEA",
+    };
     let mut tx = pool.begin().await?;
-    if backend == Backend::Postgres {
+    if let StoreTx::Postgres(tx) = &mut tx {
         // Several instances may start at once: one migrates, the others wait, then find nothing to do.
-        sqlx::query("SELECT pg_advisory_xact_lock(7301984)").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7301984)").execute(&mut **tx).await?;
     }
-    sqlx::query("CREATE TABLE IF NOT EXISTS pbi_schema (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
-        .execute(&mut *tx)
-        .await?;
-    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM pbi_schema").fetch_all(&mut *tx).await?;
-    let mut count = 0;
-    for (version, name, sql) in STEPS {
-        if applied.iter().any(|(v,)| v == version) {
-            continue;
-        }
-        let sql = sql.replace("{blob}", backend.blob_type());
-        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(statement).execute(&mut *tx).await?;
-        }
-        sqlx::query("INSERT INTO pbi_schema (version, name, applied_at) VALUES ($1, $2, 0)")
-            .bind(version)
-            .bind(*name)
-            .execute(&mut *tx)
+    let count = on_tx!(&mut tx, |conn| {
+        sqlx::query("CREATE TABLE IF NOT EXISTS pbi_schema (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+            .execute(&mut *conn)
             .await?;
-        count += 1;
-        tracing::info!(version, name, "applied migration");
-    }
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM pbi_schema").fetch_all(&mut *conn).await?;
+        let mut count = 0;
+        for (version, name, sql) in STEPS {
+            if applied.contains(version) {
+                continue;
+            }
+            let sql = sql.replace("{blob}", blob);
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                // Built at run time, but only from the constant steps above with `{blob}` replaced by a type name.
+                sqlx::query(AssertSqlSafe(statement.to_owned())).execute(&mut *conn).await?;
+            }
+            sqlx::query("INSERT INTO pbi_schema (version, name, applied_at) VALUES ($1, $2, 0)")
+                .bind(version)
+                .bind(*name)
+                .execute(&mut *conn)
+                .await?;
+            count += 1;
+            tracing::info!(version, name, "applied migration");
+        }
+        count
+    });
     tx.commit().await?;
     Ok(count)
+}
+
+/// The newest schema version applied to the database.
+pub async fn applied(pool: &Pool) -> Result<i64, StoreError> {
+    Ok(on_pool!(pool, |pool| sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM pbi_schema").fetch_one(pool).await?))
 }
 
 /// The newest schema version this build knows.

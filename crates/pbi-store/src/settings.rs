@@ -2,24 +2,27 @@
 //! typed accessor here, so that no caller reads a setting by a string of its own.
 
 use crate::audit::{self, NewAuditEntry};
+use crate::db::{on_pool, on_tx};
 use crate::{Result, Store};
 
 const SHARED_ACCOUNTS: &str = "connections.shared_accounts";
 
 impl Store {
     async fn setting(&self, name: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
-        Ok(row.map(|(value,)| value))
+        Ok(on_pool!(&self.pool, |pool| sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?))
     }
 
     /// Sets `name` and records `audit` in one transaction.
     async fn set_setting(&self, name: &str, value: &str, audit: &[NewAuditEntry], now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        // Delete then insert: one statement text for both backends (their upserts differ only in spelling, but
-        // the Any driver takes one text).
-        sqlx::query("DELETE FROM settings WHERE name = $1").bind(name).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2)").bind(name).bind(value).execute(&mut *tx).await?;
+        // Delete then insert: one statement text for both backends.
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("DELETE FROM settings WHERE name = $1").bind(name).execute(&mut *conn).await?;
+            sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2)").bind(name).bind(value).execute(&mut *conn).await?;
+        });
         for entry in audit {
             audit::insert(&mut tx, entry, now).await?;
         }

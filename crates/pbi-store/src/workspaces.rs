@@ -1,9 +1,8 @@
 //! Workspaces and their pins: a user's pages of pinned Power BI tiles. A workspace's name is its owner's
 //! only (whatever its case), and a tile is pinned at most once per workspace (migration 7's unique indexes).
 
+use crate::db::{DbRow, on_pool, on_tx};
 use crate::{Result, Store, StoreError, one_changed, uuid_of};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 /// A pbi-bridge workspace: a user's page of pinned Power BI tiles.
@@ -37,30 +36,30 @@ pub struct Pin {
     pub dataset_id: Option<String>,
 }
 
-fn workspace_from(row: &AnyRow) -> Result<Workspace> {
+fn workspace_from(row: &impl DbRow) -> Result<Workspace> {
     Ok(Workspace {
         id: uuid_of(row, "id")?,
         owner: uuid_of(row, "owner")?,
-        name: row.try_get("name")?,
-        company_filter: row.try_get("company_filter")?,
-        created_at: row.try_get("created_at")?,
+        name: row.field("name")?,
+        company_filter: row.field("company_filter")?,
+        created_at: row.field("created_at")?,
     })
 }
 
-fn pin_from(row: &AnyRow) -> Result<Pin> {
+fn pin_from(row: &impl DbRow) -> Result<Pin> {
     Ok(Pin {
         id: uuid_of(row, "id")?,
         workspace_id: uuid_of(row, "workspace_id")?,
         connection_id: uuid_of(row, "connection_id")?,
-        group_id: row.try_get("group_id")?,
-        dashboard_id: row.try_get("dashboard_id")?,
-        tile_id: row.try_get("tile_id")?,
-        title: row.try_get("title")?,
-        row_span: row.try_get("row_span")?,
-        col_span: row.try_get("col_span")?,
-        embed_url: row.try_get("embed_url")?,
-        position: row.try_get("position")?,
-        dataset_id: row.try_get("dataset_id")?,
+        group_id: row.field("group_id")?,
+        dashboard_id: row.field("dashboard_id")?,
+        tile_id: row.field("tile_id")?,
+        title: row.field("title")?,
+        row_span: row.field("row_span")?,
+        col_span: row.field("col_span")?,
+        embed_url: row.field("embed_url")?,
+        position: row.field("position")?,
+        dataset_id: row.field("dataset_id")?,
     })
 }
 
@@ -72,70 +71,85 @@ fn name_taken(error: StoreError, name: &str) -> StoreError {
     }
 }
 
-const PIN_COLUMNS: &str =
-    "id, workspace_id, connection_id, group_id, dashboard_id, tile_id, title, row_span, col_span, embed_url, position, dataset_id";
+/// A macro rather than a `const`, so that `concat!` keeps every statement that lists them static SQL.
+macro_rules! pin_columns {
+    () => {
+        "id, workspace_id, connection_id, group_id, dashboard_id, tile_id, title, row_span, col_span, embed_url, position, dataset_id"
+    };
+}
 
 impl Store {
     pub async fn add_workspace(&self, owner: Uuid, name: &str, now: i64) -> Result<Workspace> {
         let id = Uuid::new_v4();
-        sqlx::query("INSERT INTO workspaces (id, owner, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(id.to_string())
-            .bind(owner.to_string())
-            .bind(name)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| name_taken(e.into(), name))?;
+        on_pool!(&self.pool, |pool| {
+            sqlx::query("INSERT INTO workspaces (id, owner, name, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(id.to_string())
+                .bind(owner.to_string())
+                .bind(name)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map_err(|e| name_taken(e.into(), name))?;
+        });
         Ok(Workspace { id, owner, name: name.to_owned(), company_filter: None, created_at: now })
     }
 
     /// A workspace, only if `owner` owns it: another user's id is "not found".
     pub async fn workspace(&self, id: Uuid, owner: Uuid) -> Result<Workspace> {
-        let row = sqlx::query("SELECT id, owner, name, company_filter, created_at FROM workspaces WHERE id = $1 AND owner = $2")
-            .bind(id.to_string())
-            .bind(owner.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        workspace_from(&row.ok_or_else(|| StoreError::NotFound(format!("workspace {id}")))?)
+        let found = on_pool!(&self.pool, |pool| sqlx::query(
+            "SELECT id, owner, name, company_filter, created_at FROM workspaces WHERE id = $1 AND owner = $2"
+        )
+        .bind(id.to_string())
+        .bind(owner.to_string())
+        .fetch_optional(pool)
+        .await?
+        .map(|row| workspace_from(&row))
+        .transpose()?);
+        found.ok_or_else(|| StoreError::NotFound(format!("workspace {id}")))
     }
 
     pub async fn workspaces_of(&self, owner: Uuid) -> Result<Vec<Workspace>> {
-        let rows = sqlx::query("SELECT id, owner, name, company_filter, created_at FROM workspaces WHERE owner = $1 ORDER BY created_at")
-            .bind(owner.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(workspace_from).collect()
+        on_pool!(&self.pool, |pool| sqlx::query(
+            "SELECT id, owner, name, company_filter, created_at FROM workspaces WHERE owner = $1 ORDER BY created_at"
+        )
+        .bind(owner.to_string())
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(workspace_from)
+        .collect())
     }
 
     pub async fn rename_workspace(&self, id: Uuid, owner: Uuid, name: &str) -> Result<()> {
-        one_changed(
-            sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2 AND owner = $3")
-                .bind(name)
-                .bind(id.to_string())
-                .bind(owner.to_string())
-                .execute(&self.pool)
-                .await
-                .map_err(|e| name_taken(e.into(), name))?,
-            || format!("workspace {id}"),
-        )
+        let changed = on_pool!(&self.pool, |pool| sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2 AND owner = $3")
+            .bind(name)
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .execute(pool)
+            .await
+            .map_err(|e| name_taken(e.into(), name))?
+            .rows_affected());
+        one_changed(changed, || format!("workspace {id}"))
     }
 
     /// Deletes one of `owner`'s workspaces and its pins; another user's is "not found" and untouched.
     pub async fn delete_workspace(&self, id: Uuid, owner: Uuid) -> Result<()> {
-        // Writes only, so the transaction takes SQLite's write lock at its first statement (waiting its turn)
-        // instead of reading first and failing with "database is locked" when another write lands in between.
+        // Writes only, and on SQLite the transaction holds the write lock from its start (`BEGIN IMMEDIATE`):
+        // it waits its turn instead of failing with "database is locked" when another write lands in between.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM pins WHERE workspace_id = $1 AND EXISTS (SELECT 1 FROM workspaces WHERE id = $1 AND owner = $2)")
-            .bind(id.to_string())
-            .bind(owner.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let deleted = sqlx::query("DELETE FROM workspaces WHERE id = $1 AND owner = $2")
-            .bind(id.to_string())
-            .bind(owner.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let deleted = on_tx!(&mut tx, |conn| {
+            sqlx::query("DELETE FROM pins WHERE workspace_id = $1 AND EXISTS (SELECT 1 FROM workspaces WHERE id = $1 AND owner = $2)")
+                .bind(id.to_string())
+                .bind(owner.to_string())
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("DELETE FROM workspaces WHERE id = $1 AND owner = $2")
+                .bind(id.to_string())
+                .bind(owner.to_string())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
         if deleted == 0 {
             return Err(StoreError::NotFound(format!("workspace {id}")));
         }
@@ -144,29 +158,33 @@ impl Store {
     }
 
     pub async fn set_company_filter(&self, id: Uuid, owner: Uuid, company: Option<&str>) -> Result<()> {
-        one_changed(
-            sqlx::query("UPDATE workspaces SET company_filter = $1 WHERE id = $2 AND owner = $3")
-                .bind(company.map(str::to_owned))
-                .bind(id.to_string())
-                .bind(owner.to_string())
-                .execute(&self.pool)
-                .await?,
-            || format!("workspace {id}"),
-        )
+        let changed = on_pool!(&self.pool, |pool| sqlx::query("UPDATE workspaces SET company_filter = $1 WHERE id = $2 AND owner = $3")
+            .bind(company.map(str::to_owned))
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        one_changed(changed, || format!("workspace {id}"))
     }
 
     /// Pins a tile at the end of the workspace (the workspace's owner is checked by the caller via `workspace`).
     pub async fn add_pin(&self, pin: &Pin, now: i64) -> Result<Pin> {
         // Two pins at once must not share a position: the transaction first writes the workspace's row, which
-        // takes its lock (PostgreSQL) or the write lock (SQLite), so the next position is read after the other's.
+        // takes its lock (PostgreSQL; SQLite's write lock is held from `BEGIN IMMEDIATE`), so the next position
+        // is read after the other's.
         let mut tx = self.pool.begin().await?;
-        one_changed(
-            sqlx::query("UPDATE workspaces SET name = name WHERE id = $1").bind(pin.workspace_id.to_string()).execute(&mut *tx).await?,
-            || format!("workspace {}", pin.workspace_id),
-        )?;
+        let touched = on_tx!(&mut tx, |conn| sqlx::query("UPDATE workspaces SET name = name WHERE id = $1")
+            .bind(pin.workspace_id.to_string())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected());
+        one_changed(touched, || format!("workspace {}", pin.workspace_id))?;
         let id = Uuid::new_v4();
-        let (position,): (i64,) = sqlx::query_as(&format!(
-            "INSERT INTO pins ({PIN_COLUMNS}, created_at) \
+        let position: i64 = on_tx!(&mut tx, |conn| sqlx::query_scalar(concat!(
+            "INSERT INTO pins (",
+            pin_columns!(),
+            ", created_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE(MAX(position), -1) + 1, $11, $12 FROM pins WHERE workspace_id = $2 \
              RETURNING position"
         ))
@@ -182,54 +200,58 @@ impl Store {
         .bind(&pin.embed_url)
         .bind(pin.dataset_id.clone())
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| match StoreError::from(e) {
             StoreError::Conflict(_) => StoreError::Conflict(format!("'{}' is already pinned here", pin.title)),
             other => other,
-        })?;
+        })?);
         tx.commit().await?;
         Ok(Pin { id, position, ..pin.clone() })
     }
 
     pub async fn pins(&self, workspace_id: Uuid) -> Result<Vec<Pin>> {
-        let rows = sqlx::query(&format!("SELECT {PIN_COLUMNS} FROM pins WHERE workspace_id = $1 ORDER BY position"))
+        on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", pin_columns!(), " FROM pins WHERE workspace_id = $1 ORDER BY position"))
             .bind(workspace_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(pin_from).collect()
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(pin_from)
+            .collect())
     }
 
     /// Records the dataset behind a pin made before pbi-bridge kept it (learned from Power BI later).
     pub async fn set_pin_dataset(&self, pin: Uuid, dataset_id: &str) -> Result<()> {
-        one_changed(
-            sqlx::query("UPDATE pins SET dataset_id = $1 WHERE id = $2").bind(dataset_id).bind(pin.to_string()).execute(&self.pool).await?,
-            || format!("pin {pin}"),
-        )
+        let changed = on_pool!(&self.pool, |pool| sqlx::query("UPDATE pins SET dataset_id = $1 WHERE id = $2")
+            .bind(dataset_id)
+            .bind(pin.to_string())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        one_changed(changed, || format!("pin {pin}"))
     }
 
     pub async fn remove_pin(&self, workspace_id: Uuid, pin: Uuid) -> Result<()> {
-        one_changed(
-            sqlx::query("DELETE FROM pins WHERE id = $1 AND workspace_id = $2")
-                .bind(pin.to_string())
-                .bind(workspace_id.to_string())
-                .execute(&self.pool)
-                .await?,
-            || format!("pin {pin}"),
-        )
+        let changed = on_pool!(&self.pool, |pool| sqlx::query("DELETE FROM pins WHERE id = $1 AND workspace_id = $2")
+            .bind(pin.to_string())
+            .bind(workspace_id.to_string())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        one_changed(changed, || format!("pin {pin}"))
     }
 
     /// Puts the workspace's pins in the order given (ids not in the workspace are refused).
     pub async fn reorder_pins(&self, workspace_id: Uuid, order: &[Uuid]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (position, pin) in order.iter().enumerate() {
-            let changed = sqlx::query("UPDATE pins SET position = $1 WHERE id = $2 AND workspace_id = $3")
+            let changed = on_tx!(&mut tx, |conn| sqlx::query("UPDATE pins SET position = $1 WHERE id = $2 AND workspace_id = $3")
                 .bind(position as i64)
                 .bind(pin.to_string())
                 .bind(workspace_id.to_string())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?
-                .rows_affected();
+                .rows_affected());
             if changed == 0 {
                 return Err(StoreError::NotFound(format!("pin {pin}")));
             }

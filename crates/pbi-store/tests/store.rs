@@ -3,6 +3,7 @@
 use pbi_crypto::KeyRing;
 use pbi_store::{Account, ConnectionStatus, NewRegistration, PendingState, Store, StoreError, Tokens};
 use secrecy::{ExposeSecret, SecretString};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -18,7 +19,7 @@ impl TestDb {
         if postgres {
             let name = format!("pbi_test_{}", Uuid::new_v4().simple());
             let admin = sqlx::PgPool::connect(POSTGRES_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test starts it)");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
+            sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
             admin.close().await;
             TestDb { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), postgres_name: Some(name) }
         } else {
@@ -38,7 +39,8 @@ impl Drop for TestDb {
                     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                     runtime.block_on(async {
                         if let Ok(admin) = sqlx::PgPool::connect(POSTGRES_ADMIN).await {
-                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+                            let _ =
+                                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
                         }
                     });
                 })
@@ -305,12 +307,36 @@ async fn key_rotation_rewrites_everything_and_can_be_rerun(postgres: bool) {
 }
 
 /// Raw bytes of one column, read past the store (what a database dump would show).
-async fn sqlx_dump(url: &str, query: &str) -> Vec<Vec<u8>> {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(url).await.expect("raw connection");
-    let rows: Vec<(Option<Vec<u8>>,)> = sqlx::query_as(query).fetch_all(&pool).await.expect("dump");
-    pool.close().await;
-    rows.into_iter().filter_map(|(b,)| b).collect()
+async fn sqlx_dump(url: &str, query: &'static str) -> Vec<Vec<u8>> {
+    let rows: Vec<Option<Vec<u8>>> = if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.expect("raw connection");
+        let rows = sqlx::query_scalar(query).fetch_all(&pool).await.expect("dump");
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("raw connection");
+        let rows = sqlx::query_scalar(query).fetch_all(&pool).await.expect("dump");
+        pool.close().await;
+        rows
+    };
+    rows.into_iter().flatten().collect()
+}
+
+/// Runs statements past the store, in order (as an older build or another program would).
+async fn raw_execute(url: &str, statements: &[&'static str]) {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.expect("raw connection");
+        for sql in statements {
+            sqlx::query(*sql).execute(&pool).await.expect(sql);
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("raw connection");
+        for sql in statements {
+            sqlx::query(*sql).execute(&pool).await.expect(sql);
+        }
+        pool.close().await;
+    }
 }
 
 async fn users_and_sessions(postgres: bool) {
@@ -523,11 +549,11 @@ async fn migration_7_renames_repeated_workspace_names_and_drops_repeated_pins(po
     let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
     let Owners { alice, bob, connection, workspace } = owners(&store).await;
     // Back to schema 6: without the indexes, as a database written before migration 7 was.
-    let raw = sqlx::AnyPool::connect(&db.url).await.expect("raw connection");
-    for sql in ["DROP INDEX workspaces_owner_name", "DROP INDEX pins_workspace_tile", "DELETE FROM pbi_schema WHERE version = 7"] {
-        sqlx::query(sql).execute(&raw).await.expect(sql);
-    }
-    raw.close().await;
+    raw_execute(
+        &db.url,
+        &["DROP INDEX workspaces_owner_name", "DROP INDEX pins_workspace_tile", "DELETE FROM pbi_schema WHERE version = 7"],
+    )
+    .await;
     let first = store.add_pin(&pin_of(&workspace, &connection, "t"), 0).await.expect("pin");
     store.add_pin(&pin_of(&workspace, &connection, "u"), 0).await.expect("pin");
     store.add_pin(&pin_of(&workspace, &connection, "t"), 0).await.expect("the same tile again");
@@ -540,7 +566,7 @@ async fn migration_7_renames_repeated_workspace_names_and_drops_repeated_pins(po
     store.close().await;
 
     let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("migration 7 applies");
-    assert_eq!(store.schema_version().await.expect("version"), 7);
+    assert_eq!(store.schema_version().await.expect("version"), Store::latest_schema_version());
     let mut got: Vec<String> = store.workspaces_of(alice.id).await.expect("list").into_iter().map(|w| w.name).collect();
     got.sort();
     // Sales (made first) keeps its name; sales, Sales and SALES become (2), (3), (4) in the order made; the

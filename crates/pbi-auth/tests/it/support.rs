@@ -59,9 +59,8 @@ const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 impl PostgresDb {
     pub async fn new() -> Self {
         let name = format!("pbi_auth_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::any::install_default_drivers();
-        let admin = sqlx::AnyPool::connect(POSTGRES_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test starts it)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
+        let admin = sqlx::PgPool::connect(POSTGRES_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test starts it)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
         admin.close().await;
         Self { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
     }
@@ -73,8 +72,8 @@ impl Drop for PostgresDb {
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async {
-                if let Ok(admin) = sqlx::AnyPool::connect(POSTGRES_ADMIN).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+                if let Ok(admin) = sqlx::PgPool::connect(POSTGRES_ADMIN).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
                 }
             });
         })

@@ -378,7 +378,17 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
     tried.sort();
     assert_eq!(
         tried,
-        ["deleteWorkspace", "getTileToken", "getWorkspace", "listCompanies", "pinTiles", "reorderPins", "revokeApiToken", "unpinTile", "updateWorkspace"],
+        [
+            "deleteWorkspace",
+            "getTileToken",
+            "getWorkspace",
+            "listCompanies",
+            "pinTiles",
+            "reorderPins",
+            "revokeApiToken",
+            "unpinTile",
+            "updateWorkspace"
+        ],
         "each route with an id was tried"
     );
     let (_, listed) = api.call(&world, bob, Method::GET, "/api/v1/workspaces", None).await;
