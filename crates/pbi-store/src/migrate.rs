@@ -1,245 +1,111 @@
-//! Schema migrations: numbered steps applied once each, in order, inside a transaction.
+//! Schema migrations: sqlx's migrator over one folder per backend (`migrations/sqlite`, `migrations/postgres`:
+//! the same steps under the same numbers, the binary type the one word that differs), run in one transaction
+//! under a lock, and the adoption of databases that pbi-bridge's own migrator (before sqlx 0.9) brought up.
+//!
+//! What sqlx's migrator does not do on its own, and how it is done here:
+//! - **One transaction for every step**: sqlx commits each migration by itself; here it is handed the
+//!   connection of a transaction that also holds the adoption, so a failed step leaves the database as it
+//!   was (each migration becomes a savepoint).
+//! - **Several instances starting at once**: sqlx locks PostgreSQL but not SQLite. The transaction takes
+//!   `pg_advisory_xact_lock(7301984)` (the lock the old migrator took, so an older build starting at the same
+//!   moment waits too) on PostgreSQL and begins with `BEGIN IMMEDIATE` on SQLite: whoever comes second waits,
+//!   then finds nothing to do.
+//! - **A database a newer build migrated** still opens (as before): versions this build does not know are
+//!   ignored (`set_ignore_missing`), and `Store::schema_version` says the database is ahead.
+//!
+//! sqlx adds one check the old migrator did not have: a step whose file changed after it was applied fails
+//! `connect` (its checksum differs). A migration that cannot run inside a transaction (`-- no-transaction`)
+//! would need this runner changed.
 
 use crate::db::{on_pool, on_tx};
 use crate::{Backend, Pool, StoreError, StoreTx};
-use sqlx::AssertSqlSafe;
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 
-/// `{blob}` becomes the backend's binary type.
-const STEPS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "registrations, secrets, connections, oauth states",
-        r"
-CREATE TABLE registrations (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    tenant TEXT NOT NULL,
-    cloud TEXT NOT NULL,
-    redirect_urls TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    authorize_url TEXT,
-    token_url TEXT,
-    enabled BIGINT NOT NULL,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    removed_at BIGINT
-);
-CREATE UNIQUE INDEX registrations_name ON registrations (name);
-CREATE TABLE registration_secrets (
-    id TEXT PRIMARY KEY,
-    registration_id TEXT NOT NULL REFERENCES registrations (id),
-    secret {blob} NOT NULL,
-    expires_at BIGINT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX registration_secrets_registration ON registration_secrets (registration_id);
-CREATE TABLE connections (
-    id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    registration_id TEXT NOT NULL REFERENCES registrations (id),
-    tenant_id TEXT NOT NULL,
-    object_id TEXT NOT NULL,
-    upn TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    access_token {blob},
-    access_expires_at BIGINT,
-    refresh_token {blob},
-    refresh_expires_at BIGINT,
-    status TEXT NOT NULL,
-    status_reason TEXT,
-    last_refresh_at BIGINT,
-    last_error TEXT,
-    refresh_lease_until BIGINT NOT NULL DEFAULT 0,
-    refresh_lease_owner TEXT,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE INDEX connections_owner ON connections (owner);
-CREATE UNIQUE INDEX connections_account ON connections (owner, registration_id, tenant_id, object_id);
-CREATE TABLE oauth_states (
-    state_hash TEXT PRIMARY KEY,
-    browser_session TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    registration_id TEXT NOT NULL,
-    pkce_verifier {blob} NOT NULL,
-    return_to TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL
-);
-",
-    ),
-    (
-        2,
-        "pbi-bridge's own users and their sessions",
-        r"
-CREATE TABLE users (
-    id TEXT PRIMARY KEY,
-    username TEXT NOT NULL,
-    display_name TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    is_admin BIGINT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE UNIQUE INDEX users_username ON users (username);
-CREATE TABLE sessions (
-    token_hash TEXT PRIMARY KEY,
-    user_id TEXT NOT NULL REFERENCES users (id),
-    csrf_token TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL
-);
-CREATE INDEX sessions_user ON sessions (user_id);
-",
-    ),
-    (
-        3,
-        "workspaces with pinned Power BI tiles; a registration's API base",
-        r"
-ALTER TABLE registrations ADD COLUMN api_base TEXT;
-CREATE TABLE workspaces (
-    id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL REFERENCES users (id),
-    name TEXT NOT NULL,
-    company_filter TEXT,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX workspaces_owner ON workspaces (owner);
-CREATE TABLE pins (
-    id TEXT PRIMARY KEY,
-    workspace_id TEXT NOT NULL REFERENCES workspaces (id),
-    connection_id TEXT NOT NULL REFERENCES connections (id),
-    group_id TEXT,
-    dashboard_id TEXT NOT NULL,
-    tile_id TEXT NOT NULL,
-    title TEXT NOT NULL,
-    row_span BIGINT NOT NULL,
-    col_span BIGINT NOT NULL,
-    embed_url TEXT NOT NULL,
-    position BIGINT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX pins_workspace ON pins (workspace_id);
-",
-    ),
-    (
-        4,
-        "API tokens for scripts, stored as hashes",
-        r"
-CREATE TABLE api_tokens (
-    id TEXT PRIMARY KEY,
-    user_id TEXT NOT NULL REFERENCES users (id),
-    name TEXT NOT NULL,
-    token_hash TEXT NOT NULL,
-    hint TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    expires_at BIGINT,
-    last_used_at BIGINT,
-    revoked_at BIGINT
-);
-CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (token_hash);
-CREATE INDEX api_tokens_user ON api_tokens (user_id);
-",
-    ),
-    (
-        5,
-        "users can be disabled",
-        r"
-ALTER TABLE users ADD COLUMN disabled_at BIGINT;
-",
-    ),
-    (
-        6,
-        "application keys in the order entered, user names unique whatever their case, the audit log, settings",
-        r"
-ALTER TABLE registration_secrets ADD COLUMN entered BIGINT NOT NULL DEFAULT 0;
-UPDATE registration_secrets SET entered = (SELECT COUNT(*) FROM registration_secrets o WHERE o.registration_id = registration_secrets.registration_id AND (o.expires_at < registration_secrets.expires_at OR (o.expires_at = registration_secrets.expires_at AND o.id <= registration_secrets.id)));
-UPDATE users SET username = username || '-' || substr(id, 1, 8) WHERE EXISTS (SELECT 1 FROM users o WHERE lower(o.username) = lower(users.username) AND (o.created_at < users.created_at OR (o.created_at = users.created_at AND o.id < users.id)));
-CREATE UNIQUE INDEX users_username_folded ON users (lower(username));
-CREATE TABLE audit_log (
-    id TEXT PRIMARY KEY,
-    seq BIGINT NOT NULL,
-    at BIGINT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT NOT NULL,
-    old_value TEXT,
-    new_value TEXT
-);
-CREATE INDEX audit_log_seq ON audit_log (seq, id);
-CREATE TABLE settings (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-",
-    ),
-    (
-        7,
-        "workspace names unique per owner whatever their case, a tile pinned once per workspace",
-        r"
-CREATE TEMPORARY TABLE workspace_repeats AS SELECT id, (SELECT COUNT(*) FROM workspaces o WHERE o.owner = w.owner AND lower(o.name) = lower(w.name) AND (o.created_at < w.created_at OR (o.created_at = w.created_at AND o.id < w.id))) AS earlier FROM workspaces w;
-UPDATE workspaces SET name = name || ' (' || CAST((SELECT r.earlier + 1 FROM workspace_repeats r WHERE r.id = workspaces.id) AS TEXT) || ')' WHERE id IN (SELECT r.id FROM workspace_repeats r WHERE r.earlier > 0);
-DROP TABLE workspace_repeats;
-UPDATE workspaces SET name = name || ' ' || substr(id, 1, 8) WHERE EXISTS (SELECT 1 FROM workspaces o WHERE o.owner = workspaces.owner AND lower(o.name) = lower(workspaces.name) AND (o.created_at < workspaces.created_at OR (o.created_at = workspaces.created_at AND o.id < workspaces.id)));
-CREATE UNIQUE INDEX workspaces_owner_name ON workspaces (owner, lower(name));
-DELETE FROM pins WHERE EXISTS (SELECT 1 FROM pins o WHERE o.workspace_id = pins.workspace_id AND o.dashboard_id = pins.dashboard_id AND o.tile_id = pins.tile_id AND (o.position < pins.position OR (o.position = pins.position AND o.id < pins.id)));
-CREATE UNIQUE INDEX pins_workspace_tile ON pins (workspace_id, dashboard_id, tile_id);
-",
-    ),
-    (
-        8,
-        "the dataset behind each pinned tile (the company filter lists its Company[ID] values)",
-        r"
-ALTER TABLE pins ADD COLUMN dataset_id TEXT;
-",
-    ),
-];
+/// sqlx's bookkeeping table (its default name).
+const TABLE: &str = "_sqlx_migrations";
 
-pub async fn run(pool: &Pool) -> Result<u32, StoreError> {
-    let blob = match pool.backend() {
-        Backend::Sqlite => "BLOB",
-        Backend::Postgres => "BYTEA",
+/// The PostgreSQL advisory lock held while migrating; the same number as pbi-bridge's own migrator took.
+const LOCK: i64 = 7301984;
+
+fn migrator(backend: Backend) -> Migrator {
+    let mut migrator = match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+fn failed(error: MigrateError) -> StoreError {
+    StoreError::Database(format!("migrating: {error}"))
+}
+
+/// Adopts a database of the old migrator, then applies what is missing: all in one transaction, one instance
+/// at a time.
+pub async fn run(pool: &Pool) -> Result<(), StoreError> {
+    let backend = pool.backend();
+    let migrator = migrator(backend);
+    let old_table_exists = match backend {
+        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'pbi_schema'",
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'pbi_schema'"
+        }
     };
     let mut tx = pool.begin().await?;
     if let StoreTx::Postgres(tx) = &mut tx {
-        // Several instances may start at once: one migrates, the others wait, then find nothing to do.
-        sqlx::query("SELECT pg_advisory_xact_lock(7301984)").execute(&mut **tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut **tx).await?;
     }
-    let count = on_tx!(&mut tx, |conn| {
-        sqlx::query("CREATE TABLE IF NOT EXISTS pbi_schema (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
-            .execute(&mut *conn)
-            .await?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM pbi_schema").fetch_all(&mut *conn).await?;
-        let mut count = 0;
-        for (version, name, sql) in STEPS {
-            if applied.contains(version) {
-                continue;
+    on_tx!(&mut tx, |conn| {
+        conn.ensure_migrations_table(TABLE).await.map_err(failed)?;
+        let before: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations").fetch_all(&mut *conn).await?;
+        // Adoption: a database the old migrator brought up records its steps in `pbi_schema`. The same steps are
+        // recorded as sqlx's, with the checksums sqlx computes for their files, so none of them runs again. Once
+        // sqlx's table has rows this is never done again; `pbi_schema` is left as it was.
+        let mut adopted = Vec::new();
+        if before.is_empty() && sqlx::query_scalar::<_, i64>(old_table_exists).fetch_one(&mut *conn).await? > 0 {
+            let old: Vec<i64> = sqlx::query_scalar("SELECT version FROM pbi_schema").fetch_all(&mut *conn).await?;
+            for migration in migrator.iter().filter(|m| old.contains(&m.version)) {
+                conn.skip(TABLE, migration).await.map_err(failed)?;
+                adopted.push(migration.version);
             }
-            let sql = sql.replace("{blob}", blob);
-            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                // Built at run time, but only from the constant steps above with `{blob}` replaced by a type name.
-                sqlx::query(AssertSqlSafe(statement.to_owned())).execute(&mut *conn).await?;
-            }
-            sqlx::query("INSERT INTO pbi_schema (version, name, applied_at) VALUES ($1, $2, 0)")
-                .bind(version)
-                .bind(*name)
-                .execute(&mut *conn)
-                .await?;
-            count += 1;
-            tracing::info!(version, name, "applied migration");
+            tracing::info!(?adopted, "adopted the schema versions applied by pbi-bridge's own migrator");
         }
-        count
+        migrator.run(&mut *conn).await.map_err(failed)?;
+        for migration in migrator.iter().filter(|m| !before.contains(&m.version) && !adopted.contains(&m.version)) {
+            tracing::info!(version = migration.version, name = %migration.description, "applied migration");
+        }
     });
     tx.commit().await?;
-    Ok(count)
+    Ok(())
 }
 
 /// The newest schema version applied to the database.
 pub async fn applied(pool: &Pool) -> Result<i64, StoreError> {
-    Ok(on_pool!(pool, |pool| sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM pbi_schema").fetch_one(pool).await?))
+    Ok(on_pool!(pool, |pool| sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await?))
 }
 
 /// The newest schema version this build knows.
 pub fn latest() -> i64 {
-    STEPS.last().map_or(0, |(v, _, _)| *v)
+    migrator(Backend::Sqlite).iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two folders are one list of steps: the same versions and names, and the same SQL but for the
+    /// binary type's name.
+    #[test]
+    fn both_backends_have_the_same_steps() {
+        let (sqlite, postgres) = (migrator(Backend::Sqlite), migrator(Backend::Postgres));
+        let steps = |m: &Migrator| m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
+        assert_eq!(steps(&sqlite), steps(&postgres));
+        assert_eq!(steps(&sqlite).iter().map(|(v, _)| *v).collect::<Vec<_>>(), (1..=latest()).collect::<Vec<_>>(), "numbered 1, 2, …");
+        for (s, p) in sqlite.iter().zip(postgres.iter()) {
+            assert_eq!(s.sql.as_str().replace("BLOB", "BYTEA"), p.sql.as_str(), "migration {}", s.version);
+            assert!(!s.no_tx, "migration {} must run in the one transaction", s.version);
+        }
+    }
 }

@@ -114,7 +114,10 @@ on_both!(
     a_registration_change_and_its_audit_entries_land_together_and_the_log_pages,
     workspace_names_are_their_owners_own_whatever_their_case,
     a_tile_is_pinned_once_per_workspace,
-    migration_7_renames_repeated_workspace_names_and_drops_repeated_pins
+    migration_7_renames_repeated_workspace_names_and_drops_repeated_pins,
+    a_database_the_old_migrator_brought_up_opens_and_nothing_runs_again,
+    a_database_the_old_migrator_left_at_6_is_adopted_and_gets_7_and_8,
+    two_instances_start_at_once_on_a_new_database_and_with_a_new_migration
 );
 
 async fn the_key_entered_last_is_in_use_and_older_ones_can_be_removed(postgres: bool) {
@@ -322,21 +325,137 @@ async fn sqlx_dump(url: &str, query: &'static str) -> Vec<Vec<u8>> {
     rows.into_iter().flatten().collect()
 }
 
-/// Runs statements past the store, in order (as an older build or another program would).
-async fn raw_execute(url: &str, statements: &[&'static str]) {
+/// Runs statements past the store, in order and in one transaction (as pbi-bridge's own migrator did, or another
+/// program would). Test SQL: written here or read from the crate's migration files.
+async fn raw_execute(url: &str, statements: &[impl AsRef<str>]) {
     if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url).await.expect("raw connection");
-        for sql in statements {
-            sqlx::query(*sql).execute(&pool).await.expect(sql);
+        let mut tx = pool.begin().await.expect("begin");
+        for sql in statements.iter().map(AsRef::as_ref) {
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await.expect(sql);
         }
+        tx.commit().await.expect("commit");
         pool.close().await;
     } else {
-        let pool = sqlx::SqlitePool::connect(url).await.expect("raw connection");
-        for sql in statements {
-            sqlx::query(*sql).execute(&pool).await.expect(sql);
+        let options = std::str::FromStr::from_str(url).map(|o: sqlx::sqlite::SqliteConnectOptions| o.create_if_missing(true));
+        let pool = sqlx::SqlitePool::connect_with(options.expect("a SQLite URL")).await.expect("raw connection");
+        let mut tx = pool.begin().await.expect("begin");
+        for sql in statements.iter().map(AsRef::as_ref) {
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await.expect(sql);
         }
+        tx.commit().await.expect("commit");
         pool.close().await;
     }
+}
+
+/// One number read past the store.
+async fn raw_number(url: &str, query: &'static str) -> i64 {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.expect("raw connection");
+        let n = sqlx::query_scalar(query).fetch_one(&pool).await.expect(query);
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("raw connection");
+        let n = sqlx::query_scalar(query).fetch_one(&pool).await.expect(query);
+        pool.close().await;
+        n
+    }
+}
+
+/// Brings a new database to `version` the way pbi-bridge's own migrator did before sqlx's migrations: each
+/// step's statements one by one (split at `;`, as it did), recorded in `pbi_schema`.
+async fn migrate_the_old_way(url: &str, postgres: bool, version: i64) {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(if postgres { "postgres" } else { "sqlite" });
+    let mut files: Vec<_> = std::fs::read_dir(&folder).expect("migrations").map(|f| f.expect("file").path()).collect();
+    files.sort();
+    let mut statements = vec![
+        "CREATE TABLE IF NOT EXISTS pbi_schema (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)".to_owned(),
+    ];
+    for (step, file) in (1..=version).zip(files) {
+        let sql = std::fs::read_to_string(&file).expect("migration");
+        statements.extend(sql.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+        statements.push(format!("INSERT INTO pbi_schema (version, name, applied_at) VALUES ({step}, 'step {step}', 0)"));
+    }
+    raw_execute(url, &statements).await;
+}
+
+const OLD_ALICE: &str = "7a1f0c6e-0000-4000-8000-000000000001";
+
+/// Rows an earlier build wrote: a user, a registration, two workspaces (`Sales` and `second`), a setting (from
+/// migration 6).
+async fn old_rows(url: &str, second: &str) {
+    raw_execute(url, &[
+        format!("INSERT INTO users (id, username, display_name, password_hash, is_admin, created_at) VALUES ('{OLD_ALICE}', 'alice', 'Alice', 'old-hash', 1, 10)"),
+        "INSERT INTO registrations (id, name, client_id, tenant, cloud, redirect_urls, scopes, enabled, created_at, updated_at) VALUES ('7a1f0c6e-0000-4000-8000-000000000002', 'erp', 'client', 'contoso', 'public', '[]', '[\"offline_access\"]', 1, 10, 10)".to_owned(),
+        format!("INSERT INTO workspaces (id, owner, name, created_at) VALUES ('7a1f0c6e-0000-4000-8000-000000000003', '{OLD_ALICE}', 'Sales', 20)"),
+        format!("INSERT INTO workspaces (id, owner, name, created_at) VALUES ('7a1f0c6e-0000-4000-8000-000000000004', '{OLD_ALICE}', '{second}', 21)"),
+        "INSERT INTO settings (name, value) VALUES ('connections.shared_accounts', 'true')".to_owned(),
+    ])
+    .await;
+}
+
+/// A database the old migrator brought to 6 (two workspace names alike, allowed then), opened by two instances
+/// at once: the first adopts 1 to 6 without running them, applies 7 and 8; the other waits and finds nothing
+/// to do. The data is intact, migration 7 renamed the repeat, and a third start changes nothing.
+async fn a_database_the_old_migrator_left_at_6_is_adopted_and_gets_7_and_8(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    migrate_the_old_way(&db.url, postgres, 6).await;
+    old_rows(&db.url, "sales").await;
+    let (a, b) = tokio::join!(Store::connect(&db.url, keys(&key_line(1))), Store::connect(&db.url, keys(&key_line(1))));
+    let (a, b) = (a.expect("the first instance"), b.expect("the second instance"));
+    b.close().await;
+    assert_eq!(a.schema_version().await.expect("version"), 8);
+    let alice = a.user_credentials("alice").await.expect("read").expect("alice kept");
+    assert_eq!((alice.0.display_name.as_str(), alice.0.is_admin, alice.1.as_str()), ("Alice", true, "old-hash"));
+    let mut names: Vec<String> = a.workspaces_of(alice.0.id).await.expect("list").into_iter().map(|w| w.name).collect();
+    names.sort();
+    assert_eq!(names, ["Sales", "sales (2)"], "migration 7 ran on the old data");
+    assert!(a.shared_accounts_allowed().await.expect("setting"), "migration 6's settings kept");
+    assert_eq!(a.registration_by_name("erp").await.expect("kept").details.scopes, ["offline_access"]);
+    a.close().await;
+    // Adopted steps are recorded as skipped (execution_time -1); 7 and 8 ran.
+    assert_eq!(raw_number(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations WHERE execution_time = -1").await, 6);
+    assert_eq!(raw_number(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations").await, 8);
+    let again = Store::connect(&db.url, keys(&key_line(1))).await.expect("a third start: the checksums match");
+    assert_eq!(again.schema_version().await.expect("version"), 8);
+}
+
+/// A database the old migrator brought fully up (8): nothing runs again, everything reads, and writes work.
+async fn a_database_the_old_migrator_brought_up_opens_and_nothing_runs_again(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    migrate_the_old_way(&db.url, postgres, 8).await;
+    old_rows(&db.url, "Board").await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("opens with the new migrator");
+    assert_eq!(store.schema_version().await.expect("version"), 8);
+    assert_eq!(raw_number(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations WHERE execution_time = -1").await, 8, "all adopted, none run");
+    let alice = store.user_credentials("ALICE").await.expect("read").expect("alice kept").0;
+    let mut names: Vec<String> = store.workspaces_of(alice.id).await.expect("list").into_iter().map(|w| w.name).collect();
+    names.sort();
+    assert_eq!(names, ["Board", "Sales"]);
+    assert!(store.shared_accounts_allowed().await.expect("setting"));
+    store.add_user("bob", "Bob", "h", false, 30).await.expect("the schema is the one the code expects");
+    assert_eq!(raw_number(&db.url, "SELECT COUNT(*) FROM pbi_schema").await, 8, "the old table is left as it was");
+}
+
+/// Several instances may start at once, on a new database or when a new build brings a migration: one
+/// migrates, the others wait and find nothing to do.
+async fn two_instances_start_at_once_on_a_new_database_and_with_a_new_migration(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let (a, b) = tokio::join!(Store::connect(&db.url, keys(&key_line(1))), Store::connect(&db.url, keys(&key_line(1))));
+    let (a, b) = (a.expect("the first instance"), b.expect("the second instance"));
+    assert_eq!(a.schema_version().await.expect("version"), Store::latest_schema_version());
+    assert_eq!(b.schema_version().await.expect("version"), Store::latest_schema_version());
+    a.add_user("alice", "Alice", "h", false, 0).await.expect("usable");
+    assert_eq!(b.users().await.expect("list").len(), 1, "one database");
+    a.close().await;
+    b.close().await;
+    // Back to schema 7, as before a build that brought migration 8; two of the new build start together.
+    raw_execute(&db.url, &["ALTER TABLE pins DROP COLUMN dataset_id", "DELETE FROM _sqlx_migrations WHERE version = 8"]).await;
+    let (a, b) = tokio::join!(Store::connect(&db.url, keys(&key_line(1))), Store::connect(&db.url, keys(&key_line(1))));
+    let (a, b) = (a.expect("the first instance"), b.expect("the second instance"));
+    assert_eq!(a.schema_version().await.expect("version"), 8);
+    assert_eq!(b.users().await.expect("list").len(), 1);
 }
 
 async fn users_and_sessions(postgres: bool) {
@@ -551,7 +670,7 @@ async fn migration_7_renames_repeated_workspace_names_and_drops_repeated_pins(po
     // Back to schema 6: without the indexes, as a database written before migration 7 was.
     raw_execute(
         &db.url,
-        &["DROP INDEX workspaces_owner_name", "DROP INDEX pins_workspace_tile", "DELETE FROM pbi_schema WHERE version = 7"],
+        &["DROP INDEX workspaces_owner_name", "DROP INDEX pins_workspace_tile", "DELETE FROM _sqlx_migrations WHERE version = 7"],
     )
     .await;
     let first = store.add_pin(&pin_of(&workspace, &connection, "t"), 0).await.expect("pin");
