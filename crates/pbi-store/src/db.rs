@@ -45,8 +45,9 @@ impl Pool {
     }
 }
 
-/// A transaction on the store's database, typed by backend, so that other components can write in the
-/// same transaction as the store (`Store::begin`). Dropped without `commit`, it rolls back.
+/// A transaction on the store's database, typed by backend (`Store::begin`), so that another component can
+/// write in it with sqlx's typed transactions (`&mut Transaction<'_, Sqlite>` or `<'_, Postgres>`, what River
+/// takes). Dropped without `commit`, it rolls back.
 #[derive(Debug)]
 pub enum StoreTx<'c> {
     Sqlite(Transaction<'c, Sqlite>),

@@ -22,6 +22,10 @@ pub use rotation::Rotation;
 pub use users::{Session, User};
 pub use workspaces::{Pin, Workspace};
 
+/// The sqlx the store is built on, so that a component writing in the store's transactions (`Store::begin`)
+/// uses the very same version.
+pub use sqlx;
+
 use db::DbRow;
 use pbi_crypto::{CryptoError, KeyRing};
 use sqlx::postgres::PgPoolOptions;
@@ -101,6 +105,19 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.pool.backend()
+    }
+
+    /// The typed pool, for a component that needs sqlx's own pool type (a job engine, say). What it writes
+    /// there is its own tables' business: the store's tables are written through the store.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A transaction on the store's database (`BEGIN IMMEDIATE` on SQLite), for a component that writes its
+    /// rows in the same transaction as something else it does there; `commit` or `rollback` it (dropped, it
+    /// rolls back). The store's own methods each use a transaction of their own.
+    pub async fn begin(&self) -> Result<StoreTx<'static>> {
+        self.pool.begin().await
     }
 
     pub fn keys(&self) -> &KeyRing {

