@@ -593,7 +593,21 @@ async fn deleting_a_workspace_takes_its_pins_and_only_its_owner_can(postgres: bo
 async fn concurrent_pins_and_deletes_neither_fail_nor_share_a_position(postgres: bool) {
     let db = TestDb::new(postgres).await;
     let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
-    let Owners { alice, connection, workspace, .. } = owners(&store).await;
+    pins_and_deletes_at_once(&store).await;
+}
+
+/// `sqlite::memory:` (nothing on disk) shares one database among the pool's connections through SQLite's shared
+/// cache, where a writer that finds a table locked waits only if sqlx is built with unlock-notify (sqlx 0.8
+/// always was; 0.9 has it as the `sqlite-unlock-notify` feature): writes at once must wait, not fail.
+#[tokio::test]
+async fn an_in_memory_sqlite_store_takes_writes_at_once() {
+    let store = Store::connect("sqlite::memory:", keys(&key_line(1))).await.expect("connect");
+    pins_and_deletes_at_once(&store).await;
+}
+
+/// 16 tasks at once, each pinning to one shared workspace, then making, pinning to and deleting one of its own.
+async fn pins_and_deletes_at_once(store: &Store) {
+    let Owners { alice, connection, workspace, .. } = owners(store).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..16 {
         let (store, connection, workspace) = (store.clone(), connection.clone(), workspace.clone());
