@@ -57,6 +57,18 @@ impl RetryPolicy {
         Self { max_retries: 0, ..Self::default() }
     }
 
+    /// For a person waiting on a page or an API answer: two quick retries within three seconds in all, so that
+    /// an unavailable Power BI is said in seconds, not after minutes of backoff. A longer `Retry-After` is
+    /// returned as `Throttled` at once (the caller says when to try again).
+    pub fn interactive() -> Self {
+        Self {
+            max_retries: 2,
+            backoff: Backoff::Exponential { base: Duration::from_millis(250), max: Duration::from_secs(1), jitter: true },
+            retry_on: RetryOn::ServerAndNetwork,
+            max_total_wait: Duration::from_secs(3),
+        }
+    }
+
     /// After failed attempt number `attempt` (0 for the first), having waited `waited` so far.
     pub fn decide(&self, attempt: u32, error: &PowerBiError, waited: Duration) -> Decision {
         if attempt >= self.max_retries {
@@ -107,6 +119,22 @@ impl Sleep for TokioSleep {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_interactive_policy_gives_up_within_three_retries_and_three_seconds() {
+        let policy = RetryPolicy::interactive();
+        let outage = PowerBiError::new(ErrorKind::Service { status: 503, message: "down".into() });
+        let mut waited = Duration::ZERO;
+        let mut retries = 0;
+        while let Decision::RetryAfter(wait) = policy.decide(retries, &outage, waited) {
+            waited += wait;
+            retries += 1;
+        }
+        assert_eq!(retries, 2);
+        assert!(waited <= Duration::from_secs(3), "{waited:?}");
+        let throttled = PowerBiError::new(ErrorKind::Throttled { retry_after: Duration::from_secs(10) });
+        assert_eq!(policy.decide(0, &throttled, Duration::ZERO), Decision::GiveUp, "a long Retry-After goes back to the caller");
+    }
 
     fn error(kind: ErrorKind) -> PowerBiError {
         PowerBiError::new(kind)

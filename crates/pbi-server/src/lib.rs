@@ -99,7 +99,14 @@ impl Server {
             passwords: config.password_slots.clone(),
             login_csrf: session::LoginCsrf::generate(),
             trust_forwarded_for: config.trust_forwarded_for,
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
+            // A Power BI host that does not answer is given up on in seconds (the page says so), and no call holds a
+            // request open for longer than half a minute.
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
             flashes: session::Flashes::default(),
         });
         warn_about_application_keys(&state.store, &state.clock).await;

@@ -204,7 +204,9 @@ async fn client_for(state: &AppState, user: &User) -> Result<(PowerBiClient, Uui
         token
     });
     let metrics = state.metrics.clone();
+    // Someone is waiting for the answer: an outage is said within seconds, not after minutes of backoff.
     let client = PowerBiClient::sharing(state.http.clone(), &cloud, Arc::new(tokens))
+        .with_retry(pbi_powerbi::RetryPolicy::interactive())
         .with_observer(Arc::new(move |status| metrics.powerbi_call(status)));
     Ok((client, connection.id))
 }

@@ -622,3 +622,18 @@ async fn the_tile_list_keeps_its_order_when_power_bi_answers_out_of_order() {
     assert!(overlaps.iter().all(|&n| n >= 2), "Power BI calls in flight at once, per round: {overlaps:?}");
     assert!(world.sandbox.pending_faults().is_empty(), "both delays were used");
 }
+
+#[tokio::test]
+async fn an_unavailable_power_bi_is_said_after_two_quick_retries_not_minutes_of_backoff() {
+    let world = world().await;
+    let api = Api::of(&world).await;
+    let session = world.connected("alice").await;
+    let token = world.api_token(&session, "outage").await;
+    use pbi_sandbox::{FaultKind, FaultRule};
+    world.sandbox.inject(FaultRule::new(Some("GET"), "/v1.0/myorg/dashboards", 100, FaultKind::Status { status: 503, retry_after: None }));
+    world.sandbox.clear_requests();
+    let (status, body) = api.call(&world, Auth::Token(&token), Method::GET, "/api/v1/tiles", None).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let attempts = world.sandbox.requests().into_iter().filter(|r| r.path == "/v1.0/myorg/dashboards").count();
+    assert_eq!(attempts, 3, "the first try and two retries (the default policy made 6 over up to two minutes)");
+}
