@@ -8,6 +8,7 @@ mod migrate;
 mod oauth_states;
 mod registrations;
 mod rotation;
+mod schedules;
 mod settings;
 mod users;
 mod workspaces;
@@ -19,6 +20,7 @@ pub use db::{Pool, StoreTx};
 pub use oauth_states::PendingState;
 pub use registrations::{NewRegistration, Registration, SecretInfo};
 pub use rotation::Rotation;
+pub use schedules::{NewSchedule, ScheduleRow};
 pub use users::{Session, User};
 pub use workspaces::{Pin, Workspace};
 

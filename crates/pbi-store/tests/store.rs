@@ -97,6 +97,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    schedules_are_one_per_kind_and_owner_and_an_occurrence_is_recorded_once,
     migrations_apply_once,
     registrations_round_trip_and_unregister_keeps_data,
     secrets_are_encrypted_and_bound_to_their_row,
@@ -408,7 +409,7 @@ async fn a_database_the_old_migrator_left_at_6_is_adopted_and_gets_7_and_8(postg
     let (a, b) = tokio::join!(Store::connect(&db.url, keys(&key_line(1))), Store::connect(&db.url, keys(&key_line(1))));
     let (a, b) = (a.expect("the first instance"), b.expect("the second instance"));
     b.close().await;
-    assert_eq!(a.schema_version().await.expect("version"), 8);
+    assert_eq!(a.schema_version().await.expect("version"), Store::latest_schema_version());
     let alice = a.user_credentials("alice").await.expect("read").expect("alice kept");
     assert_eq!((alice.0.display_name.as_str(), alice.0.is_admin, alice.1.as_str()), ("Alice", true, "old-hash"));
     let mut names: Vec<String> = a.workspaces_of(alice.0.id).await.expect("list").into_iter().map(|w| w.name).collect();
@@ -417,11 +418,11 @@ async fn a_database_the_old_migrator_left_at_6_is_adopted_and_gets_7_and_8(postg
     assert!(a.shared_accounts_allowed().await.expect("setting"), "migration 6's settings kept");
     assert_eq!(a.registration_by_name("erp").await.expect("kept").details.scopes, ["offline_access"]);
     a.close().await;
-    // Adopted steps are recorded as skipped (execution_time -1); 7 and 8 ran.
+    // Adopted steps are recorded as skipped (execution_time -1); 7 and the later ones ran.
     assert_eq!(raw_number(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations WHERE execution_time = -1").await, 6);
-    assert_eq!(raw_number(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations").await, 8);
+    assert_eq!(raw_number(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations").await, Store::latest_schema_version());
     let again = Store::connect(&db.url, keys(&key_line(1))).await.expect("a third start: the checksums match");
-    assert_eq!(again.schema_version().await.expect("version"), 8);
+    assert_eq!(again.schema_version().await.expect("version"), Store::latest_schema_version());
 }
 
 /// A database the old migrator brought fully up (8): nothing runs again, everything reads, and writes work.
@@ -430,7 +431,7 @@ async fn a_database_the_old_migrator_brought_up_opens_and_nothing_runs_again(pos
     migrate_the_old_way(&db.url, postgres, 8).await;
     old_rows(&db.url, "Board").await;
     let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("opens with the new migrator");
-    assert_eq!(store.schema_version().await.expect("version"), 8);
+    assert_eq!(store.schema_version().await.expect("version"), Store::latest_schema_version(), "and the steps after 8 ran");
     assert_eq!(raw_number(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations WHERE execution_time = -1").await, 8, "all adopted, none run");
     let alice = store.user_credentials("ALICE").await.expect("read").expect("alice kept").0;
     let mut names: Vec<String> = store.workspaces_of(alice.id).await.expect("list").into_iter().map(|w| w.name).collect();
@@ -464,7 +465,8 @@ async fn two_instances_start_at_once_on_a_new_database_and_with_a_new_migration(
     raw_execute(&db.url, &["ALTER TABLE pins DROP COLUMN dataset_id", "DELETE FROM _sqlx_migrations WHERE version = 8"]).await;
     let (a, b) = tokio::join!(Store::connect(&db.url, keys(&key_line(1))), Store::connect(&db.url, keys(&key_line(1))));
     let (a, b) = (a.expect("the first instance"), b.expect("the second instance"));
-    assert_eq!(a.schema_version().await.expect("version"), 8);
+    assert_eq!(a.schema_version().await.expect("version"), Store::latest_schema_version());
+    assert_eq!(raw_number(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 8").await, 1, "8 ran again, once");
     assert_eq!(b.users().await.expect("list").len(), 1);
 }
 
@@ -756,4 +758,59 @@ async fn a_store_transaction_commits_or_rolls_back_what_was_written_in_it(postgr
     allow_shared_accounts(&mut tx).await;
     tx.commit().await.expect("committed");
     assert!(store.shared_accounts_allowed().await.expect("read"), "kept by the commit");
+}
+
+/// Schedules: one per kind and owner (saving again changes it, and moves its next run only when its
+/// recurrence changed); due ones exclude paused; an occurrence is noted and recorded only while it is still
+/// the schedule's next, so a late or repeated writer changes nothing.
+async fn schedules_are_one_per_kind_and_owner_and_an_occurrence_is_recorded_once(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let hourly = pbi_store::NewSchedule {
+        kind: "housekeeping.purge".into(),
+        owner: "system".into(),
+        args: "{}".into(),
+        recurrence: "0 * * * *".into(),
+        time_zone: "UTC".into(),
+        next_run_at: 3600,
+    };
+    let first = store.upsert_schedule(&hourly, 10).await.expect("created");
+    let again = store
+        .upsert_schedule(&pbi_store::NewSchedule { next_run_at: 7200, args: r#"{"n":1}"#.into(), ..hourly.clone() }, 20)
+        .await
+        .expect("saved");
+    assert_eq!((again.id, again.next_run_at, again.args.as_str()), (first.id, 3600, r#"{"n":1}"#), "same recurrence: next run kept");
+    let changed = store
+        .upsert_schedule(&pbi_store::NewSchedule { recurrence: "every 60s".into(), next_run_at: 60, ..hourly.clone() }, 30)
+        .await
+        .expect("saved");
+    assert_eq!((changed.id, changed.next_run_at), (first.id, 60), "a new recurrence: its next run");
+    let other =
+        store.upsert_schedule(&pbi_store::NewSchedule { owner: "subscription:1".into(), ..hourly.clone() }, 30).await.expect("saved");
+    assert_ne!(other.id, first.id);
+    assert_eq!(store.schedules().await.expect("list").len(), 2);
+
+    let due: Vec<Uuid> = store.due_schedules(3600, 10).await.expect("due").into_iter().map(|s| s.id).collect();
+    assert_eq!(due, [first.id, other.id], "earliest first");
+    store.set_schedule_paused(other.id, true, 40).await.expect("paused");
+    assert_eq!(store.due_schedules(3600, 10).await.expect("due").len(), 1, "paused ones are not due");
+    assert!(matches!(store.set_schedule_paused(Uuid::new_v4(), true, 40).await, Err(StoreError::NotFound(_))));
+
+    let mut tx = store.begin().await.expect("begin");
+    assert!(store.note_pending_occurrence(&mut tx, first.id, 60, 41).await.expect("noted"));
+    assert!(!store.note_pending_occurrence(&mut tx, first.id, 59, 42).await.expect("read"), "not the schedule's next occurrence");
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin().await.expect("begin");
+    assert!(store.record_occurrence(&mut tx, first.id, 60, 61, "failed", Some("boom"), 120, Some(43)).await.expect("recorded"));
+    assert!(!store.record_occurrence(&mut tx, first.id, 60, 62, "completed", None, 180, Some(44)).await.expect("read"), "once");
+    tx.commit().await.expect("commit");
+    let row = store.schedule(first.id).await.expect("read").expect("there");
+    assert_eq!(
+        (row.last_run_at, row.last_outcome.as_deref(), row.last_error.as_deref(), row.next_run_at, row.pending_job_id),
+        (Some(61), Some("failed"), Some("boom"), 120, Some(43))
+    );
+    let mut tx = store.begin().await.expect("begin");
+    assert!(store.record_occurrence(&mut tx, first.id, 120, 121, "completed", None, 180, Some(45)).await.expect("recorded"));
+    tx.rollback().await.expect("rollback");
+    assert_eq!(store.schedule(first.id).await.expect("read").expect("there").next_run_at, 120, "rolled back with its transaction");
 }

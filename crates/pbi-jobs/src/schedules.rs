@@ -1,0 +1,175 @@
+//! Schedules at run time. Each occurrence is one job with the unique key `(schedule, due time)`; when it ends,
+//! one transaction records the outcome, computes the next time (on pbi-bridge's clock), enqueues the next
+//! occurrence and completes this one. A sweeper enqueues any schedule whose next run is due and has no job
+//! waiting (after a crash, a restore, an edit), and makes due a waiting job whose wall-clock time is later than
+//! pbi-bridge's clock says (a shifted or manual clock, as in tests).
+
+use crate::JobState;
+use crate::engine::{Core, Engine, Enqueued, JobsError, OccurrenceEnd, Result};
+use crate::schedule::{Recurrence, Schedule};
+use pbi_store::{NewSchedule, ScheduleRow, StoreTx};
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Which occurrence of which schedule a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Occurrence {
+    pub schedule: Uuid,
+    /// When it was due, in Unix seconds on pbi-bridge's clock.
+    pub due: i64,
+}
+
+impl Occurrence {
+    pub(crate) fn unique_key(&self) -> String {
+        format!("schedule:{}@{}", self.schedule, self.due)
+    }
+}
+
+/// A schedule as its owner asks for it: what to run (a registered kind and its arguments), for whom, how often.
+#[derive(Debug, Clone)]
+pub struct ScheduleSpec {
+    pub kind: &'static str,
+    /// `system`, or the owning thing (`subscription:<id>`): one schedule per kind and owner.
+    pub owner: String,
+    pub args: serde_json::Value,
+    pub schedule: Schedule,
+}
+
+/// How a recurrence is stored: `every <n>s`, or the cron expression as written.
+pub fn recurrence_text(schedule: &Schedule) -> String {
+    match schedule.recurrence() {
+        Recurrence::Every(every) => format!("every {}s", every.as_secs()),
+        Recurrence::Cron(cron) => cron.pattern.to_string(),
+    }
+}
+
+/// Reads a stored schedule's recurrence back.
+pub fn parse_stored(row: &ScheduleRow) -> Result<Schedule> {
+    let every = row.recurrence.strip_prefix("every ").and_then(|s| s.strip_suffix('s')).and_then(|s| s.parse::<u64>().ok());
+    let parsed = match every {
+        Some(seconds) => Schedule::every(Duration::from_secs(seconds), &row.time_zone),
+        None => Schedule::cron(&row.recurrence, &row.time_zone),
+    };
+    parsed.map_err(|e| JobsError::Invalid(format!("schedule {} ({}): {e}", row.id, row.kind)))
+}
+
+pub(crate) fn store_error(error: pbi_store::StoreError) -> JobsError {
+    JobsError::Database(error.to_string())
+}
+
+impl Engine {
+    /// Creates a schedule, or changes the one of the same kind and owner; the first occurrence is the next
+    /// after now. The kind must be registered with this engine.
+    pub async fn schedule(&self, spec: &ScheduleSpec) -> Result<ScheduleRow> {
+        if !self.core().kinds.contains_key(spec.kind) {
+            return Err(JobsError::Invalid(format!("{}: no handler is registered for this kind", spec.kind)));
+        }
+        let now = self.clock().now();
+        let next = spec.schedule.next_after(now).ok_or_else(|| JobsError::Invalid(format!("{}: the schedule never runs", spec.kind)))?;
+        let row = NewSchedule {
+            kind: spec.kind.to_owned(),
+            owner: spec.owner.clone(),
+            args: spec.args.to_string(),
+            recurrence: recurrence_text(&spec.schedule),
+            time_zone: spec.schedule.zone_name().to_owned(),
+            next_run_at: next.unix_timestamp(),
+        };
+        self.store().upsert_schedule(&row, now.unix_timestamp()).await.map_err(store_error)
+    }
+
+    /// One sweep now (the engine also sweeps by itself every `sweep_every`); returns how many occurrences it
+    /// enqueued or made due.
+    pub async fn sweep(&self) -> Result<usize> {
+        sweep(self.core()).await
+    }
+}
+
+pub(crate) async fn sweep(core: &Core) -> Result<usize> {
+    let now = core.clock.unix();
+    let due = core.store.due_schedules(now, 1000).await.map_err(store_error)?;
+    let mut moved = 0;
+    for row in due {
+        if let Some(job) = row.pending_job_id {
+            match core.client.jobs().get(job).await {
+                Ok(waiting) if !crate::engine::state_of(&waiting).is_finished() => {
+                    // Due by our clock, later by River's: make it due now.
+                    if crate::engine::state_of(&waiting) == JobState::Scheduled {
+                        core.client.jobs().retry(job).await?;
+                        moved += 1;
+                    }
+                    continue;
+                }
+                Ok(_) | Err(riverqueue::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(kind) = core.kinds.get(row.kind.as_str()) else {
+            // Another build's kind: an instance that knows it enqueues it.
+            continue;
+        };
+        let occurrence = Occurrence { schedule: row.id, due: row.next_run_at };
+        let mut tx = core.store.begin().await.map_err(store_error)?;
+        let enqueued = kind.enqueue(&core.client, &mut tx, &row.args, occurrence, None).await?;
+        if core.store.note_pending_occurrence(&mut tx, row.id, row.next_run_at, enqueued.id).await.map_err(store_error)? {
+            tx.commit().await.map_err(store_error)?;
+            moved += 1;
+        } else {
+            // The schedule moved on while we looked (another instance recorded the occurrence): drop ours.
+            tx.rollback().await.map_err(store_error)?;
+        }
+    }
+    Ok(moved)
+}
+
+impl Core {
+    /// River's run time for a moment on pbi-bridge's clock: the same instant on the system clock, the same
+    /// distance ahead of the wall clock on a manual or shifted one (the sweeper makes it due when ours says so).
+    fn river_time(&self, at: OffsetDateTime) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + (at - self.clock.now())
+    }
+
+    /// Records how an occurrence ended, computes and enqueues the next one, and (when `complete`) completes
+    /// this job: all in one transaction. Nothing changes if the schedule was deleted or has moved on.
+    pub(crate) async fn end_occurrence(&self, context: &riverqueue::WorkContext, end: OccurrenceEnd<'_>, complete: bool) -> Result<()> {
+        let Some(row) = self.store.schedule(end.occurrence.schedule).await.map_err(store_error)? else { return Ok(()) };
+        let schedule = parse_stored(&row)?;
+        let now = self.clock.now();
+        let due = OffsetDateTime::from_unix_timestamp(end.occurrence.due).unwrap_or(now);
+        let next = schedule.next_from(due, now).ok_or_else(|| JobsError::Invalid(format!("schedule {}: no next run", row.id)))?;
+        let kind = self.kinds.get(end.kind).ok_or_else(|| JobsError::Invalid(format!("{}: not registered", end.kind)))?;
+        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let following = Occurrence { schedule: row.id, due: next.unix_timestamp() };
+        let enqueued: Enqueued = kind.enqueue(&self.client, &mut tx, end.args, following, Some(self.river_time(next))).await?;
+        let recorded = self
+            .store
+            .record_occurrence(
+                &mut tx,
+                row.id,
+                end.occurrence.due,
+                now.unix_timestamp(),
+                end.outcome,
+                end.error,
+                following.due,
+                Some(enqueued.id),
+            )
+            .await
+            .map_err(store_error)?;
+        if !recorded {
+            tx.rollback().await.map_err(store_error)?;
+            return Ok(());
+        }
+        if complete {
+            complete_in(context, &mut tx).await?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+}
+
+async fn complete_in(context: &riverqueue::WorkContext, tx: &mut StoreTx<'static>) -> Result<()> {
+    match tx {
+        StoreTx::Sqlite(tx) => context.job_complete_tx(tx).await?,
+        StoreTx::Postgres(tx) => context.job_complete_tx(tx).await?,
+    };
+    Ok(())
+}

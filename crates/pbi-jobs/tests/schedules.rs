@@ -1,0 +1,101 @@
+//! Schedules on both backends: each occurrence runs once, on pbi-bridge's clock (the test moves it; nothing
+//! waits for real time to pass), and its outcome and the next run are recorded with it.
+
+mod support;
+
+use pbi_clock::Clock;
+use pbi_jobs::schedule::Schedule;
+use pbi_jobs::{Engine, EngineConfig, Failure, Handler, Job, JobState, Outcome, Registry, Running, ScheduleSpec};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use support::TestDb;
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct Tick {
+    fail: bool,
+}
+
+impl Job for Tick {
+    const KIND: &'static str = "tests.tick";
+    const MAX_ATTEMPTS: u16 = 1;
+}
+
+struct Counting(Arc<AtomicUsize>);
+
+impl Handler<Tick> for Counting {
+    async fn run(&self, job: Running<Tick>) -> Result<Outcome, Failure> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        if job.args.fail { Err(Failure::new("the tick failed")) } else { Ok(Outcome::Done) }
+    }
+}
+
+async fn start(db: &TestDb, clock: &Clock) -> (Engine, Arc<AtomicUsize>) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let registry = Registry::new().with::<Tick, _>(Counting(runs.clone())).expect("registered");
+    let engine = Engine::start(db.store().await, clock.clone(), registry, &EngineConfig::default()).await.expect("engine");
+    (engine, runs)
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(false).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(true).await } )* }
+    };
+}
+
+on_both!(each_occurrence_runs_once_and_records_its_outcome_and_the_next_run, a_failed_occurrence_is_recorded_and_the_schedule_goes_on);
+
+/// Moves the clock to the schedule's next run, sweeps, and waits for that occurrence's job to finish.
+async fn run_next(engine: &Engine, clock: &Clock, schedule: uuid::Uuid) -> pbi_jobs::JobInfo {
+    let row = engine.store().schedule(schedule).await.expect("read").expect("there");
+    clock.set(time::OffsetDateTime::from_unix_timestamp(row.next_run_at).expect("instant")).expect("manual clock");
+    // The engine's own sweeper wakes on the move too; whichever enqueues first, the unique key makes it one job.
+    engine.sweep().await.expect("swept");
+    let job = engine.store().schedule(schedule).await.expect("read").expect("there").pending_job_id.expect("an occurrence is waiting");
+    engine.wait_for(job, Duration::from_secs(30), |j| j.state.is_finished()).await.expect("the occurrence ran")
+}
+
+async fn each_occurrence_runs_once_and_records_its_outcome_and_the_next_run(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let clock = Clock::manual(time::macros::datetime!(2026-12-02 09:30 UTC));
+    let (engine, runs) = start(&db, &clock).await;
+    let hourly = Schedule::cron("0 * * * *", "UTC").expect("cron");
+    let spec = ScheduleSpec { kind: Tick::KIND, owner: "system".into(), args: serde_json::json!({"fail": false}), schedule: hourly };
+    let row = engine.schedule(&spec).await.expect("scheduled");
+    assert_eq!(row.next_run_at, time::macros::datetime!(2026-12-02 10:00 UTC).unix_timestamp());
+    assert_eq!(engine.sweep().await.expect("swept"), 0, "nothing is due before 10:00");
+
+    for (n, due) in [(1, time::macros::datetime!(2026-12-02 10:00 UTC)), (2, time::macros::datetime!(2026-12-02 11:00 UTC))] {
+        let ran = run_next(&engine, &clock, row.id).await;
+        assert_eq!(ran.state, JobState::Completed, "{ran:?}");
+        assert_eq!(ran.unique_key.as_deref(), Some(format!("schedule:{}@{}", row.id, due.unix_timestamp()).as_str()));
+        // Sweeping again at the same time enqueues nothing more: the occurrence has run.
+        engine.sweep().await.expect("swept");
+        let after = engine.store().schedule(row.id).await.expect("read").expect("there");
+        assert_eq!((after.last_outcome.as_deref(), after.last_run_at), (Some("completed"), Some(due.unix_timestamp())));
+        assert_eq!(after.next_run_at, due.unix_timestamp() + 3600, "the next run, computed with the outcome");
+        let next = after.pending_job_id.expect("the next occurrence is enqueued with it");
+        assert_ne!(next, ran.id);
+        assert_eq!(engine.get(next).await.expect("read").expect("there").state, JobState::Scheduled);
+        assert_eq!(runs.load(Ordering::SeqCst), n, "each occurrence ran once");
+    }
+    engine.stop().await.expect("stopped");
+}
+
+async fn a_failed_occurrence_is_recorded_and_the_schedule_goes_on(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let clock = Clock::manual(time::macros::datetime!(2026-12-02 09:30 UTC));
+    let (engine, _) = start(&db, &clock).await;
+    let every = Schedule::every(Duration::from_secs(900), "UTC").expect("interval");
+    let spec = ScheduleSpec { kind: Tick::KIND, owner: "failing".into(), args: serde_json::json!({"fail": true}), schedule: every };
+    let row = engine.schedule(&spec).await.expect("scheduled");
+    let ran = run_next(&engine, &clock, row.id).await;
+    assert_eq!((ran.state, ran.errors.as_slice()), (JobState::Discarded, ["the tick failed".to_owned()].as_slice()), "{ran:?}");
+    let after = engine.store().schedule(row.id).await.expect("read").expect("there");
+    assert_eq!((after.last_outcome.as_deref(), after.last_error.as_deref()), (Some("failed"), Some("the tick failed")));
+    assert_eq!(after.next_run_at, row.next_run_at + 900);
+    assert!(after.pending_job_id.is_some_and(|next| next != ran.id), "{after:?}");
+    engine.stop().await.expect("stopped");
+}
