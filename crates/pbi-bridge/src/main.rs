@@ -123,6 +123,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let clock = pbi_clock::Clock::system();
     let auth = std::sync::Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));
     let config = server_config(&args);
+    let jobs = pbi_server::background::start(store.clone(), clock.clone()).await.context("starting the background jobs")?;
     let mut server =
         pbi_server::Server::start(config, store, auth, clock).await.with_context(|| format!("could not listen on {}", args.addr))?;
     // The first line is a contract: scripts and tests read the URL from it.
@@ -134,7 +135,8 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         result = server.stopped() => return result.context("the server stopped"),
     };
     interrupted?;
-    server.shutdown().await.context("stopping the server")
+    let stopped = server.shutdown().await.context("stopping the server");
+    stopped.and(jobs.stop().await.context("stopping the background jobs"))
 }
 
 /// The server settings `serve`'s flags ask for.

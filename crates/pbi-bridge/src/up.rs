@@ -39,6 +39,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // The server reads time from the sandbox's clock, so that moving it (for a demo of expiry) moves both.
     let clock = sandbox.clock().clone();
     let auth = Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));
+    let jobs = pbi_server::background::start(store.clone(), clock.clone()).await.context("starting the background jobs")?;
     let mut server =
         pbi_server::Server::start(pbi_server::ServerConfig { addr: args.addr, ..Default::default() }, store.clone(), auth, clock.clone())
             .await
@@ -59,7 +60,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         result = sandbox.stopped() => result.context("the sandbox stopped"),
     };
     let (a, b) = tokio::join!(server.shutdown(), sandbox.shutdown());
-    outcome.and(a.context("stopping the server")).and(b.context("stopping the sandbox"))
+    let c = jobs.stop().await;
+    outcome.and(a.context("stopping the server")).and(b.context("stopping the sandbox")).and(c.context("stopping the background jobs"))
 }
 
 fn write_banner(

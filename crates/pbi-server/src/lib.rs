@@ -6,6 +6,7 @@ mod api;
 mod api_docs;
 mod assets;
 mod audit;
+pub mod background;
 mod connect;
 mod embed;
 mod frame;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 mod admin_page;
 mod api;
 mod audit;
+mod background;
 mod connect;
 mod frame;
 mod fuzz;
