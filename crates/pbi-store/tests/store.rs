@@ -6,53 +6,19 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A fresh database of one backend, dropped when the test ends (even when it fails).
-struct TestDb {
-    url: String,
-    postgres_name: Option<String>,
-}
+/// Each test's own database, on either backend.
+struct TestDb(pbi_testdb::TestDb);
 
 impl TestDb {
     async fn new(postgres: bool) -> Self {
-        if postgres {
-            let name = format!("pbi_test_{}", Uuid::new_v4().simple());
-            let admin = sqlx::PgPool::connect(POSTGRES_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test starts it)");
-            sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
-            admin.close().await;
-            TestDb { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), postgres_name: Some(name) }
-        } else {
-            let path = std::env::temp_dir().join(format!("pbi-store-{}.db", Uuid::new_v4()));
-            TestDb { url: format!("sqlite://{}", path.display()), postgres_name: None }
-        }
+        TestDb(pbi_testdb::TestDb::new(postgres, "pbi_test").await)
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        match &self.postgres_name {
-            Some(name) => {
-                let name = name.clone();
-                // Drop is synchronous: a short-lived runtime on its own thread does the async cleanup.
-                let _ = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-                    runtime.block_on(async {
-                        if let Ok(admin) = sqlx::PgPool::connect(POSTGRES_ADMIN).await {
-                            let _ =
-                                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
-                        }
-                    });
-                })
-                .join();
-            }
-            None => {
-                let path = self.url.trim_start_matches("sqlite://").to_owned();
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
-                }
-            }
-        }
+impl std::ops::Deref for TestDb {
+    type Target = pbi_testdb::TestDb;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 

@@ -53,7 +53,7 @@ async fn two_instances_sharing_the_store_refresh_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_postgresql_refresh_once() {
     let db = PostgresDb::new().await;
-    two_instances_refresh_once(Env::start_on(db.url.clone(), std::env::temp_dir().join("unused")).await).await;
+    two_instances_refresh_once(Env::start_on(db.url().to_owned(), std::env::temp_dir().join("unused")).await).await;
 }
 
 async fn two_instances_refresh_once(env: Env) {

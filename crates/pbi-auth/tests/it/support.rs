@@ -49,35 +49,15 @@ pub const SEED_000_SCOPES: &[&str] = &[
 ];
 
 /// A PostgreSQL database of the test's own, dropped when the guard goes.
-pub struct PostgresDb {
-    pub url: String,
-    name: String,
-}
-
-const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub struct PostgresDb(pbi_testdb::TestDb);
 
 impl PostgresDb {
     pub async fn new() -> Self {
-        let name = format!("pbi_auth_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(POSTGRES_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test starts it)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
-        admin.close().await;
-        Self { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
+        PostgresDb(pbi_testdb::TestDb::new(true, "pbi_auth_test").await)
     }
-}
 
-impl Drop for PostgresDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async {
-                if let Ok(admin) = sqlx::PgPool::connect(POSTGRES_ADMIN).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
-                }
-            });
-        })
-        .join();
+    pub fn url(&self) -> &str {
+        &self.0.url
     }
 }
 
