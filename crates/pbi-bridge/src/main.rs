@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod jobs;
 mod powerbi;
 mod up;
 
@@ -56,6 +57,16 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: admin::UsersCommand,
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// Print JSON instead of a table or a sentence.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// The background jobs and schedules: list, show, retry, cancel (the jobs run in `serve` and `up`).
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
         #[command(flatten)]
         store: config::StoreArgs,
         /// Print JSON instead of a table or a sentence.
@@ -168,6 +179,7 @@ async fn main() -> std::process::ExitCode {
         Command::Registration { command, store, json } => admin::registration(&store, command, json).await,
         Command::Connections { command, store, json } => admin::connections(&store, command, json).await,
         Command::Keys { command, store, json } => admin::keys(&store, command, json).await,
+        Command::Jobs { command, store, json } => jobs::run(&store, command, json).await,
         Command::Serve(args) => run_serve(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Users { command, store, json } => admin::users(&store, command, json).await,

@@ -10,18 +10,18 @@ use std::process::{Child, Command, Stdio};
 const DATABASE_FILES: [&str; 3] = ["pbi-bridge.db", "pbi-bridge.db-wal", "pbi-bridge.db-shm"];
 
 /// A folder of the test's own, with `data` inside it not yet made (as a first run finds it).
-struct Fresh {
+pub(crate) struct Fresh {
     root: PathBuf,
 }
 
 impl Fresh {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let root = std::env::temp_dir().join(format!("pbi-datadir-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&root).expect("test folder");
         Self { root }
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.root.join("data")
     }
 }
@@ -52,13 +52,13 @@ fn command(data_dir: &Path, args: &[&str]) -> Command {
     command
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-fn run(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+pub(crate) fn run(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
     let mut child = command(data_dir, args).spawn().expect("runs");
     if let Some(text) = stdin {
         child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
@@ -93,7 +93,7 @@ fn assert_private(data_dir: &Path, expect_wal: bool, what: &str) {
 /// Starts a long-running command, waits for its first line (it listens then) and looks at the data directory
 /// while it runs; reads on to the banner's last line ("Press Ctrl-C to stop.", or the end if it stopped), then
 /// stops it and returns everything it printed.
-fn while_running(data_dir: &Path, args: &[&str], look: impl FnOnce(&str)) -> String {
+pub(crate) fn while_running(data_dir: &Path, args: &[&str], look: impl FnOnce(&str)) -> String {
     let mut child: Child = command(data_dir, args).spawn().expect("runs");
     let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut printed = String::new();
