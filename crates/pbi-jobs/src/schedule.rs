@@ -3,7 +3,6 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -110,14 +109,12 @@ fn from_timestamp(at: Timestamp) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(at.as_nanosecond()).ok()
 }
 
-impl FromStr for Schedule {
-    type Err = ScheduleError;
-
-    /// `every <n>s|m|h|d` or a cron expression, in UTC.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().strip_prefix("every ") {
-            Some(interval) => Self::every(parse_interval(interval.trim())?, "UTC"),
-            None => Self::cron(text, "UTC"),
+impl Schedule {
+    /// A recurrence as written (and as stored): `every <n>s|m|h|d`, or a cron expression; in `zone`.
+    pub fn parse(recurrence: &str, zone: &str) -> Result<Self, ScheduleError> {
+        match recurrence.trim().strip_prefix("every ") {
+            Some(interval) => Self::every(parse_interval(interval.trim())?, zone),
+            None => Self::cron(recurrence, zone),
         }
     }
 }

@@ -8,7 +8,6 @@ use crate::JobState;
 use crate::engine::{Core, Engine, Enqueued, JobsError, OccurrenceEnd, Result};
 use crate::schedule::{Recurrence, Schedule};
 use pbi_store::{NewSchedule, ScheduleRow, StoreTx};
-use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -46,16 +45,7 @@ pub fn recurrence_text(schedule: &Schedule) -> String {
 
 /// Reads a stored schedule's recurrence back.
 pub fn parse_stored(row: &ScheduleRow) -> Result<Schedule> {
-    let every = row.recurrence.strip_prefix("every ").and_then(|s| s.strip_suffix('s')).and_then(|s| s.parse::<u64>().ok());
-    let parsed = match every {
-        Some(seconds) => Schedule::every(Duration::from_secs(seconds), &row.time_zone),
-        None => Schedule::cron(&row.recurrence, &row.time_zone),
-    };
-    parsed.map_err(|e| JobsError::Invalid(format!("schedule {} ({}): {e}", row.id, row.kind)))
-}
-
-pub(crate) fn store_error(error: pbi_store::StoreError) -> JobsError {
-    JobsError::Database(error.to_string())
+    Schedule::parse(&row.recurrence, &row.time_zone).map_err(|e| JobsError::Invalid(format!("schedule {} ({}): {e}", row.id, row.kind)))
 }
 
 impl Engine {
@@ -75,7 +65,7 @@ impl Engine {
             time_zone: spec.schedule.zone_name().to_owned(),
             next_run_at: next.unix_timestamp(),
         };
-        self.store().upsert_schedule(&row, now.unix_timestamp()).await.map_err(store_error)
+        Ok(self.store().upsert_schedule(&row, now.unix_timestamp()).await?)
     }
 
     /// One sweep now (the engine also sweeps by itself every `sweep_every`); returns how many occurrences it
@@ -87,7 +77,7 @@ impl Engine {
 
 pub(crate) async fn sweep(core: &Core) -> Result<usize> {
     let now = core.clock.unix();
-    let due = core.store.due_schedules(now, 1000).await.map_err(store_error)?;
+    let due = core.store.due_schedules(now, 1000).await?;
     let mut moved = 0;
     for row in due {
         if let Some(job) = row.pending_job_id {
@@ -109,14 +99,14 @@ pub(crate) async fn sweep(core: &Core) -> Result<usize> {
             continue;
         };
         let occurrence = Occurrence { schedule: row.id, due: row.next_run_at };
-        let mut tx = core.store.begin().await.map_err(store_error)?;
+        let mut tx = core.store.begin().await?;
         let enqueued = kind.enqueue(&core.client, &mut tx, &row.args, occurrence, None).await?;
-        if core.store.note_pending_occurrence(&mut tx, row.id, row.next_run_at, enqueued.id).await.map_err(store_error)? {
-            tx.commit().await.map_err(store_error)?;
+        if core.store.note_pending_occurrence(&mut tx, row.id, row.next_run_at, enqueued.id).await? {
+            tx.commit().await?;
             moved += 1;
         } else {
             // The schedule moved on while we looked (another instance recorded the occurrence): drop ours.
-            tx.rollback().await.map_err(store_error)?;
+            tx.rollback().await?;
         }
     }
     Ok(moved)
@@ -132,13 +122,13 @@ impl Core {
     /// Records how an occurrence ended, computes and enqueues the next one, and (when `complete`) completes
     /// this job: all in one transaction. Nothing changes if the schedule was deleted or has moved on.
     pub(crate) async fn end_occurrence(&self, context: &riverqueue::WorkContext, end: OccurrenceEnd<'_>, complete: bool) -> Result<()> {
-        let Some(row) = self.store.schedule(end.occurrence.schedule).await.map_err(store_error)? else { return Ok(()) };
+        let Some(row) = self.store.schedule(end.occurrence.schedule).await? else { return Ok(()) };
         let schedule = parse_stored(&row)?;
         let now = self.clock.now();
         let due = OffsetDateTime::from_unix_timestamp(end.occurrence.due).unwrap_or(now);
         let next = schedule.next_from(due, now).ok_or_else(|| JobsError::Invalid(format!("schedule {}: no next run", row.id)))?;
         let kind = self.kinds.get(end.kind).ok_or_else(|| JobsError::Invalid(format!("{}: not registered", end.kind)))?;
-        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
         let following = Occurrence { schedule: row.id, due: next.unix_timestamp() };
         let enqueued: Enqueued = kind.enqueue(&self.client, &mut tx, end.args, following, Some(self.river_time(next))).await?;
         let recorded = self
@@ -153,16 +143,15 @@ impl Core {
                 following.due,
                 Some(enqueued.id),
             )
-            .await
-            .map_err(store_error)?;
+            .await?;
         if !recorded {
-            tx.rollback().await.map_err(store_error)?;
+            tx.rollback().await?;
             return Ok(());
         }
         if complete {
             complete_in(context, &mut tx).await?;
         }
-        tx.commit().await.map_err(store_error)
+        Ok(tx.commit().await?)
     }
 }
 

@@ -357,6 +357,8 @@ pub async fn pin_tiles(state: &AppState, user: &User, workspace_id: Uuid, tiles:
 /// convention: a table named Company with a column named ID), asked of Power BI as the user.
 #[derive(Debug, Default)]
 pub struct Companies {
+    /// The workspace's company filter, if one is set.
+    pub filter: Option<String>,
     /// Every ID found, once, in order.
     pub ids: Vec<String>,
     /// Tiles whose dataset Power BI would not query, and why (e.g. the tenant setting "Dataset Execute Queries
@@ -372,9 +374,10 @@ impl Companies {
 }
 
 pub async fn companies(state: &AppState, user: &User, workspace_id: Uuid) -> Result<Companies, Problem> {
-    let (_, pins) = workspace_with_pins(state, user, workspace_id).await?;
+    let (workspace, pins) = workspace_with_pins(state, user, workspace_id).await?;
+    let mut companies = Companies { filter: workspace.company_filter, ..Companies::default() };
     if pins.is_empty() {
-        return Ok(Companies::default());
+        return Ok(companies);
     }
     let (client, connection) = client_for(state, user).await?;
     // Only what this connection pinned: another account's tiles may not be readable through this one.
@@ -397,7 +400,6 @@ pub async fn companies(state: &AppState, user: &User, workspace_id: Uuid) -> Res
         .buffered(CONCURRENT_CALLS)
         .collect()
         .await;
-    let mut companies = Companies::default();
     for (answer, shown_by) in answers {
         match answer {
             Ok(values) => {

@@ -352,11 +352,10 @@ pub(super) async fn list_companies(
     caller: Caller,
     Ids(id): Ids<Uuid>,
 ) -> Answer<axum::Json<CompaniesOut>> {
-    let company_filter = ops::workspace(&state, &caller.user, id).await?.company_filter;
     let companies = ops::companies(&state, &caller.user, id).await?;
     Ok(axum::Json(CompaniesOut {
-        filter_found: company_filter.as_deref().map(|c| companies.includes(c)),
-        company_filter,
+        filter_found: companies.filter.as_deref().map(|c| companies.includes(c)),
+        company_filter: companies.filter.clone(),
         not_asked: companies.not_asked.into_iter().map(|(pin, reason)| NotAskedOut { pin_id: pin.id, title: pin.title, reason }).collect(),
         companies: companies.ids,
     }))
