@@ -137,6 +137,38 @@ struct HotToken {
     expires_at: i64,
 }
 
+/// What a caller of a refresh wants from a token another caller may have stored meanwhile.
+#[derive(Clone, Copy)]
+enum Wanted<'a> {
+    /// Any fresh token.
+    Fresh,
+    /// A fresh token other than this one, which Power BI refused.
+    NotRefused(&'a SecretString),
+    /// Tokens issued at or after this time (Unix seconds): the grant was used, so its 90 days start again.
+    RenewedSince(i64),
+}
+
+impl Wanted<'_> {
+    fn accepts(self, current: &Connection, access: &SecretString) -> bool {
+        match self {
+            Wanted::Fresh => true,
+            Wanted::NotRefused(refused) => refused.expose_secret() != access.expose_secret(),
+            Wanted::RenewedSince(since) => current.last_refresh_at.unwrap_or(current.created_at) >= since,
+        }
+    }
+}
+
+/// How a keep-alive ended (`Auth::keep_alive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptAlive {
+    /// Refreshed now: the grant's 90 days start again.
+    Renewed,
+    /// Its tokens were issued recently enough already.
+    AlreadyRenewed,
+    /// It needs sign-in or was disconnected: there is nothing to keep alive.
+    NotActive(ConnectionStatus),
+}
+
 /// The query of the redirect back from Entra.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct Callback {
@@ -461,10 +493,10 @@ impl Auth {
             return Ok(token);
         }
         let connection = self.connection(id, owner).await?;
-        if let Some(token) = self.stored_fresh(id, None).await? {
+        if let Some(token) = self.stored_fresh(id, Wanted::Fresh).await? {
             return Ok(token);
         }
-        self.refresh(&connection, None).await
+        self.refresh(&connection, Wanted::Fresh).await
     }
 
     /// A new access token for a connection whose token Power BI refused (`TokenExpired`, `InvalidToken`)
@@ -481,10 +513,10 @@ impl Auth {
         }
         self.forget(id);
         let connection = self.connection(id, owner).await?;
-        if let Some(token) = self.stored_fresh(id, Some(refused)).await? {
+        if let Some(token) = self.stored_fresh(id, Wanted::NotRefused(refused)).await? {
             return Ok(token);
         }
-        self.refresh(&connection, Some(refused)).await
+        self.refresh(&connection, Wanted::NotRefused(refused)).await
     }
 
     /// As `access_token`, with when the token expires (Unix seconds), for callers that schedule its renewal.
@@ -513,15 +545,15 @@ impl Auth {
         }
     }
 
-    /// A fresh enough access token already in the store (another caller or instance refreshed it), other
-    /// than one Power BI has `refused`.
-    async fn stored_fresh(&self, id: Uuid, refused: Option<&SecretString>) -> Result<Option<SecretString>> {
+    /// A fresh enough access token already in the store (another caller or instance refreshed it) that is
+    /// what the caller wants.
+    async fn stored_fresh(&self, id: Uuid, wanted: Wanted<'_>) -> Result<Option<SecretString>> {
         let now = self.clock.unix();
         let current = self.store.connection(id).await?;
         self.require_active(&current)?;
         if let (Some(expires), (Some(access), _)) = (current.access_expires_at, self.store.connection_tokens(id).await?)
             && expires - self.settings.refresh_ahead_seconds > now
-            && refused.is_none_or(|r| r.expose_secret() != access.expose_secret())
+            && wanted.accepts(&current, &access)
         {
             self.cache(&current, access.clone(), expires);
             return Ok(Some(access));
@@ -530,7 +562,7 @@ impl Auth {
     }
 
     /// Refreshes under the store's lease (one instance at a time), with backoff on transient failures.
-    async fn refresh(&self, connection: &Connection, refused: Option<&SecretString>) -> Result<SecretString> {
+    async fn refresh(&self, connection: &Connection, wanted: Wanted<'_>) -> Result<SecretString> {
         let id = connection.id;
         // A live holder renews its lease before each attempt; past two lease lengths something is wrong.
         let give_up_at = self.lease_clock.unix() + 2 * self.settings.lease_seconds;
@@ -546,13 +578,13 @@ impl Auth {
             }
             // Another instance is refreshing: wait for its result rather than racing it.
             self.lease_clock.sleep_until(tried_at + LEASE_POLL).await;
-            if let Some(token) = self.stored_fresh(id, refused).await? {
+            if let Some(token) = self.stored_fresh(id, wanted).await? {
                 return Ok(token);
             }
         }
         // Holding the lease now; the previous holder may have finished between our last look and our
         // taking it, so look once more before asking Entra.
-        let result = match self.stored_fresh(id, refused).await {
+        let result = match self.stored_fresh(id, wanted).await {
             Ok(Some(token)) => Ok(token),
             Ok(None) => {
                 let refreshed = self.refresh_holding_lease(connection).await;
@@ -639,6 +671,45 @@ impl Auth {
             }
         }
         Err(AuthError::Unavailable("no attempt was made".into()))
+    }
+
+    /// Keeps a connection's grant alive: Entra ends a refresh token unused for 90 days, so using it (a refresh)
+    /// renews the window. Unless its tokens were issued at or after `renewed_since` already (a sign-in, another
+    /// caller's or instance's refresh), the connection is refreshed now, under the same lock and lease as
+    /// every other refresh. A grant that is gone marks the connection "needs sign-in" (`NeedsSignIn`); an
+    /// outage is `Unavailable` and marks nothing. A problem of the registration (disabled, removed, its key
+    /// expired) is recorded on the connection, so that one failing for days is reported.
+    pub async fn keep_alive(&self, id: Uuid, renewed_since: i64) -> Result<KeptAlive> {
+        let renewed = |c: &Connection| c.last_refresh_at.unwrap_or(c.created_at) >= renewed_since;
+        let connection = self.connection(id, None).await?;
+        if connection.status != ConnectionStatus::Active {
+            return Ok(KeptAlive::NotActive(connection.status));
+        }
+        if renewed(&connection) {
+            return Ok(KeptAlive::AlreadyRenewed);
+        }
+        let lock = self.lock_for(id);
+        let _one_at_a_time = lock.lock().await;
+        let connection = self.connection(id, None).await?;
+        if connection.status != ConnectionStatus::Active {
+            return Ok(KeptAlive::NotActive(connection.status));
+        }
+        if renewed(&connection) {
+            return Ok(KeptAlive::AlreadyRenewed);
+        }
+        match self.refresh(&connection, Wanted::RenewedSince(renewed_since)).await {
+            Ok(_) => Ok(KeptAlive::Renewed),
+            Err(
+                error @ (AuthError::RegistrationDisabled(_)
+                | AuthError::RegistrationRemoved { .. }
+                | AuthError::SecretExpired { .. }
+                | AuthError::Setup(_)),
+            ) => {
+                self.store.record_refresh_error(id, &error.to_string(), self.clock.unix()).await?;
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     pub fn refresh_counts(&self) -> RefreshCounts {

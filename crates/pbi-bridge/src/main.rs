@@ -125,6 +125,10 @@ struct ServeArgs {
     /// reverse proxy that sets that header and cannot be bypassed: otherwise any client can pick its own address.
     #[arg(long, env = "PBI_BRIDGE__SERVER__TRUST_FORWARDED_FOR", value_parser = clap::builder::BoolishValueParser::new())]
     trust_forwarded_for: bool,
+    /// Refresh every active Power BI connection at least this often, in hours (1 to 2000), so that none dies of
+    /// Entra's 90 days without use.
+    #[arg(long, env = "PBI_BRIDGE__JOBS__KEEPALIVE_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=2000))]
+    keepalive_hours: u64,
     #[command(flatten)]
     store: config::StoreArgs,
 }
@@ -134,9 +138,16 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let clock = pbi_clock::Clock::system();
     let auth = std::sync::Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));
     let config = server_config(&args);
-    let jobs = pbi_server::background::start(store.clone(), clock.clone()).await.context("starting the background jobs")?;
-    let mut server =
-        pbi_server::Server::start(config, store, auth, clock).await.with_context(|| format!("could not listen on {}", args.addr))?;
+    let background = pbi_server::background::BackgroundSettings {
+        keepalive_every: std::time::Duration::from_secs(args.keepalive_hours * 3600),
+        ..Default::default()
+    };
+    let jobs = pbi_server::background::start(store.clone(), clock.clone(), auth.clone(), &background)
+        .await
+        .context("starting the background jobs")?;
+    let mut server = pbi_server::Server::start_with_jobs(config, store, auth, clock, jobs.clone())
+        .await
+        .with_context(|| format!("could not listen on {}", args.addr))?;
     // The first line is a contract: scripts and tests read the URL from it.
     println!("pbi-bridge server listening on {}", server.base_url());
     created.say(false);

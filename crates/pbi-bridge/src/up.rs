@@ -39,11 +39,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // The server reads time from the sandbox's clock, so that moving it (for a demo of expiry) moves both.
     let clock = sandbox.clock().clone();
     let auth = Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));
-    let jobs = pbi_server::background::start(store.clone(), clock.clone()).await.context("starting the background jobs")?;
-    let mut server =
-        pbi_server::Server::start(pbi_server::ServerConfig { addr: args.addr, ..Default::default() }, store.clone(), auth, clock.clone())
-            .await
-            .with_context(|| format!("the server could not listen on {}", args.addr))?;
+    let jobs = pbi_server::background::start(store.clone(), clock.clone(), auth.clone(), &Default::default())
+        .await
+        .context("starting the background jobs")?;
+    let config = pbi_server::ServerConfig { addr: args.addr, ..Default::default() };
+    let mut server = pbi_server::Server::start_with_jobs(config, store.clone(), auth, clock.clone(), jobs.clone())
+        .await
+        .with_context(|| format!("the server could not listen on {}", args.addr))?;
     let callback = format!("{}/oauth/callback", server.base_url());
     sandbox
         .control(SandboxCommand::AddRedirectUri { client_id: pbi_sandbox::demo_client_id(), uri: callback.clone() })

@@ -1,5 +1,6 @@
 //! The engine: River's client on the store's database, behind pbi-bridge's own types.
 
+use crate::metrics::{AttemptOutcome, JobMetrics};
 use crate::schedules::Occurrence;
 use crate::{Failure, Handler, Job, Outcome, Running};
 use futures_util::future::BoxFuture;
@@ -134,6 +135,7 @@ fn instant(at: riverqueue::jiff::Timestamp) -> OffsetDateTime {
 /// Runs our handler as River's worker for that kind.
 struct Adapter<J, H> {
     handler: Arc<H>,
+    metrics: Arc<JobMetrics>,
     core: Arc<OnceLock<Arc<Core>>>,
     kind: PhantomData<fn() -> J>,
 }
@@ -161,7 +163,19 @@ impl<J: Job, H: Handler<J>> riverqueue::Worker<Envelope<J>> for Adapter<J, H> {
             args: job.args.args,
         };
         let args = serde_json::to_string(&running.args).unwrap_or_default();
+        let late = OffsetDateTime::now_utc() - instant(job.row.scheduled_at);
+        self.metrics.started(J::KIND, late.try_into().unwrap_or_default());
         let result = self.handler.run(running).await;
+        self.metrics.ended(
+            J::KIND,
+            match &result {
+                Ok(Outcome::Done) => AttemptOutcome::Completed,
+                Ok(Outcome::Snooze(_)) => AttemptOutcome::Snoozed,
+                Ok(Outcome::Cancel(_)) => AttemptOutcome::Cancelled,
+                Err(_) if last_attempt => AttemptOutcome::Discarded,
+                Err(_) => AttemptOutcome::Failed,
+            },
+        );
         if let (Some(occurrence), Some(core)) = (occurrence, self.core.get()) {
             // An occurrence that ended (done, cancelled, or failed for the last time) hands over to the next one.
             let ended = match &result {
@@ -255,6 +269,7 @@ pub struct Registry {
     workers: riverqueue::Workers,
     kinds: HashMap<&'static str, Arc<dyn OccurrenceKind>>,
     core: Arc<OnceLock<Arc<Core>>>,
+    metrics: Arc<JobMetrics>,
 }
 
 impl Registry {
@@ -263,7 +278,12 @@ impl Registry {
     }
 
     pub fn with<J: Job, H: Handler<J>>(mut self, handler: H) -> Result<Self> {
-        self.workers.add(Adapter::<J, H> { handler: Arc::new(handler), core: self.core.clone(), kind: PhantomData })?;
+        self.workers.add(Adapter::<J, H> {
+            handler: Arc::new(handler),
+            metrics: self.metrics.clone(),
+            core: self.core.clone(),
+            kind: PhantomData,
+        })?;
         self.kinds.insert(J::KIND, Arc::new(KindOf::<J>(PhantomData)));
         Ok(self)
     }
@@ -287,6 +307,10 @@ pub struct EngineConfig {
     pub rescuer_interval: Duration,
     /// How often (on pbi-bridge's clock) due schedules are checked for a waiting occurrence.
     pub sweep_every: Duration,
+    /// How long River's cleaner (run by the leader) keeps completed and cancelled jobs, and discarded ones
+    /// (longer, so that an administrator sees what failed).
+    pub finished_retention: Duration,
+    pub discarded_retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -299,6 +323,8 @@ impl Default for EngineConfig {
             rescue_after: Duration::from_secs(360),
             rescuer_interval: Duration::from_secs(30),
             sweep_every: Duration::from_secs(1),
+            finished_retention: Duration::from_secs(86_400),
+            discarded_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -420,6 +446,7 @@ pub(crate) struct Core {
     pub(crate) store: Store,
     pub(crate) clock: Clock,
     pub(crate) kinds: HashMap<&'static str, Arc<dyn OccurrenceKind>>,
+    pub(crate) metrics: Arc<JobMetrics>,
 }
 
 /// River's client, working: owned by the engine, stopped by `stop`, with the schedules' sweeper.
@@ -465,7 +492,10 @@ impl Engine {
         let maintenance = riverqueue::MaintenanceConfig::default()
             .with_scheduler_interval(config.scheduler_interval)
             .with_rescue_after(config.rescue_after)
-            .with_rescuer_interval(config.rescuer_interval);
+            .with_rescuer_interval(config.rescuer_interval)
+            .with_completed_job_retention(riverqueue::Retention::DeleteAfter(config.finished_retention))
+            .with_cancelled_job_retention(riverqueue::Retention::DeleteAfter(config.finished_retention))
+            .with_discarded_job_retention(riverqueue::Retention::DeleteAfter(config.discarded_retention));
         let client = builder(store.pool())
             .workers(registry.workers)
             // A job of a kind this build does not know stays available, for an instance that knows it.
@@ -476,7 +506,7 @@ impl Engine {
             .maintenance(maintenance)
             .build()?;
         let run = client.start()?;
-        let core = Arc::new(Core { client, store, clock, kinds: registry.kinds });
+        let core = Arc::new(Core { client, store, clock, kinds: registry.kinds, metrics: registry.metrics });
         let _ = registry.core.set(core.clone());
         let sweeper = tokio::spawn(sweep_forever(core.clone(), config.sweep_every));
         Ok(Self { core, run: tokio::sync::Mutex::new(Some(run)), sweeper: std::sync::Mutex::new(Some(sweeper)) })
@@ -486,12 +516,24 @@ impl Engine {
     pub async fn insert_only(store: Store, clock: Clock) -> Result<Self> {
         Self::migrate(store.pool()).await?;
         let client = builder(store.pool()).build()?;
-        let core = Arc::new(Core { client, store, clock, kinds: HashMap::new() });
+        let core = Arc::new(Core { client, store, clock, kinds: HashMap::new(), metrics: Arc::default() });
         Ok(Self { core, run: tokio::sync::Mutex::new(None), sweeper: std::sync::Mutex::new(None) })
     }
 
     pub fn store(&self) -> &Store {
         &self.core.store
+    }
+
+    /// What this instance's workers did since the engine started (all zero for an insert-only engine).
+    pub fn metrics(&self) -> &JobMetrics {
+        &self.core.metrics
+    }
+
+    /// The kinds this engine runs.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<_> = self.core.kinds.keys().copied().collect();
+        kinds.sort_unstable();
+        kinds
     }
 
     pub fn clock(&self) -> &Clock {

@@ -3,6 +3,7 @@
 //! the types here, never River's.
 
 mod engine;
+pub mod metrics;
 pub mod schedule;
 mod schedules;
 

@@ -36,19 +36,26 @@ impl Kind {
 pub struct Message {
     pub kind: Kind,
     pub text: String,
+    /// Where to go to act on it, and the link's words.
+    pub link: Option<(String, String)>,
 }
 
 impl Message {
     pub fn success(text: impl Into<String>) -> Self {
-        Self { kind: Kind::Success, text: text.into() }
+        Self { kind: Kind::Success, text: text.into(), link: None }
     }
 
     pub fn warning(text: impl Into<String>) -> Self {
-        Self { kind: Kind::Warning, text: text.into() }
+        Self { kind: Kind::Warning, text: text.into(), link: None }
     }
 
     pub fn error(text: impl Into<String>) -> Self {
-        Self { kind: Kind::Error, text: text.into() }
+        Self { kind: Kind::Error, text: text.into(), link: None }
+    }
+
+    pub fn with_link(mut self, href: &str, label: &str) -> Self {
+        self.link = Some((href.to_owned(), label.to_owned()));
+        self
     }
 
     pub fn kind(&self) -> &'static str {
@@ -83,6 +90,8 @@ struct RequestFrame {
     path: String,
     viewer: Option<Viewer>,
     flash: Option<crate::session::Flash>,
+    /// Standing banners (`notices`): shown on every page while what they say holds.
+    notices: Vec<Message>,
 }
 
 tokio::task_local! {
@@ -94,6 +103,7 @@ pub struct Frame {
     pub viewer: Option<Viewer>,
     pub home: bool,
     pub areas: Vec<Area>,
+    pub notices: Vec<Message>,
     pub messages: Vec<Message>,
 }
 
@@ -110,6 +120,8 @@ fn area_of(path: &str) -> Option<&'static str> {
         Some("users")
     } else if under("/admin/audit") {
         Some("audit")
+    } else if under("/admin/jobs") {
+        Some("jobs")
     } else {
         None
     }
@@ -117,10 +129,10 @@ fn area_of(path: &str) -> Option<&'static str> {
 
 /// The frame of the page being rendered.
 pub fn current() -> Frame {
-    let (path, viewer, messages) = FRAME
+    let (path, viewer, notices, messages) = FRAME
         .try_with(|f| {
             let f = f.borrow();
-            (f.path.clone(), f.viewer.clone(), f.flash.as_ref().map(|flash| flash.messages.clone()).unwrap_or_default())
+            (f.path.clone(), f.viewer.clone(), f.notices.clone(), f.flash.as_ref().map(|flash| flash.messages.clone()).unwrap_or_default())
         })
         .unwrap_or_default();
     let current = area_of(&path);
@@ -130,6 +142,7 @@ pub fn current() -> Frame {
             ("powerbi", "/admin/powerbi", "Power BI configuration"),
             ("users", "/admin/users", "Users"),
             ("audit", "/admin/audit", "Audit log"),
+            ("jobs", "/admin/jobs", "Background jobs"),
         ]);
     }
     let areas = if viewer.is_some() {
@@ -137,14 +150,16 @@ pub fn current() -> Frame {
     } else {
         Vec::new()
     };
-    Frame { home: path == "/", viewer, areas, messages }
+    Frame { home: path == "/", viewer, areas, notices, messages }
 }
 
-/// Called by `session::SignedIn`: the top bar shows this user, and a GET shows (and so uses up) their flash.
-pub(crate) fn signed_in(viewer: Viewer, flash: Option<crate::session::Flash>) {
+/// Called by `session::SignedIn`: the top bar shows this user and their standing banners, and a GET shows (and
+/// so uses up) their flash.
+pub(crate) fn signed_in(viewer: Viewer, flash: Option<crate::session::Flash>, notices: Vec<Message>) {
     let _ = FRAME.try_with(|f| {
         let mut f = f.borrow_mut();
         f.viewer = Some(viewer);
+        f.notices = notices;
         if flash.is_some() {
             f.flash = flash;
         }
@@ -343,6 +358,7 @@ mod tests {
             ("/admin/powerbi/validate", Some("powerbi")),
             ("/admin/users/x/password", Some("users")),
             ("/admin/audit", Some("audit")),
+            ("/admin/jobs/12", Some("jobs")),
             ("/", None),
             ("/workspacesx", None),
         ] {

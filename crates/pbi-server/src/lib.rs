@@ -10,7 +10,9 @@ pub mod background;
 mod connect;
 mod embed;
 mod frame;
+mod jobs;
 mod metrics;
+mod notices;
 mod ops;
 mod pages;
 mod problem;
@@ -78,12 +80,29 @@ pub(crate) struct AppState {
     pub http: reqwest::Client,
     /// What the page after an action says about it (Post/Redirect/Get).
     pub flashes: session::Flashes,
+    /// The job engine: the one working in this process (`serve`, `up`), or one that only lists and acts on
+    /// jobs (a server started without background work).
+    pub jobs: Arc<pbi_jobs::Engine>,
 }
 
 pub struct Server;
 
 impl Server {
+    /// A server without background work of its own: its Background jobs page lists and acts on the jobs that
+    /// other processes run.
     pub async fn start(config: ServerConfig, store: Store, auth: Arc<Auth>, clock: Clock) -> std::io::Result<ServerHandle> {
+        let jobs = pbi_jobs::Engine::insert_only(store.clone(), clock.clone()).await.map_err(std::io::Error::other)?;
+        Self::start_with_jobs(config, store, auth, clock, Arc::new(jobs)).await
+    }
+
+    /// A server over the job engine this process runs (`background::start`).
+    pub async fn start_with_jobs(
+        config: ServerConfig,
+        store: Store,
+        auth: Arc<Auth>,
+        clock: Clock,
+        jobs: Arc<pbi_jobs::Engine>,
+    ) -> std::io::Result<ServerHandle> {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let local_addr = listener.local_addr()?;
         let base_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")).trim_end_matches('/').to_owned();
@@ -109,6 +128,7 @@ impl Server {
                 .build()
                 .unwrap_or_default(),
             flashes: session::Flashes::default(),
+            jobs,
         });
         warn_about_application_keys(&state.store, &state.clock).await;
         // With each connection's peer address, for the sign-in limits kept per client.
@@ -180,6 +200,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/admin/powerbi/validate", post(admin::validate))
         .route("/admin/powerbi/keys/{id}/remove", post(admin::remove_key_form))
         .route("/admin/audit", get(audit::show))
+        .route("/admin/jobs", get(jobs::show))
+        .route("/admin/jobs/{id}/retry", post(jobs::retry))
+        .route("/admin/jobs/{id}/cancel", post(jobs::cancel))
         .route("/admin/users", get(accounts::show).post(accounts::create))
         .route("/admin/users/{id}/disable", post(accounts::disable))
         .route("/admin/users/{id}/enable", post(accounts::enable))

@@ -11,6 +11,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeLabel
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 /// page without bound.
 pub struct Metrics {
     registry: Registry,
+    /// What each scrape reads just before rendering (`Scraped`).
+    scraped: Arc<std::sync::Mutex<Scraped>>,
     requests: Family<RequestLabels, Counter>,
     server_errors: Counter,
     powerbi_calls: Family<PowerBiLabels, Counter>,
@@ -172,7 +175,9 @@ impl Metrics {
         registry.register("http_server_errors", "HTTP responses with a 5xx status", server_errors.clone());
         registry.register("powerbi_calls", "Calls to the Power BI REST API, by status (\"none\": no answer came)", powerbi_calls.clone());
         registry.register_collector(Box::new(Refreshes(Box::new(refreshes))));
-        Self { registry, requests, server_errors, powerbi_calls }
+        let scraped = Arc::new(std::sync::Mutex::new(Scraped::default()));
+        registry.register_collector(Box::new(ScrapedCollector(scraped.clone())));
+        Self { registry, scraped, requests, server_errors, powerbi_calls }
     }
 
     /// `route` is the template the router matched, `None` when no route did.
@@ -191,16 +196,128 @@ impl Metrics {
         self.powerbi_calls.get_or_create(&PowerBiLabels { status }).inc();
     }
 
-    /// The OpenMetrics text exposition, ending in `# EOF`.
-    pub fn render(&self) -> Result<String, std::fmt::Error> {
+    /// The OpenMetrics text exposition, ending in `# EOF`, with `scraped` read just before.
+    pub fn render(&self, scraped: Scraped) -> Result<String, std::fmt::Error> {
+        *self.scraped.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = scraped;
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
 }
+/// What a scrape reads from the database and the engine: the queue is shared by every instance, so it is
+/// counted where it lives; the engine's figures are this process's.
+#[derive(Debug, Default)]
+pub struct Scraped {
+    pub job_counts: Vec<pbi_store::JobCount>,
+    pub job_figures: std::collections::BTreeMap<&'static str, pbi_jobs::metrics::KindFigures>,
+    /// Each enabled registration's key in use: its name and seconds until it expires (negative: expired).
+    pub key_expiry: Vec<(String, i64)>,
+    /// Connections not working for 4 days or more.
+    pub failing_connections: i64,
+}
+
+impl Scraped {
+    async fn read(state: &AppState) -> Self {
+        let now = state.clock.unix();
+        let job_counts = state.store.job_counts().await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "counting jobs for the metrics");
+            Vec::new()
+        });
+        let mut key_expiry = Vec::new();
+        match state.store.registrations(false).await {
+            Ok(registrations) => {
+                for registration in registrations.iter().filter(|r| r.details.enabled) {
+                    if let Ok(secrets) = state.store.secrets(registration.id).await
+                        && let Some(key) = secrets.first()
+                    {
+                        key_expiry.push((registration.details.name.clone(), key.expires_at - now));
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading the registrations for the metrics"),
+        }
+        let failing = crate::notices::failing_connections(&state.store, now).await.map(|c| c.len()).unwrap_or_default();
+        Self {
+            job_counts,
+            job_figures: state.jobs.metrics().snapshot(),
+            key_expiry,
+            failing_connections: i64::try_from(failing).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ScrapedCollector(Arc<std::sync::Mutex<Scraped>>);
+
+impl Collector for ScrapedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let scraped = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut family = encoder.encode_descriptor(
+            "jobs",
+            "Jobs in the job engine's database (shared by every instance), by kind and state.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for count in &scraped.job_counts {
+            ConstGauge::new(count.count)
+                .encode(family.encode_family(&[("kind", count.kind.as_str()), ("state", count.state.as_str())])?)?;
+        }
+        let mut family =
+            encoder.encode_descriptor("job_attempts", "Job attempts this instance started, by kind.", None, MetricType::Counter)?;
+        for (kind, figures) in &scraped.job_figures {
+            ConstCounter::new(figures.attempts).encode(family.encode_family(&[("kind", *kind)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "job_outcomes",
+            "Job attempts this instance finished, by kind and outcome (failed: to be retried; discarded: the last attempt failed).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, figures) in &scraped.job_figures {
+            for (outcome, count) in &figures.outcomes {
+                ConstCounter::new(*count).encode(family.encode_family(&[("kind", *kind), ("outcome", *outcome)])?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "job_start_lateness",
+            "How long after it was due each job attempt this instance ran started, by kind.",
+            Some(&prometheus_client::registry::Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (kind, figures) in &scraped.job_figures {
+            let bounds = pbi_jobs::metrics::LATENESS_BUCKETS.iter().copied().chain([f64::INFINITY]);
+            let buckets: Vec<(f64, u64)> = bounds.zip(figures.lateness_buckets.iter().copied()).collect();
+            family.encode_family(&[("kind", *kind)])?.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                figures.lateness_sum_seconds,
+                figures.attempts,
+                &buckets,
+                None,
+            )?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "application_key_expires_in",
+            "Time until the application key in use of each enabled registration expires (negative once it has).",
+            Some(&prometheus_client::registry::Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for (registration, seconds) in &scraped.key_expiry {
+            ConstGauge::new(*seconds).encode(family.encode_family(&[("registration", registration.as_str())])?)?;
+        }
+        let family = encoder.encode_descriptor(
+            "connections_failing",
+            "Power BI connections that have not worked for 4 days or more.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(scraped.failing_connections).encode(family)?;
+        Ok(())
+    }
+}
+
 /// `GET /metrics`: every counter, for Prometheus to scrape.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    match state.metrics.render() {
+    let scraped = Scraped::read(&state).await;
+    match state.metrics.render(scraped) {
         Ok(body) => ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
         // Writing into a String cannot fail; only an encoder's own refusal can, and then there is no page.
         Err(error) => {
@@ -264,7 +381,7 @@ mod tests {
         metrics.request(&M::POST, Some("/login"), StatusCode::INTERNAL_SERVER_ERROR);
         metrics.powerbi_call(Some(429));
         metrics.powerbi_call(None);
-        let text = metrics.render().expect("encoded");
+        let text = metrics.render(Scraped::default()).expect("encoded");
         for line in [
             r#"pbi_bridge_http_requests_total{method="GET",route="/workspaces/{id}",status="200"} 2"#,
             r#"pbi_bridge_http_requests_total{method="POST",route="/login",status="500"} 1"#,
@@ -292,7 +409,7 @@ mod tests {
             metrics.powerbi_call(Some(520 + n));
             metrics.powerbi_call(Some(n));
         }
-        let text = metrics.render().expect("encoded");
+        let text = metrics.render(Scraped::default()).expect("encoded");
         for line in [
             r#"pbi_bridge_http_requests_total{method="other",route="(unmatched)",status="other"} 50"#,
             r#"pbi_bridge_http_requests_total{method="GET",route="(unmatched)",status="4xx"} 50"#,
@@ -302,7 +419,11 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 2 + 1 + 2 + 3, "two request series, the 5xx count, two Power BI series, three outcomes:\n{text}");
+        assert_eq!(
+            samples,
+            2 + 1 + 2 + 3 + 1,
+            "two request series, the 5xx count, two Power BI series, three outcomes, the failing connections:\n{text}"
+        );
     }
 
     #[test]

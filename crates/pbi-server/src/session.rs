@@ -167,7 +167,18 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
                     is_admin: session.user.is_admin,
                     csrf: session.csrf_token.clone(),
                 };
-                crate::frame::signed_in(viewer, flash);
+                // Only pages show banners; an action redirects to one.
+                let notices = if parts.method == axum::http::Method::GET {
+                    crate::notices::for_page(&state.store, &session.user, parts.uri.path(), state.clock.unix()).await.unwrap_or_else(
+                        |error| {
+                            tracing::warn!(%error, "reading what the banners say");
+                            Vec::new()
+                        },
+                    )
+                } else {
+                    Vec::new()
+                };
+                crate::frame::signed_in(viewer, flash, notices);
                 Ok(SignedIn(session))
             }
             Ok(None) => Err(to_login()),

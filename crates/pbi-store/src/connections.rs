@@ -55,6 +55,8 @@ pub struct Connection {
     pub status_reason: Option<String>,
     pub last_refresh_at: Option<i64>,
     pub last_error: Option<String>,
+    /// Since when the connection has not worked (a refresh failed, or it needs sign-in); `None` while it works.
+    pub failing_since: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -71,7 +73,7 @@ pub struct Tokens {
 /// A macro rather than a `const`, so that `concat!` keeps every statement that lists them static SQL.
 macro_rules! connection_columns {
     () => {
-        "id, owner, registration_id, tenant_id, object_id, upn, scopes, access_expires_at, refresh_expires_at, status, status_reason, last_refresh_at, last_error, created_at, updated_at"
+        "id, owner, registration_id, tenant_id, object_id, upn, scopes, access_expires_at, refresh_expires_at, status, status_reason, last_refresh_at, last_error, failing_since, created_at, updated_at"
     };
 }
 
@@ -92,6 +94,7 @@ fn connection_from(row: &impl DbRow) -> Result<Connection> {
         status_reason: row.field("status_reason")?,
         last_refresh_at: row.field("last_refresh_at")?,
         last_error: row.field("last_error")?,
+        failing_since: row.field("failing_since")?,
         created_at: row.field("created_at")?,
         updated_at: row.field("updated_at")?,
     })
@@ -171,7 +174,7 @@ impl Store {
         let refresh = tokens.refresh.as_ref().map(|r| self.keys.encrypt_str(r, &token_context(id, "refresh_token")));
         let changed = on_pool!(&self.pool, |pool| {
             sqlx::query(
-            "UPDATE connections SET access_token = $1, access_expires_at = $2, refresh_token = COALESCE($3, refresh_token), refresh_expires_at = COALESCE($4, refresh_expires_at), status = $5, status_reason = NULL, last_refresh_at = $6, last_error = NULL, updated_at = $6 WHERE id = $7",
+            "UPDATE connections SET access_token = $1, access_expires_at = $2, refresh_token = COALESCE($3, refresh_token), refresh_expires_at = COALESCE($4, refresh_expires_at), status = $5, status_reason = NULL, last_refresh_at = $6, last_error = NULL, failing_since = NULL, updated_at = $6 WHERE id = $7",
         )
         .bind(access)
         .bind(tokens.access_expires_at)
@@ -240,7 +243,7 @@ impl Store {
     /// The user must sign in again (refresh token expired, revoked, consent withdrawn): says why.
     pub async fn mark_needs_sign_in(&self, id: Uuid, reason: &str, now: i64) -> Result<()> {
         on_pool!(&self.pool, |pool| {
-            sqlx::query("UPDATE connections SET status = $1, status_reason = $2, access_token = NULL, access_expires_at = NULL, last_error = $2, updated_at = $3 WHERE id = $4")
+            sqlx::query("UPDATE connections SET status = $1, status_reason = $2, access_token = NULL, access_expires_at = NULL, last_error = $2, failing_since = COALESCE(failing_since, $3), updated_at = $3 WHERE id = $4")
                 .bind(ConnectionStatus::NeedsSignIn.as_str())
                 .bind(reason)
                 .bind(now)
@@ -254,12 +257,14 @@ impl Store {
     /// A transient failure: recorded, the status unchanged.
     pub async fn record_refresh_error(&self, id: Uuid, error: &str, now: i64) -> Result<()> {
         on_pool!(&self.pool, |pool| {
-            sqlx::query("UPDATE connections SET last_error = $1, updated_at = $2 WHERE id = $3")
-                .bind(error)
-                .bind(now)
-                .bind(id.to_string())
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "UPDATE connections SET last_error = $1, failing_since = COALESCE(failing_since, $2), updated_at = $2 WHERE id = $3",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(id.to_string())
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -277,6 +282,57 @@ impl Store {
             .rows_affected()
         });
         one_changed(changed, || format!("connection {id}"))
+    }
+
+    /// Active connections with a refresh token whose tokens were last issued (at sign-in or by a refresh) at
+    /// or before `renewed_before`, oldest first: those the keep-alive refreshes next.
+    pub async fn connections_to_keep_alive(&self, renewed_before: i64, limit: u32) -> Result<Vec<Uuid>> {
+        on_pool!(&self.pool, |pool| {
+            sqlx::query(
+            "SELECT id FROM connections WHERE status = $1 AND refresh_token IS NOT NULL AND COALESCE(last_refresh_at, created_at) <= $2 ORDER BY COALESCE(last_refresh_at, created_at), id LIMIT $3",
+        )
+        .bind(ConnectionStatus::Active.as_str())
+        .bind(renewed_before)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| uuid_of(row, "id"))
+        .collect()
+        })
+    }
+
+    /// Connections not disconnected that have not worked since `failing_before` or earlier, longest failing
+    /// first: what administrators are told about.
+    pub async fn failing_connections(&self, failing_before: i64) -> Result<Vec<Connection>> {
+        on_pool!(&self.pool, |pool| sqlx::query(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE status <> $1 AND failing_since IS NOT NULL AND failing_since <= $2 ORDER BY failing_since, id"
+        ))
+        .bind(ConnectionStatus::Revoked.as_str())
+        .bind(failing_before)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(connection_from)
+        .collect())
+    }
+
+    /// One owner's connections that need them to sign in again (what the banner on every page names).
+    pub async fn connections_needing_sign_in(&self, owner: &str) -> Result<Vec<Connection>> {
+        on_pool!(&self.pool, |pool| sqlx::query(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE owner = $1 AND status = $2 ORDER BY created_at"
+        ))
+        .bind(owner)
+        .bind(ConnectionStatus::NeedsSignIn.as_str())
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(connection_from)
+        .collect())
     }
 
     /// Takes the right to refresh `id` until `until`, unless another holder's lease is still running.

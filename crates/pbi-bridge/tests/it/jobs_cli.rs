@@ -19,10 +19,20 @@ async fn jobs_shows_the_schedules_serve_keeps_and_refuses_what_it_cannot_find() 
         let listed = run(&fresh.data(), &["jobs", "schedules", "--json"], None);
         assert_eq!(listed.code, Some(0), "{}", listed.stderr);
         let schedules: serde_json::Value = serde_json::from_str(&listed.stdout).expect("JSON");
-        assert_eq!(schedules.as_array().map(Vec::len), Some(1), "{schedules}");
+        let kinds: Vec<(&str, &str)> = schedules
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|s| (s["kind"].as_str().unwrap_or_default(), s["recurrence"].as_str().unwrap_or_default()))
+            .collect();
         assert_eq!(
-            (&schedules[0]["kind"], &schedules[0]["recurrence"]),
-            (&"housekeeping.purge".into(), &"every 3600s".into()),
+            kinds,
+            [
+                ("connections.keepalive", "every 3600s"),
+                ("connections.report", "every 86400s"),
+                ("housekeeping.purge", "every 3600s"),
+                ("registrations.key_check", "every 86400s")
+            ],
             "{schedules}"
         );
         assert!(schedules[0]["nextRunAt"].as_str().is_some_and(|t| t.ends_with('Z')), "{schedules}");

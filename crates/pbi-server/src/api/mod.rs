@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod audit;
 mod edge;
+mod jobs;
 mod workspaces;
 
 pub use edge::ApiError;
@@ -33,7 +34,7 @@ use utoipa_axum::routes;
         (name = "Account", description = "Who is calling, and their API tokens"),
         (name = "Power BI connection", description = "The caller's own Power BI connection (made in the browser: My settings → Get started)"),
         (name = "Workspaces", description = "pbi-bridge workspaces and the Power BI tiles pinned to them"),
-        (name = "Administration", description = "The Power BI configuration; administrators only"),
+        (name = "Administration", description = "The Power BI configuration, users, the audit log and background jobs; administrators only"),
     )
 )]
 struct ApiDoc;
@@ -67,6 +68,10 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::validate_power_bi_config))
         .routes(routes!(admin::remove_application_key))
         .routes(routes!(audit::audit_log))
+        .routes(routes!(jobs::jobs_overview))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::retry_job))
+        .routes(routes!(jobs::cancel_job))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::update_user))
         .split_for_parts();

@@ -429,7 +429,7 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
             assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_only")), "{template}");
         }
     }
-    assert_eq!(admin_operations, 8);
+    assert_eq!(admin_operations, 12);
     let (status, _) = api.call(&world, bob, Method::GET, "/api/v1/me", None).await;
     assert_eq!(status, StatusCode::OK, "Alice could not disable Bob");
     let (_, users) = api.call(&world, Auth::Token(&admin_token), Method::GET, "/api/v1/admin/users", None).await;

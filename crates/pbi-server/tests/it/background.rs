@@ -7,12 +7,14 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn housekeeping_forgets_expired_sessions_and_states_every_hour() {
     let app = App::start().await;
-    let engine = pbi_server::background::start(app.store.clone(), app.clock.clone()).await.expect("engine");
+    let engine =
+        pbi_server::background::start(app.store.clone(), app.clock.clone(), app.auth(), &Default::default()).await.expect("engine");
     let schedule = app.store.schedule_of(pbi_server::background::Purge::KIND, "system").await.expect("read").expect("scheduled at start");
     // Starting again (a restart) keeps the one schedule and its next run.
-    let restarted = pbi_server::background::start(app.store.clone(), app.clock.clone()).await.expect("engine");
+    let restarted =
+        pbi_server::background::start(app.store.clone(), app.clock.clone(), app.auth(), &Default::default()).await.expect("engine");
     restarted.stop().await.expect("stopped");
-    assert_eq!(app.store.schedules().await.expect("list").len(), 1);
+    assert_eq!(app.store.schedules().await.expect("list").len(), 4, "housekeeping, the keep-alive, the report and the key check");
     assert_eq!(app.store.schedule(schedule.id).await.expect("read").expect("there").next_run_at, schedule.next_run_at);
 
     // A session that has ended by the time the purge runs.

@@ -22,8 +22,18 @@ pub(crate) async fn world() -> World {
 
 /// `world`, with a registration that asks for (and an app granted) only `scopes`.
 pub(crate) async fn world_with_scopes(scopes: &[&str]) -> World {
+    world_of(scopes, false).await
+}
+
+/// `world`, with a server that runs the background jobs as `serve` does.
+pub(crate) async fn working_world() -> World {
+    world_of(SCOPES, true).await
+}
+
+async fn world_of(scopes: &[&str], working: bool) -> World {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
-    let app = App::start_with_clock(sandbox.clock().clone()).await;
+    let app =
+        if working { App::start_working(sandbox.clock().clone()).await } else { App::start_with_clock(sandbox.clock().clone()).await };
     let callback = app.url("/oauth/callback");
     let tenant = pbi_sandbox::demo_id("tenant:contoso");
     let created = sandbox

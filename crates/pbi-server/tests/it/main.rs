@@ -16,6 +16,8 @@ mod connect;
 mod frame;
 mod fuzz;
 mod headers;
+mod jobs_page;
+mod keepalive;
 mod observability;
 mod signin;
 mod workspaces;
@@ -26,6 +28,9 @@ struct App {
     http: reqwest::Client,
     db: std::path::PathBuf,
     clock: pbi_clock::Clock,
+    auth: Arc<Auth>,
+    /// The job engine the server runs (`App::start_working`): `None` for a server without background work.
+    engine: Option<Arc<pbi_jobs::Engine>>,
 }
 
 impl Drop for App {
@@ -49,6 +54,15 @@ impl App {
 
     /// A server with this configuration on a fresh SQLite database, with Alice, Bob and an administrator.
     async fn start_with(config: ServerConfig, clock: pbi_clock::Clock) -> Self {
+        Self::start_full(config, clock, false).await
+    }
+
+    /// A server that runs the background jobs as `serve` does, on `clock`.
+    async fn start_working(clock: pbi_clock::Clock) -> Self {
+        Self::start_full(ServerConfig::default(), clock, true).await
+    }
+
+    async fn start_full(config: ServerConfig, clock: pbi_clock::Clock, working: bool) -> Self {
         let db = std::env::temp_dir().join(format!("pbi-server-{}.db", uuid::Uuid::new_v4()));
         let store = Store::connect(&format!("sqlite://{}", db.display()), KeyRing::parse(&KeyRing::new_key_line(1)).expect("keys"))
             .await
@@ -58,9 +72,28 @@ impl App {
         store.add_user("bob", "Bob Smith", &hash, false, clock.unix()).await.expect("user");
         store.add_user("admin", "Contoso Admin", &hash, true, clock.unix()).await.expect("user");
         let auth = Arc::new(Auth::new(store.clone(), clock.clone(), AuthSettings::default()));
-        let server = Server::start(config, store.clone(), auth, clock.clone()).await.expect("server");
+        let (server, engine) = if working {
+            let engine =
+                pbi_server::background::start(store.clone(), clock.clone(), auth.clone(), &Default::default()).await.expect("engine");
+            (
+                Server::start_with_jobs(config, store.clone(), auth.clone(), clock.clone(), engine.clone()).await.expect("server"),
+                Some(engine),
+            )
+        } else {
+            (Server::start(config, store.clone(), auth.clone(), clock.clone()).await.expect("server"), None)
+        };
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { server, store, http, db, clock }
+        Self { server, store, http, db, clock, auth, engine }
+    }
+
+    /// The job engine the server runs (for an `App::start_working`).
+    fn engine(&self) -> Arc<pbi_jobs::Engine> {
+        self.engine.clone().expect("a server started with App::start_working")
+    }
+
+    /// The server's token broker (what background work refreshes connections through).
+    fn auth(&self) -> Arc<Auth> {
+        self.auth.clone()
     }
 
     fn url(&self, path: &str) -> String {
