@@ -279,6 +279,15 @@ pub enum Command {
         #[serde(default)]
         client_id: Option<Uuid>,
     },
+    /// Issues a refresh token for a user and an app, as redeeming an authorization code with these scopes
+    /// (which must include `offline_access`) would: for tests that need many signed-in connections without a
+    /// browser. Consent is not checked here; redeeming the token checks it as Entra does.
+    IssueRefreshToken {
+        user: Uuid,
+        client_id: Uuid,
+        /// Space-separated, as an authorize request's `scope`.
+        scope: String,
+    },
     CreateWorkspace {
         #[serde(default)]
         id: Option<Uuid>,
@@ -515,6 +524,18 @@ pub fn apply(world: &mut World, clock: &Clock, command: Command) -> Result<Value
             }
             world.oauth.sessions.retain(|_, s| s.user != user);
             Ok(json!({}))
+        }
+        Command::IssueRefreshToken { user, client_id, scope } => {
+            let tenant = world.users.get(&user).ok_or_else(|| missing("user", user))?.tenant;
+            if !world.apps.contains_key(&client_id) {
+                return Err(missing("app", client_id));
+            }
+            let scopes = crate::entra::scopes::parse(&scope).map_err(ControlError::Invalid)?;
+            if !scopes.offline_access {
+                return Err(ControlError::Invalid("a refresh token needs the offline_access scope".into()));
+            }
+            let token = crate::entra::token::new_refresh_token(world, clock, client_id, tenant, user, scopes);
+            Ok(json!({"refreshToken": token}))
         }
         Command::CreateWorkspace { id, tenant, name, personal_owner, members, dedicated_capacity } => {
             if !world.tenants.contains_key(&tenant) {

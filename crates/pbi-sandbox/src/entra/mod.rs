@@ -3,7 +3,7 @@
 mod authorize;
 mod errors;
 pub mod scopes;
-mod token;
+pub(crate) mod token;
 
 pub use errors::AadError;
 

@@ -298,25 +298,29 @@ fn issue_delegated(
         "uti": ids::opaque(16), "ver": "1.0",
     });
     let access_token = shared.key.sign(&claims, true);
-    let refresh_token = asked.offline_access.then(|| {
-        let token = format!("1.{}", ids::opaque(96));
-        world.oauth.refresh_tokens.insert(
-            token.clone(),
-            RefreshRecord {
-                client_id: app.client_id,
-                tenant: user.tenant,
-                user: user.id,
-                scopes: asked.clone(),
-                expires: shared.clock.now() + REFRESH_TOKEN_INACTIVITY,
-                revoked: false,
-            },
-        );
-        token
-    });
+    let refresh_token =
+        asked.offline_access.then(|| new_refresh_token(world, &shared.clock, app.client_id, user.tenant, user.id, asked.clone()));
     let id_token = asked.openid.then(|| id_token(shared, app, user, nonce, now));
     let client_info = (form.get("client_info").map(String::as_str) == Some("1"))
         .then(|| URL_SAFE_NO_PAD.encode(json!({"uid": user.id, "utid": user.tenant}).to_string()));
     Ok(Issued { access_token, lifetime, scopes: scp, resource, refresh_token, id_token, client_info, caller: user.upn.clone() })
+}
+
+/// A new refresh token for `user` and the app, valid for 90 days without use (also `issueRefreshToken`).
+pub(crate) fn new_refresh_token(
+    world: &mut World,
+    clock: &pbi_clock::Clock,
+    client_id: uuid::Uuid,
+    tenant: uuid::Uuid,
+    user: uuid::Uuid,
+    scopes: RequestedScopes,
+) -> String {
+    let token = format!("1.{}", ids::opaque(96));
+    world.oauth.refresh_tokens.insert(
+        token.clone(),
+        RefreshRecord { client_id, tenant, user, scopes, expires: clock.now() + REFRESH_TOKEN_INACTIVITY, revoked: false },
+    );
+    token
 }
 
 fn id_token(shared: &Shared, app: &App, user: &User, nonce: Option<&str>, now: i64) -> String {

@@ -271,3 +271,38 @@ async fn the_callback_page_leaves_out_fields_that_did_not_come() {
     let consent = page("admin_consent=True&tenant=").await;
     assert!(consent.contains("admin_consent=True") && !consent.contains("Tenant:"), "{consent}");
 }
+
+/// `issueRefreshToken` gives a test a signed-in user without a browser: the token is redeemed like one from a
+/// sign-in (consent is checked then), and the command refuses scopes without offline_access.
+#[tokio::test]
+async fn issue_refresh_token_mints_a_token_the_token_endpoint_redeems_as_a_sign_ins() {
+    let t = TestSandbox::start().await;
+    let bob = pbi_sandbox::demo_id("user:bob@contoso.onmicrosoft.com");
+    let issued = t.control(json!({"op": "issueRefreshToken", "user": bob, "clientId": t.client_id(), "scope": API_SCOPES})).await;
+    let token = issued["refreshToken"].as_str().expect("a refresh token").to_owned();
+    let (status, refused) = t.refresh(token.clone()).await;
+    assert_eq!((status, refused["error_codes"][0].as_u64()), (StatusCode::BAD_REQUEST, Some(65001)), "bob has not consented yet");
+    let tenant = pbi_sandbox::demo_id("tenant:contoso");
+    t.control(json!({"op": "grantConsent", "tenant": tenant, "clientId": t.client_id(), "user": bob, "scopes": ["Dashboard.Read.All"]}))
+        .await;
+    let (status, body) = t.refresh(token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["access_token"].is_string() && body["refresh_token"].is_string(), "{body}");
+    let requests = t.sandbox.requests();
+    let last = requests.last().expect("the token request is logged");
+    assert_eq!(
+        (last.path.as_str(), last.caller.as_deref()),
+        (format!("/{TENANT}/oauth2/v2.0/token").as_str(), Some("bob@contoso.onmicrosoft.com"))
+    );
+
+    let refused = t
+        .http
+        .post(t.url("/_sandbox/commands"))
+        .json(&json!({"op": "issueRefreshToken", "user": bob, "clientId": t.client_id(), "scope": "openid"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let error: Value = refused.json().await.expect("JSON");
+    assert_eq!(error["error"], "a refresh token needs the offline_access scope");
+}
