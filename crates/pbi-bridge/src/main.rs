@@ -129,8 +129,26 @@ struct ServeArgs {
     /// Entra's 90 days without use.
     #[arg(long, env = "PBI_BRIDGE__JOBS__KEEPALIVE_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=2000))]
     keepalive_hours: u64,
+    /// Rescue a job whose instance died (it is still "running" this long after it started), in seconds (2 to
+    /// 3600); default 360. Jobs time out at three quarters of it, so a live worker never has its job rescued.
+    #[arg(long, env = "PBI_BRIDGE__JOBS__RESCUE_AFTER_SECONDS", hide = true, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    job_rescue_after_seconds: Option<u64>,
     #[command(flatten)]
     store: config::StoreArgs,
+}
+
+/// The engine's settings `serve`'s flags ask for: a shorter rescue brings the job timeout and the rescuer's
+/// interval down with it (the timeout must stay below the rescue, or River would rescue live jobs).
+fn engine_config(args: &ServeArgs) -> pbi_jobs::EngineConfig {
+    let defaults = pbi_jobs::EngineConfig::default();
+    let Some(seconds) = args.job_rescue_after_seconds else { return defaults };
+    let rescue_after = std::time::Duration::from_secs(seconds);
+    pbi_jobs::EngineConfig {
+        rescue_after,
+        job_timeout: defaults.job_timeout.min(rescue_after * 3 / 4),
+        rescuer_interval: defaults.rescuer_interval.min(rescue_after / 4),
+        ..defaults
+    }
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -140,7 +158,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = server_config(&args);
     let background = pbi_server::background::BackgroundSettings {
         keepalive_every: std::time::Duration::from_secs(args.keepalive_hours * 3600),
-        ..Default::default()
+        engine: engine_config(&args),
     };
     let jobs = pbi_server::background::start(store.clone(), clock.clone(), auth.clone(), &background)
         .await
@@ -271,6 +289,7 @@ fn print_demo_help(base: &str) {
 mod tests {
     use super::*;
     use clap::CommandFactory as _;
+    use std::time::Duration;
 
     /// Every subcommand and every argument, found by walking clap's tree, that has no help line (clap's own
     /// `help` and `version` aside). `path` names where it is, e.g. "pbi-bridge powerbi list-tiles --dashboard".
@@ -315,5 +334,22 @@ mod tests {
         };
         assert!(!parse(&["pbi-bridge", "serve"]), "off by default");
         assert!(parse(&["pbi-bridge", "serve", "--trust-forwarded-for"]));
+    }
+
+    #[test]
+    fn a_shorter_rescue_brings_the_job_timeout_and_the_rescuer_down_with_it() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(Command::Serve(serve)) => engine_config(&serve),
+            Ok(_) => panic!("not serve"),
+            Err(error) => panic!("{error}"),
+        };
+        let defaults = parse(&["pbi-bridge", "serve"]);
+        assert_eq!((defaults.rescue_after, defaults.job_timeout), (Duration::from_secs(360), Duration::from_secs(300)));
+        let short = parse(&["pbi-bridge", "serve", "--job-rescue-after-seconds", "4"]);
+        assert_eq!(
+            (short.rescue_after, short.job_timeout, short.rescuer_interval),
+            (Duration::from_secs(4), Duration::from_secs(3), Duration::from_secs(1))
+        );
+        assert!(Cli::try_parse_from(["pbi-bridge", "serve", "--job-rescue-after-seconds", "1"]).is_err(), "at least 2 s");
     }
 }

@@ -4,6 +4,7 @@ mod admin_cli;
 mod browser;
 mod cli_output;
 mod datadir;
+mod instances;
 mod jobs_cli;
 mod powerbi_cli;
 mod sandbox_cli;
