@@ -268,11 +268,22 @@ async fn three_instances_share_the_keep_alive_and_survive_one_killed_mid_run() {
             .fetch_one(&pool)
             .await
             .expect("jobs with errors");
+    // What the failed attempts said, and the highest attempt: for the report below.
+    let errors: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT left(e->>'error', 120), count(*) FROM river_job, unnest(errors) AS e WHERE kind = 'connections.refresh' GROUP BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("errors");
+    let max_attempt: i16 = sqlx::query_scalar("SELECT max(attempt) FROM river_job WHERE kind = 'connections.refresh'")
+        .fetch_one(&pool)
+        .await
+        .expect("attempts");
     let leader: Option<String> = sqlx::query_scalar("SELECT leader_id FROM river_leader").fetch_optional(&pool).await.expect("leader");
     eprintln!(
         "seeded in {seeded:?}; {at_kill} refreshed at the kill ({:?} after due), {running_at_kill} refresh jobs running then; \
          all {CONNECTIONS} done {all_done:?} after the kill; refreshed twice: {twice}, more: {more}; jobs attempted more than once: \
-         {rescued}, with errors: {rescue_errors}; leader now {leader:?}; whole test {:?}",
+         {rescued}, with errors: {rescue_errors} ({errors:?}, highest attempt {max_attempt}); leader now {leader:?}; whole test {:?}",
         killed_at - due_at,
         started.elapsed()
     );
