@@ -289,10 +289,7 @@ async fn three_instances_share_the_keep_alive_and_survive_one_killed_mid_run() {
     );
     assert_eq!(counts.len(), CONNECTIONS, "every connection was refreshed");
     assert_eq!(more, 0, "no connection was refreshed more than twice: {counts:?}");
-    assert!(
-        twice as i64 <= rescued.max(running_at_kill),
-        "{twice} refreshed twice, {rescued} jobs rescued, {running_at_kill} running at the kill"
-    );
+    assert!(twice as i64 <= rescued, "{twice} refreshed twice, {rescued} jobs rescued, {running_at_kill} running at the kill");
 
     let jobs = refresh_jobs(&pool).await;
     assert_eq!(jobs, HashMap::from([("completed".to_owned(), CONNECTIONS as i64)]), "every refresh job completed, none discarded");
