@@ -135,7 +135,14 @@ struct HotToken {
     owner: String,
     token: SecretString,
     expires_at: i64,
+    /// When the store last said the connection is active: after `HOT_RECHECK_SECONDS` the next caller reads
+    /// it again, so a connection another instance disconnected (or marked) stops being served here.
+    checked_at: i64,
 }
+
+/// How long a token is served from memory before the connection's status is read from the store again: the
+/// longest another instance's disconnect goes unnoticed here.
+pub const HOT_RECHECK_SECONDS: i64 = 10;
 
 /// What a caller of a refresh wants from a token another caller may have stored meanwhile.
 #[derive(Clone, Copy)]
@@ -449,7 +456,7 @@ impl Auth {
     }
 
     fn cache(&self, connection: &Connection, token: SecretString, expires_at: i64) {
-        let entry = HotToken { owner: connection.account.owner.clone(), token, expires_at };
+        let entry = HotToken { owner: connection.account.owner.clone(), token, expires_at, checked_at: self.clock.unix() };
         self.hot.lock().unwrap_or_else(PoisonError::into_inner).insert(connection.id, entry);
     }
 
@@ -458,7 +465,8 @@ impl Auth {
         let hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = hot.get(&connection)?;
         let fresh = entry.expires_at - self.settings.refresh_ahead_seconds > now;
-        (fresh && owner.is_none_or(|o| o == entry.owner)).then(|| entry.token.clone())
+        let checked = now - entry.checked_at < HOT_RECHECK_SECONDS;
+        (fresh && checked && owner.is_none_or(|o| o == entry.owner)).then(|| entry.token.clone())
     }
 
     fn forget(&self, connection: Uuid) {

@@ -250,6 +250,30 @@ impl StoreArgs {
     /// Opens the store. With `Create::No` nothing is created: a missing database file or key file is refused
     /// with where it was looked for. With `Create::Yes` what is missing is created privately and listed in the
     /// answer — except a key for a database that already holds data, which is refused the same way.
+    /// For a process that works the database (`serve`, `up`): on a SQLite file, the right to be its only such
+    /// process, held until the returned lock is dropped. SQLite has no way for several servers to share the
+    /// background work (no row locks to claim jobs with, one writer at a time), so a second one refuses to
+    /// start, saying what to do; PostgreSQL needs no lock (its instances share the work).
+    pub fn single_instance(&self) -> anyhow::Result<Option<std::fs::File>> {
+        let Database::File(path) = self.database()? else { return Ok(None) };
+        let lock_path = PathBuf::from(format!("{}.instance-lock", path.display()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", shown(&lock_path)))?;
+        set_mode(&lock_path, PRIVATE_FILE).with_context(|| format!("making {} private", shown(&lock_path)))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
+                "another pbi-bridge server is already running on the SQLite database {}: SQLite serves one instance at a time. Stop the other one first, or, to run several instances, use PostgreSQL (--database-url postgres://…; see docs/scaling.md)",
+                shown(&path)
+            )),
+            Err(std::fs::TryLockError::Error(error)) => Err(error).with_context(|| format!("locking {}", shown(&lock_path))),
+        }
+    }
+
     pub async fn open(&self, create: Create) -> anyhow::Result<(Store, Created)> {
         let mut created = Created::default();
         let database = self.database()?;

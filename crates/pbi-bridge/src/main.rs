@@ -153,6 +153,7 @@ fn engine_config(args: &ServeArgs) -> pbi_jobs::EngineConfig {
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let (store, created) = args.store.open(config::Create::Yes).await?;
+    let _only_one = args.store.single_instance()?;
     let clock = pbi_clock::Clock::system();
     let auth = std::sync::Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));
     let config = server_config(&args);

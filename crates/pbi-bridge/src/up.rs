@@ -36,6 +36,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("the sandbox could not listen on {}", args.sandbox_addr))?;
     let (store, created) = args.store.open(crate::config::Create::Yes).await?;
+    let _only_one = args.store.single_instance()?;
     // The server reads time from the sandbox's clock, so that moving it (for a demo of expiry) moves both.
     let clock = sandbox.clock().clone();
     let auth = Arc::new(pbi_auth::Auth::new(store.clone(), clock.clone(), pbi_auth::AuthSettings::default()));

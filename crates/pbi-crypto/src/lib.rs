@@ -73,6 +73,12 @@ impl KeyRing {
         Ok(Self { keys })
     }
 
+    /// A new random 32-byte key, sealed with the newest key for `context`: what a store keeps for a key its
+    /// instances share (they read it back with `decrypt`).
+    pub fn new_sealed_key(&self, context: &str) -> Vec<u8> {
+        self.encrypt(random_key().expose_secret(), context)
+    }
+
     /// A line for a new random key with id `id`, to append to a key file or configuration.
     pub fn new_key_line(id: u32) -> SecretString {
         let key = random_key();

@@ -107,6 +107,7 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let base_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")).trim_end_matches('/').to_owned();
         let refreshes = auth.clone();
+        let login_csrf = session::LoginCsrf::shared(&store).await.map_err(std::io::Error::other)?;
         let state = Arc::new(AppState {
             store,
             auth,
@@ -117,7 +118,7 @@ impl Server {
             metrics: Arc::new(metrics::Metrics::new(move || refreshes.refresh_counts())),
             sign_in_guard: users::SignInGuard::default(),
             passwords: config.password_slots.clone(),
-            login_csrf: session::LoginCsrf::generate(),
+            login_csrf,
             trust_forwarded_for: config.trust_forwarded_for,
             // A Power BI host that does not answer is given up on in seconds (the page says so), and no call holds a
             // request open for longer than half a minute.

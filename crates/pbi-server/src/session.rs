@@ -40,10 +40,21 @@ impl LoginCsrf {
     /// Separates these tags from any other use of a key (there is none today).
     const PURPOSE: &'static [u8] = b"pbi-bridge login form\0";
 
+    #[cfg(test)]
     pub fn generate() -> Self {
         let mut key = hmac::digest::Key::<HmacSha256>::default();
         rand::thread_rng().fill_bytes(&mut key);
         Self { keyed: <HmacSha256 as Mac>::new(&key) }
+    }
+
+    /// Keyed with the key every instance on the store's database shares, so that a login form one instance
+    /// drew is accepted by another behind the same load balancer.
+    pub async fn shared(store: &pbi_store::Store) -> pbi_store::Result<Self> {
+        use secrecy::ExposeSecret;
+        let key = store.shared_key(pbi_store::SharedKey::LoginCsrf).await?;
+        let keyed = <HmacSha256 as Mac>::new_from_slice(key.expose_secret())
+            .map_err(|_| pbi_store::StoreError::Corrupt("the login form's shared key has no usable length".into()))?;
+        Ok(Self { keyed })
     }
 
     fn tag(&self, payload: &str) -> HmacSha256 {

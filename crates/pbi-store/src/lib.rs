@@ -23,6 +23,7 @@ pub use oauth_states::PendingState;
 pub use registrations::{NewRegistration, Registration, SecretInfo};
 pub use rotation::Rotation;
 pub use schedules::{NewSchedule, ScheduleRow};
+pub use settings::SharedKey;
 pub use users::{Session, User};
 pub use workspaces::{Pin, Workspace};
 

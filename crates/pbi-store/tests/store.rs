@@ -85,8 +85,39 @@ on_both!(
     a_database_the_old_migrator_brought_up_opens_and_nothing_runs_again,
     a_database_the_old_migrator_left_at_6_is_adopted_and_gets_7_and_8,
     two_instances_start_at_once_on_a_new_database_and_with_a_new_migration,
-    a_store_transaction_commits_or_rolls_back_what_was_written_in_it
+    a_store_transaction_commits_or_rolls_back_what_was_written_in_it,
+    instances_share_one_sealed_key_and_a_key_the_ring_cannot_open_is_replaced
 );
+
+async fn instances_share_one_sealed_key_and_a_key_the_ring_cannot_open_is_replaced(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let line = key_line(1);
+    let (first, second) =
+        (Store::connect(&db.url, keys(&line)).await.expect("connect"), Store::connect(&db.url, keys(&line)).await.expect("connect"));
+    let (a, b) = tokio::join!(first.shared_key(pbi_store::SharedKey::LoginCsrf), second.shared_key(pbi_store::SharedKey::LoginCsrf));
+    let (a, b) = (a.expect("key"), b.expect("key"));
+    assert_eq!(a.expose_secret().len(), 32);
+    assert!(a.expose_secret() == b.expose_secret(), "two instances asking at once get the same key");
+    let stored = raw_text(&db.url, "SELECT value FROM settings WHERE name = 'key.login_csrf'").await;
+    assert!(
+        !stored.is_empty() && !stored.contains(&a.expose_secret().iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        "kept sealed"
+    );
+    // An instance whose key ring no longer holds the key it was sealed with makes a new one rather than fail.
+    let rotated = Store::connect(&db.url, keys(&key_line(2))).await.expect("connect");
+    let replaced = rotated.shared_key(pbi_store::SharedKey::LoginCsrf).await.expect("a new key");
+    assert!(replaced.expose_secret() != a.expose_secret());
+}
+
+async fn raw_text(url: &str, query: &'static str) -> String {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        sqlx::query_scalar(query).fetch_one(&pool).await.expect("query")
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        sqlx::query_scalar(query).fetch_one(&pool).await.expect("query")
+    }
+}
 
 async fn the_key_entered_last_is_in_use_and_older_ones_can_be_removed(postgres: bool) {
     let db = TestDb::new(postgres).await;

@@ -187,3 +187,18 @@ async fn no_token_or_secret_is_in_the_logs_or_the_database_file() {
         logs.assert_lacks(what, secret);
     }
 }
+
+#[tokio::test]
+async fn a_connection_another_instance_disconnected_stops_being_served_within_the_recheck() {
+    let env = Env::start().await;
+    let connection = env.connect("alice@contoso.onmicrosoft.com").await;
+    let here = env.auth.clone();
+    let there = env.another_instance();
+    here.access_token(connection.id, None).await.expect("served, and now in this instance's memory");
+    there.disconnect(connection.id, None).await.expect("disconnected on the other instance");
+    // From memory until the recheck is due: a Power BI call made then still goes out with the old token.
+    assert!(here.access_token(connection.id, None).await.is_ok());
+    env.sandbox.clock().advance(time::Duration::seconds(pbi_auth::HOT_RECHECK_SECONDS)).expect("manual clock");
+    let refused = here.access_token(connection.id, None).await.expect_err("the store says it is disconnected");
+    assert!(matches!(refused, AuthError::NeedsSignIn { ref reason, .. } if reason.contains("disconnected")), "{refused}");
+}

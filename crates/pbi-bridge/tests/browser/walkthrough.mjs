@@ -98,6 +98,8 @@ async function admin() {
   await click(page, "#add-user");
   await page.goto(`${base}/admin/audit`);
   await checkPage(page, report.pages, shots, "p-admin-audit");
+  await page.goto(`${base}/admin/jobs`);
+  await checkPage(page, report.pages, shots, "p-admin-jobs");
   const dana = await signIn("dana");
   const danaSeesHerName = await dana.$eval("#user", (e) => e.textContent.trim());
   return { redirectUrl, checks, validated, added, danaSeesHerName };

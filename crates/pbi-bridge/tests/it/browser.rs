@@ -153,7 +153,7 @@ fn framed_pages(report: &Value, shots: &Path) {
     let pages = report["pages"].as_array().expect("pages");
     // Kept beside the screenshots, to read what axe-core said about each page.
     let _ = std::fs::write(shots.join("pages.json"), serde_json::to_string_pretty(&report["pages"]).unwrap_or_default());
-    assert!(pages.len() >= 17, "the walkthrough checks every page it visits: {}", pages.len());
+    assert!(pages.len() >= 18, "the walkthrough checks every page it visits: {}", pages.len());
     for page in pages {
         let file = page["file"].as_str().expect("file");
         let frame = &page["frame"];
@@ -176,6 +176,7 @@ fn framed_pages(report: &Value, shots: &Path) {
             f if f.starts_with("p-admin-powerbi") || f.starts_with("p-admin-validated") => &["Power BI configuration"],
             "p-admin-users" => &["Users"],
             "p-admin-audit" => &["Audit log"],
+            "p-admin-jobs" => &["Background jobs"],
             f if f.contains("settings") || f.contains("form-expired") => &["My settings"],
             f if f.contains("workspace") || f.ends_with("-pin") => &["Workspaces"],
             f if f.ends_with("-home") => &["pbi-bridge"],

@@ -269,3 +269,32 @@ async fn a_database_whose_key_file_is_missing_is_not_given_a_new_key() {
     .await
     .expect("task");
 }
+
+/// SQLite serves one instance: a second `serve` on the same database refuses to start and says what to do,
+/// while the first goes on (and the CLI still works beside it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_sqlite_database_refuses_to_start() {
+    tokio::task::spawn_blocking(|| {
+        let fresh = Fresh::new();
+        let data = fresh.data();
+        while_running(&data, &["serve", "--addr", "127.0.0.1:0"], |first| {
+            assert!(first.starts_with("pbi-bridge server listening on "), "{first}");
+            let second = run(&data, &["serve", "--addr", "127.0.0.1:0"], None);
+            assert_eq!(second.code, Some(1), "{}", second.stderr);
+            assert!(
+                second.stderr.contains("another pbi-bridge server is already running on the SQLite database")
+                    && second.stderr.contains("use PostgreSQL (--database-url postgres://…; see docs/scaling.md)"),
+                "{}",
+                second.stderr
+            );
+            let listed = run(&data, &["jobs", "schedules", "--json"], None);
+            assert_eq!(listed.code, Some(0), "the CLI works beside the server: {}", listed.stderr);
+        });
+        let after = while_running(&data, &["serve", "--addr", "127.0.0.1:0"], |first| {
+            assert!(first.starts_with("pbi-bridge server listening on "))
+        });
+        assert!(after.contains("Press Ctrl-C to stop."), "once the first has stopped, a server starts again: {after}");
+    })
+    .await
+    .expect("task");
+}

@@ -12,8 +12,20 @@ impl TestDb {
         TestDb(pbi_testdb::TestDb::new(postgres, "pbi_jobs").await)
     }
 
+    #[allow(dead_code)]
     pub async fn store(&self) -> Store {
-        Store::connect(&self.0.url, keys()).await.expect("store")
+        Self::store_at(&self.0.url).await
+    }
+
+    /// A store on the database at `url` (the test's own, reached another way).
+    #[allow(dead_code)] // Each test binary compiles this module; not every one uses everything.
+    pub async fn store_at(url: &str) -> Store {
+        Store::connect(url, keys()).await.expect("store")
+    }
+
+    #[allow(dead_code)]
+    pub fn url(&self) -> &str {
+        &self.0.url
     }
 }
 

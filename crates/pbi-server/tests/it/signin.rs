@@ -350,3 +350,24 @@ async fn a_refused_request_with_a_body_leaves_the_connection_usable() {
         }
     }
 }
+
+/// Behind a load balancer, the login form may be drawn by one instance and sent to another: every instance
+/// on the database signs it with the same key (kept sealed in the store), so the sign-in goes through.
+#[tokio::test]
+async fn a_login_form_drawn_by_one_instance_is_accepted_by_another() {
+    let app = App::start().await;
+    let other = pbi_server::Server::start(ServerConfig::default(), app.store.clone(), app.auth(), app.clock.clone()).await.expect("second");
+    let (cookie, csrf) = app.login_form().await;
+    let signed_in = app
+        .http
+        .post(format!("{}/login", other.base_url()))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf.as_str()), ("username", "alice"), ("password", PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "{:?}", signed_in.text().await);
+    // The session is in the shared store: the first instance knows it too.
+    let (status, _) = app.page(&session_cookie(&signed_in), "/settings").await;
+    assert_eq!(status, StatusCode::OK);
+}
