@@ -223,19 +223,13 @@ impl Scraped {
             tracing::warn!(%error, "counting jobs for the metrics");
             Vec::new()
         });
-        let mut key_expiry = Vec::new();
-        match state.store.registrations(false).await {
-            Ok(registrations) => {
-                for registration in registrations.iter().filter(|r| r.details.enabled) {
-                    if let Ok(secrets) = state.store.secrets(registration.id).await
-                        && let Some(key) = secrets.first()
-                    {
-                        key_expiry.push((registration.details.name.clone(), key.expires_at - now));
-                    }
-                }
+        let key_expiry = match crate::notices::keys_in_use(&state.store).await {
+            Ok(keys) => keys.into_iter().map(|(name, expires_at)| (name, expires_at - now)).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "reading the application keys for the metrics");
+                Vec::new()
             }
-            Err(error) => tracing::warn!(%error, "reading the registrations for the metrics"),
-        }
+        };
         let failing = crate::notices::failing_connections(&state.store, now).await.map(|c| c.len()).unwrap_or_default();
         Self {
             job_counts,

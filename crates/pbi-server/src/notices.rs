@@ -7,8 +7,9 @@ use crate::background::REPORT_FAILING_AFTER;
 use crate::frame::Message;
 use pbi_store::{Connection, Store, StoreError, User};
 
-/// When a key warning starts, and each step after it: 30, 7 and 1 days before the key expires.
-pub const KEY_WARNING_DAYS: [i64; 3] = [30, 7, 1];
+/// When a key warning starts (the configuration page's threshold), and each step after it: 30, 7 and 1 days
+/// before the key expires.
+pub const KEY_WARNING_DAYS: [i64; 3] = [pbi_auth::SECRET_WARNING_DAYS, 7, 1];
 
 /// An application key in use that expires soon or has expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,18 +48,21 @@ impl KeyWarning {
     }
 }
 
-/// The warnings for the keys in use of the enabled registrations (a missing key is the configuration page's
-/// business: nothing has been set up yet).
-pub async fn key_warnings(store: &Store, now: i64) -> Result<Vec<KeyWarning>, StoreError> {
-    let mut warnings = Vec::new();
+/// Each enabled registration's name and when its key in use expires (a registration without a key is left
+/// out: that is the configuration page's business, nothing has been set up yet).
+pub async fn keys_in_use(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut keys = Vec::new();
     for registration in store.registrations(false).await?.iter().filter(|r| r.details.enabled) {
-        if let Some(key) = store.secrets(registration.id).await?.first()
-            && let Some(warning) = KeyWarning::of(&registration.details.name, key.expires_at, now)
-        {
-            warnings.push(warning);
+        if let Some(key) = store.secrets(registration.id).await?.first() {
+            keys.push((registration.details.name.clone(), key.expires_at));
         }
     }
-    Ok(warnings)
+    Ok(keys)
+}
+
+/// The warnings for the keys in use of the enabled registrations.
+pub async fn key_warnings(store: &Store, now: i64) -> Result<Vec<KeyWarning>, StoreError> {
+    Ok(keys_in_use(store).await?.iter().filter_map(|(name, expires_at)| KeyWarning::of(name, *expires_at, now)).collect())
 }
 
 /// Connections (not disconnected) that have not worked for `REPORT_FAILING_AFTER` or longer.
