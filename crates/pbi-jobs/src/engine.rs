@@ -447,6 +447,8 @@ pub(crate) struct Core {
     pub(crate) clock: Clock,
     pub(crate) kinds: HashMap<&'static str, Arc<dyn OccurrenceKind>>,
     pub(crate) metrics: Arc<JobMetrics>,
+    /// This instance's name in River (its leader row says which instance leads).
+    pub(crate) client_id: String,
 }
 
 /// River's client, working: owned by the engine, stopped by `stop`, with the schedules' sweeper.
@@ -496,7 +498,9 @@ impl Engine {
             .with_completed_job_retention(riverqueue::Retention::DeleteAfter(config.finished_retention))
             .with_cancelled_job_retention(riverqueue::Retention::DeleteAfter(config.finished_retention))
             .with_discarded_job_retention(riverqueue::Retention::DeleteAfter(config.discarded_retention));
+        let client_id = format!("pbi-bridge-{}", uuid::Uuid::new_v4().simple());
         let client = builder(store.pool())
+            .id(client_id.clone())
             .workers(registry.workers)
             // A job of a kind this build does not know stays available, for an instance that knows it.
             .fetch_only_known_kinds(true)
@@ -506,7 +510,7 @@ impl Engine {
             .maintenance(maintenance)
             .build()?;
         let run = client.start()?;
-        let core = Arc::new(Core { client, store, clock, kinds: registry.kinds, metrics: registry.metrics });
+        let core = Arc::new(Core { client, store, clock, kinds: registry.kinds, metrics: registry.metrics, client_id });
         let _ = registry.core.set(core.clone());
         let sweeper = tokio::spawn(sweep_forever(core.clone(), config.sweep_every));
         Ok(Self { core, run: tokio::sync::Mutex::new(Some(run)), sweeper: std::sync::Mutex::new(Some(sweeper)) })
@@ -516,7 +520,7 @@ impl Engine {
     pub async fn insert_only(store: Store, clock: Clock) -> Result<Self> {
         Self::migrate(store.pool()).await?;
         let client = builder(store.pool()).build()?;
-        let core = Arc::new(Core { client, store, clock, kinds: HashMap::new(), metrics: Arc::default() });
+        let core = Arc::new(Core { client, store, clock, kinds: HashMap::new(), metrics: Arc::default(), client_id: String::new() });
         Ok(Self { core, run: tokio::sync::Mutex::new(None), sweeper: std::sync::Mutex::new(None) })
     }
 
@@ -625,6 +629,17 @@ impl Engine {
         Ok(job_info(self.core.client.jobs().cancel(id).await?))
     }
 
+    /// Whether this instance's sweeper sweeps the schedules: it leads the engine's instances, or none does.
+    pub async fn sweeps_here(&self) -> Result<bool> {
+        self.core.leads_or_nobody_does().await
+    }
+
+    /// Makes a job that waits for a later time due now; false (and nothing changes) if it no longer waits.
+    /// Unlike `retry`, it never runs again a job that has finished.
+    pub async fn make_due(&self, id: i64) -> Result<bool> {
+        Ok(self.core.store.make_scheduled_job_due(id).await?)
+    }
+
     /// Makes a job available to run now: a failed, discarded, cancelled or scheduled one.
     pub async fn retry(&self, id: i64) -> Result<JobInfo> {
         Ok(job_info(self.core.client.jobs().retry(id).await?))
@@ -687,12 +702,27 @@ fn builder(pool: &Pool) -> riverqueue::ClientBuilder {
 }
 
 /// The sweeper: one sweep every `every` on pbi-bridge's clock (a test moves it; a failed sweep is logged and
-/// the next one tries again).
+/// the next one tries again), on the leader only, so that several instances do not all read the schedules.
 async fn sweep_forever(core: Arc<Core>, every: Duration) {
     loop {
-        if let Err(error) = crate::schedules::sweep(&core).await {
-            tracing::warn!(%error, "sweeping the schedules");
+        match core.leads_or_nobody_does().await {
+            Ok(true) => {
+                if let Err(error) = crate::schedules::sweep(&core).await {
+                    tracing::warn!(%error, "sweeping the schedules");
+                }
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "reading which instance leads"),
         }
         core.clock.sleep(every).await;
+    }
+}
+
+impl Core {
+    /// Whether this instance should sweep: it leads, or no instance does (at start, before River's first
+    /// election, or after a leader died and before the next one). Sweeping is safe on several instances at once
+    /// (unique occurrences, conditional updates); leading only saves the others the work.
+    pub(crate) async fn leads_or_nobody_does(&self) -> Result<bool> {
+        Ok(self.store.job_leader().await?.is_none_or(|leader| leader == self.client_id))
     }
 }

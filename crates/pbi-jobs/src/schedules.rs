@@ -4,7 +4,6 @@
 //! waiting (after a crash, a restore, an edit), and makes due a waiting job whose wall-clock time is later than
 //! pbi-bridge's clock says (a shifted or manual clock, as in tests).
 
-use crate::JobState;
 use crate::engine::{Core, Engine, Enqueued, JobsError, OccurrenceEnd, Result};
 use crate::schedule::{Recurrence, Schedule};
 use pbi_store::{NewSchedule, ScheduleRow, StoreTx};
@@ -81,15 +80,14 @@ pub(crate) async fn sweep(core: &Core) -> Result<usize> {
     let mut moved = 0;
     for row in due {
         if let Some(job) = row.pending_job_id {
+            // Due by our clock, later by River's: make it due now, if it still waits (a job that ran meanwhile
+            // must not run again, which River's `retry` would do).
+            if core.store.make_scheduled_job_due(job).await? {
+                moved += 1;
+                continue;
+            }
             match core.client.jobs().get(job).await {
-                Ok(waiting) if !crate::engine::state_of(&waiting).is_finished() => {
-                    // Due by our clock, later by River's: make it due now.
-                    if crate::engine::state_of(&waiting) == JobState::Scheduled {
-                        core.client.jobs().retry(job).await?;
-                        moved += 1;
-                    }
-                    continue;
-                }
+                Ok(waiting) if !crate::engine::state_of(&waiting).is_finished() => continue,
                 Ok(_) | Err(riverqueue::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }

@@ -68,6 +68,7 @@ on_both!(
     cancelled_jobs_do_not_run,
     a_job_that_keeps_failing_ends_discarded_with_its_errors,
     a_job_enqueued_in_a_rolled_back_transaction_never_exists,
+    a_waiting_job_is_made_due_only_while_it_waits,
 );
 
 async fn a_job_runs_and_completes(postgres: bool) {
@@ -189,6 +190,27 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_never_exists(postgres: bool
     // SQLite may hand the rolled-back job's id to the next job: look for the rolled-back one by its arguments.
     let all = engine.list(&[], &[], 100, None).await.expect("list");
     assert_eq!(all.iter().map(|j| j.args.clone()).collect::<Vec<_>>(), [serde_json::json!({"n": 2})], "{gone:?} {all:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    engine.stop().await.expect("stopped");
+}
+
+async fn a_waiting_job_is_made_due_only_while_it_waits(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let (engine, runs) = engine(&db, |_| Ok(Outcome::Done)).await;
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let job = engine.enqueue(NewJob::now(Ping { n: 1 }).at(later)).await.expect("enqueued");
+    assert!(engine.make_due(job.id).await.expect("made due"), "a scheduled job is made due");
+    let done = engine.wait_for(job.id, WITHIN, |j| j.state.is_finished()).await.expect("finished");
+    assert_eq!((done.state, runs.load(Ordering::SeqCst)), (JobState::Completed, 1));
+    // What the schedules' sweeper does when it read the job as waiting just before it ran: nothing changes now
+    // (River's `retry` would make the finished job available, and it would run a second time).
+    assert!(!engine.make_due(job.id).await.expect("asked"), "a finished job is not made due");
+    assert_eq!(engine.get(job.id).await.expect("read").expect("kept").state, JobState::Completed);
+    let cancelled = engine.enqueue(NewJob::now(Ping { n: 2 }).at(later)).await.expect("enqueued");
+    engine.cancel(cancelled.id).await.expect("cancelled");
+    assert!(!engine.make_due(cancelled.id).await.expect("asked"));
+    assert_eq!(engine.get(cancelled.id).await.expect("read").expect("kept").state, JobState::Cancelled);
+    assert!(!engine.make_due(i64::MAX).await.expect("asked"), "no such job");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     engine.stop().await.expect("stopped");
 }

@@ -45,7 +45,11 @@ macro_rules! on_both {
     };
 }
 
-on_both!(each_occurrence_runs_once_and_records_its_outcome_and_the_next_run, a_failed_occurrence_is_recorded_and_the_schedule_goes_on);
+on_both!(
+    each_occurrence_runs_once_and_records_its_outcome_and_the_next_run,
+    a_failed_occurrence_is_recorded_and_the_schedule_goes_on,
+    an_instance_that_does_not_lead_does_not_sweep,
+);
 
 /// Moves the clock to the schedule's next run, sweeps, and waits for that occurrence's job to finish.
 async fn run_next(engine: &Engine, clock: &Clock, schedule: uuid::Uuid) -> pbi_jobs::JobInfo {
@@ -102,5 +106,49 @@ async fn a_failed_occurrence_is_recorded_and_the_schedule_goes_on(postgres: bool
     assert_eq!((after.last_outcome.as_deref(), after.last_error.as_deref()), (Some("failed"), Some("the tick failed")));
     assert_eq!(after.next_run_at, row.next_run_at + 900);
     assert!(after.pending_job_id.is_some_and(|next| next != ran.id), "{after:?}");
+    engine.stop().await.expect("stopped");
+}
+
+/// Another instance's lease, as River's elector writes it, valid for an hour.
+async fn another_instance_leads(store: &pbi_store::Store) {
+    match store.pool() {
+        pbi_store::Pool::Sqlite(pool) => pbi_store::sqlx::query(
+            "INSERT INTO river_leader (leader_id, elected_at, expires_at) \
+             VALUES ('another-instance', strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now', '+1 hour'))",
+        )
+        .execute(pool)
+        .await
+        .map(drop),
+        pbi_store::Pool::Postgres(pool) => pbi_store::sqlx::query(
+            "INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES ('another-instance', now(), now() + interval '1 hour')",
+        )
+        .execute(pool)
+        .await
+        .map(drop),
+    }
+    .expect("a lease of another instance's");
+}
+
+async fn nobody_leads(store: &pbi_store::Store) {
+    match store.pool() {
+        pbi_store::Pool::Sqlite(pool) => pbi_store::sqlx::query("DELETE FROM river_leader").execute(pool).await.map(drop),
+        pbi_store::Pool::Postgres(pool) => pbi_store::sqlx::query("DELETE FROM river_leader").execute(pool).await.map(drop),
+    }
+    .expect("the lease removed");
+}
+
+async fn an_instance_that_does_not_lead_does_not_sweep(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = db.store().await;
+    Engine::migrate(store.pool()).await.expect("migrated");
+    // The lease is taken before this instance starts, so its elector cannot win while the lease lasts.
+    another_instance_leads(&store).await;
+    let clock = Clock::manual(time::macros::datetime!(2026-12-02 09:30 UTC));
+    let (engine, _) = start(&db, &clock).await;
+    assert_eq!(store.job_leader().await.expect("read").as_deref(), Some("another-instance"));
+    assert!(!engine.sweeps_here().await.expect("asked"), "the leader sweeps, not this instance");
+    // Without a leader (before an election, or after the leader died), every instance sweeps: it is safe.
+    nobody_leads(&store).await;
+    assert!(engine.sweeps_here().await.expect("asked"), "nobody leads, so this instance sweeps");
     engine.stop().await.expect("stopped");
 }

@@ -1,7 +1,8 @@
-//! The job engine's own table (`river_job`, River's schema, created by `pbi-jobs`), read for counts: River's
-//! client lists jobs but does not count them, and the admin page and the metrics need counts by kind and state.
+//! The job engine's own tables (River's schema, created by `pbi-jobs`), where River's client has no call for
+//! what pbi-bridge needs: counts by kind and state (the admin page, the metrics), making a waiting job due only
+//! while it still waits (River's `retry` also revives a job that has just finished), and who leads.
 
-use crate::db::{DbRow, on_pool};
+use crate::db::{DbRow, Pool, on_pool};
 use crate::{Result, Store};
 
 /// How many jobs of one kind are in one state.
@@ -33,6 +34,47 @@ impl Store {
             Err(sqlx::Error::Database(error)) if error.message().contains("river_job") => Ok(Vec::new()),
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+impl Store {
+    /// Makes job `id` due now if, and only if, it is still waiting for a later time (`scheduled`); true when it
+    /// was. One conditional statement, so a job that ran and finished in the meantime is never run again.
+    pub async fn make_scheduled_job_due(&self, id: i64) -> Result<bool> {
+        // River's own time format on SQLite (text, UTC, milliseconds), so its fetch compares it as it writes it.
+        let changed = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(
+                "UPDATE river_job SET state = 'available', scheduled_at = strftime('%Y-%m-%d %H:%M:%f', 'now') \
+                 WHERE id = ? AND state = 'scheduled'",
+            )
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Pool::Postgres(pool) => {
+                sqlx::query("UPDATE river_job SET state = 'available', scheduled_at = now() WHERE id = $1 AND state = 'scheduled'")
+                    .bind(id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(changed == 1)
+    }
+
+    /// The id of the engine client that holds the leadership now, if one does.
+    pub async fn job_leader(&self) -> Result<Option<String>> {
+        let leader = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT leader_id FROM river_leader WHERE expires_at > strftime('%Y-%m-%d %H:%M:%f', 'now')")
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar("SELECT leader_id FROM river_leader WHERE expires_at > now()").fetch_optional(pool).await?
+            }
+        };
+        Ok(leader)
     }
 }
 
