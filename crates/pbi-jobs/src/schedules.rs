@@ -64,7 +64,17 @@ impl Engine {
             time_zone: spec.schedule.zone_name().to_owned(),
             next_run_at: next.unix_timestamp(),
         };
-        Ok(self.store().upsert_schedule(&row, now.unix_timestamp()).await?)
+        let row = self.store().upsert_schedule(&row, now.unix_timestamp()).await?;
+        // A new schedule's first occurrence is enqueued now, waiting in River for its time, as every later one
+        // is when the one before ends; the sweeper is then only the safety net (one transaction per schedule,
+        // it makes a few hundred due a second: a burst of new schedules would start late).
+        if row.pending_job_id.is_none() && !row.paused {
+            let at = OffsetDateTime::from_unix_timestamp(row.next_run_at).unwrap_or(now);
+            if enqueue_occurrence(self.core(), &row, Some(self.core().river_time(at))).await? {
+                return self.store().schedule(row.id).await?.ok_or_else(|| JobsError::Invalid(format!("schedule {}: deleted", row.id)));
+            }
+        }
+        Ok(row)
     }
 
     /// One sweep now (the engine also sweeps by itself every `sweep_every`); returns how many occurrences it
@@ -92,28 +102,34 @@ pub(crate) async fn sweep(core: &Core) -> Result<usize> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let Some(kind) = core.kinds.get(row.kind.as_str()) else {
-            // Another build's kind: an instance that knows it enqueues it.
-            continue;
-        };
-        let occurrence = Occurrence { schedule: row.id, due: row.next_run_at };
-        let mut tx = core.store.begin().await?;
-        let enqueued = kind.enqueue(&core.client, &mut tx, &row.args, occurrence, None).await?;
-        if core.store.note_pending_occurrence(&mut tx, row.id, row.next_run_at, enqueued.id).await? {
-            tx.commit().await?;
+        if enqueue_occurrence(core, &row, None).await? {
             moved += 1;
-        } else {
-            // The schedule moved on while we looked (another instance recorded the occurrence): drop ours.
-            tx.rollback().await?;
         }
     }
     Ok(moved)
 }
 
+/// Enqueues the schedule's next occurrence (River time `run_at`, or now) and notes it as the pending job;
+/// false when this build does not know the kind (an instance that knows it enqueues it) or the schedule
+/// moved on meanwhile (another instance recorded the occurrence: ours is dropped).
+async fn enqueue_occurrence(core: &Core, row: &ScheduleRow, run_at: Option<OffsetDateTime>) -> Result<bool> {
+    let Some(kind) = core.kinds.get(row.kind.as_str()) else { return Ok(false) };
+    let occurrence = Occurrence { schedule: row.id, due: row.next_run_at };
+    let mut tx = core.store.begin().await?;
+    let enqueued = kind.enqueue(&core.client, &mut tx, &row.args, occurrence, run_at).await?;
+    if core.store.note_pending_occurrence(&mut tx, row.id, row.next_run_at, enqueued.id).await? {
+        tx.commit().await?;
+        Ok(true)
+    } else {
+        tx.rollback().await?;
+        Ok(false)
+    }
+}
+
 impl Core {
     /// River's run time for a moment on pbi-bridge's clock: the same instant on the system clock, the same
     /// distance ahead of the wall clock on a manual or shifted one (the sweeper makes it due when ours says so).
-    fn river_time(&self, at: OffsetDateTime) -> OffsetDateTime {
+    pub(crate) fn river_time(&self, at: OffsetDateTime) -> OffsetDateTime {
         OffsetDateTime::now_utc() + (at - self.clock.now())
     }
 

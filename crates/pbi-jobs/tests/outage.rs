@@ -123,6 +123,12 @@ async fn when_postgresql_goes_away_work_stops_and_resumes_after_without_loss_or_
     clock.set(time::OffsetDateTime::from_unix_timestamp(schedule.next_run_at).expect("instant")).expect("manual clock");
     // The engine's own fetches, sweeps and leader election keep failing; wait until it has tried many times.
     proxy.refused_at_least(10).await;
+    // `PBI_OUTAGE_SECONDS=60`: hold the outage that long on the wall clock (River's reconnects back off in real
+    // time), to see a minute-long outage; by hand, not in CI, which has no minute to spare for it.
+    if let Some(seconds) = std::env::var("PBI_OUTAGE_SECONDS").ok().and_then(|s| s.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        eprintln!("outage held {seconds} s; {} connections refused", proxy.refused.load(Ordering::SeqCst));
+    }
     assert_eq!(runs.load(Ordering::SeqCst), 0, "nothing ran while the database was away");
 
     proxy.restore();

@@ -74,6 +74,12 @@ async fn each_occurrence_runs_once_and_records_its_outcome_and_the_next_run(post
     let spec = ScheduleSpec { kind: Tick::KIND, owner: "system".into(), args: serde_json::json!({"fail": false}), schedule: hourly };
     let row = engine.schedule(&spec).await.expect("scheduled");
     assert_eq!(row.next_run_at, time::macros::datetime!(2026-12-02 10:00 UTC).unix_timestamp());
+    // The first occurrence waits in River from the start (the sweeper would be late with many new schedules).
+    let first = engine.get(row.pending_job_id.expect("the first occurrence is enqueued")).await.expect("read").expect("there");
+    assert_eq!(
+        (first.state, first.unique_key.as_deref()),
+        (JobState::Scheduled, Some(format!("schedule:{}@{}", row.id, row.next_run_at).as_str()))
+    );
     assert_eq!(engine.sweep().await.expect("swept"), 0, "nothing is due before 10:00");
 
     for (n, due) in [(1, time::macros::datetime!(2026-12-02 10:00 UTC)), (2, time::macros::datetime!(2026-12-02 11:00 UTC))] {

@@ -24,7 +24,7 @@ const RESCUE_AFTER_SECONDS: u64 = 4;
 const SCOPE: &str = "openid profile offline_access https://analysis.windows.net/powerbi/api/Dashboard.Read.All";
 
 /// A temporary folder for the key file and the instances' logs, removed at the end.
-struct Folder(PathBuf);
+pub(crate) struct Folder(pub(crate) PathBuf);
 
 impl Drop for Folder {
     fn drop(&mut self) {
@@ -33,9 +33,9 @@ impl Drop for Folder {
 }
 
 /// One `pbi-bridge serve`, killed (SIGKILL) when dropped if the test did not kill it first.
-struct Instance {
-    child: Child,
-    url: String,
+pub(crate) struct Instance {
+    pub(crate) child: Child,
+    pub(crate) url: String,
     log: PathBuf,
 }
 
@@ -49,7 +49,7 @@ impl Drop for Instance {
 impl Instance {
     /// Starts `serve` on the database and waits for its "listening on" line; stdout is drained by a thread
     /// of its own after that (a closed pipe would make the server's next line fail).
-    fn start(folder: &Path, n: usize, database: &str, key_file: &Path) -> Self {
+    pub(crate) fn start(folder: &Path, n: usize, database: &str, key_file: &Path) -> Self {
         let log = folder.join(format!("serve-{n}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_pbi-bridge"))
             .args(["serve", "--addr", "127.0.0.1:0", "--database", database])

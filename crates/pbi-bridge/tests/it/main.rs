@@ -6,6 +6,7 @@ mod cli_output;
 mod datadir;
 mod instances;
 mod jobs_cli;
+mod nginx;
 mod powerbi_cli;
 mod sandbox_cli;
 mod tidy;

@@ -40,7 +40,7 @@ pub(crate) async fn up(data_dir: &Path) -> Up {
     .expect("task")
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let marker = format!(r#"name="{name}" value=""#);
     let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
     html[start..start + html[start..].find('"').expect("closing quote")].to_owned()
@@ -58,7 +58,7 @@ fn cookie(response: &reqwest::Response, name: &str) -> String {
         .to_owned()
 }
 
-async fn sign_in(http: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
+pub(crate) async fn sign_in(http: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
     let form = http.get(format!("{base}/login")).send().await.expect("GET");
     let login_csrf = cookie(&form, "pbi_login_csrf");
     let csrf = hidden(&form.text().await.expect("page"), "csrf");
