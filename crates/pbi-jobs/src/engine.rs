@@ -634,8 +634,8 @@ impl Engine {
         self.core.leads_or_nobody_does().await
     }
 
-    /// Makes a job that waits for a later time due now; false (and nothing changes) if it no longer waits.
-    /// Unlike `retry`, it never runs again a job that has finished.
+    /// Makes a job that waits for its first run due now; false (and nothing changes) if it has run (finished,
+    /// snoozed, waiting for a retry) or is running. Unlike `retry`, it never runs a finished job again.
     pub async fn make_due(&self, id: i64) -> Result<bool> {
         Ok(self.core.store.make_scheduled_job_due(id).await?)
     }

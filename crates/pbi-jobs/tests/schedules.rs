@@ -15,6 +15,9 @@ use support::TestDb;
 #[derive(Serialize, Deserialize, Clone, Debug)]
 struct Tick {
     fail: bool,
+    /// Snooze ten minutes (as a throttled delivery does) instead of ending.
+    #[serde(default)]
+    snooze: bool,
 }
 
 impl Job for Tick {
@@ -27,6 +30,9 @@ struct Counting(Arc<AtomicUsize>);
 impl Handler<Tick> for Counting {
     async fn run(&self, job: Running<Tick>) -> Result<Outcome, Failure> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        if job.args.snooze {
+            return Ok(Outcome::Snooze(Duration::from_secs(600)));
+        }
         if job.args.fail { Err(Failure::new("the tick failed")) } else { Ok(Outcome::Done) }
     }
 }
@@ -49,6 +55,7 @@ on_both!(
     each_occurrence_runs_once_and_records_its_outcome_and_the_next_run,
     a_failed_occurrence_is_recorded_and_the_schedule_goes_on,
     an_instance_that_does_not_lead_does_not_sweep,
+    a_snoozed_occurrence_waits_for_its_time_not_for_the_sweeper,
 );
 
 /// Moves the clock to the schedule's next run, sweeps, and waits for that occurrence's job to finish.
@@ -112,6 +119,30 @@ async fn a_failed_occurrence_is_recorded_and_the_schedule_goes_on(postgres: bool
     assert_eq!((after.last_outcome.as_deref(), after.last_error.as_deref()), (Some("failed"), Some("the tick failed")));
     assert_eq!(after.next_run_at, row.next_run_at + 900);
     assert!(after.pending_job_id.is_some_and(|next| next != ran.id), "{after:?}");
+    engine.stop().await.expect("stopped");
+}
+
+async fn a_snoozed_occurrence_waits_for_its_time_not_for_the_sweeper(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let clock = Clock::manual(time::macros::datetime!(2026-12-02 09:30 UTC));
+    let (engine, runs) = start(&db, &clock).await;
+    let every = Schedule::every(Duration::from_secs(900), "UTC").expect("interval");
+    let spec =
+        ScheduleSpec { kind: Tick::KIND, owner: "throttled".into(), args: serde_json::json!({"fail": false, "snooze": true}), schedule: every };
+    let row = engine.schedule(&spec).await.expect("scheduled");
+    let job = row.pending_job_id.expect("the first occurrence is enqueued");
+    clock.set(time::OffsetDateTime::from_unix_timestamp(row.next_run_at).expect("instant")).expect("manual clock");
+    engine.sweep().await.expect("swept");
+    let snoozed = engine
+        .wait_for(job, Duration::from_secs(30), |j| j.state == JobState::Scheduled && j.attempted_at.is_some())
+        .await
+        .expect("the occurrence ran and snoozed");
+    // Its schedule is still due by pbi-bridge's clock, but the job waits for the time it asked for: sweeping
+    // again (as the engine does every second) must not make it due.
+    assert_eq!(engine.sweep().await.expect("swept"), 0, "a snoozed occurrence is not made due again");
+    let still = engine.get(job).await.expect("read").expect("there");
+    assert_eq!((still.state, still.scheduled_at), (JobState::Scheduled, snoozed.scheduled_at), "{still:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
     engine.stop().await.expect("stopped");
 }
 

@@ -38,21 +38,24 @@ impl Store {
 }
 
 impl Store {
-    /// Makes job `id` due now if, and only if, it is still waiting for a later time (`scheduled`); true when it
-    /// was. One conditional statement, so a job that ran and finished in the meantime is never run again.
+    /// Makes job `id` due now if, and only if, it is still waiting for its first run (`scheduled`, never
+    /// attempted); true when it was. One conditional statement, so a job that ran and finished in the meantime
+    /// is never run again, and a job that snoozed or waits to be retried keeps the time it asked for.
     pub async fn make_scheduled_job_due(&self, id: i64) -> Result<bool> {
         // River's own time format on SQLite (text, UTC, milliseconds), so its fetch compares it as it writes it.
         let changed = match &self.pool {
             Pool::Sqlite(pool) => sqlx::query(
                 "UPDATE river_job SET state = 'available', scheduled_at = strftime('%Y-%m-%d %H:%M:%f', 'now') \
-                 WHERE id = ? AND state = 'scheduled'",
+                 WHERE id = ? AND state = 'scheduled' AND attempted_at IS NULL",
             )
             .bind(id)
             .execute(pool)
             .await?
             .rows_affected(),
             Pool::Postgres(pool) => {
-                sqlx::query("UPDATE river_job SET state = 'available', scheduled_at = now() WHERE id = $1 AND state = 'scheduled'")
+                sqlx::query(
+                    "UPDATE river_job SET state = 'available', scheduled_at = now() WHERE id = $1 AND state = 'scheduled' AND attempted_at IS NULL",
+                )
                     .bind(id)
                     .execute(pool)
                     .await?
