@@ -127,8 +127,12 @@ async fn a_snoozed_occurrence_waits_for_its_time_not_for_the_sweeper(postgres: b
     let clock = Clock::manual(time::macros::datetime!(2026-12-02 09:30 UTC));
     let (engine, runs) = start(&db, &clock).await;
     let every = Schedule::every(Duration::from_secs(900), "UTC").expect("interval");
-    let spec =
-        ScheduleSpec { kind: Tick::KIND, owner: "throttled".into(), args: serde_json::json!({"fail": false, "snooze": true}), schedule: every };
+    let spec = ScheduleSpec {
+        kind: Tick::KIND,
+        owner: "throttled".into(),
+        args: serde_json::json!({"fail": false, "snooze": true}),
+        schedule: every,
+    };
     let row = engine.schedule(&spec).await.expect("scheduled");
     let job = row.pending_job_id.expect("the first occurrence is enqueued");
     clock.set(time::OffsetDateTime::from_unix_timestamp(row.next_run_at).expect("instant")).expect("manual clock");

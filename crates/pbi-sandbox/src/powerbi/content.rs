@@ -129,13 +129,12 @@ pub async fn create_group(
     ctx.answer(result)
 }
 
-fn group_query(ctx: &Ctx, workspace: Uuid, world: &World) -> String {
-    match ctx.param("groupId") {
-        Some(_) => format!("&groupId={workspace}"),
-        None => {
-            let _ = world;
-            String::new()
-        }
+/// `&groupId=` for content in a group workspace, nothing for My workspace: what Power BI writes into embed
+/// URLs, whichever form of the API the caller used (a tile cloned from My workspace into a group is a group's).
+fn group_query(_ctx: &Ctx, workspace: Uuid, world: &World) -> String {
+    match world.workspaces.get(&workspace) {
+        Some(w) if w.personal_owner.is_none() => format!("&groupId={workspace}"),
+        _ => String::new(),
     }
 }
 
@@ -317,23 +316,164 @@ pub async fn clone_tile(ctx: Ctx, body: Result<Json<CloneTileRequest>, axum::ext
         let source = find_dashboard(&ctx, &world, workspace)?;
         let tile_id = ctx.id("tileId")?;
         let tile = source.tiles.iter().find(|t| t.id == tile_id).ok_or_else(PbiError::not_found)?.clone();
-        let target_workspace = match request.target_workspace_id.as_deref().filter(|v| !v.is_empty()) {
-            Some(v) => guid("targetWorkspaceId", v)?,
-            None => workspace,
-        };
+        let target_workspace = target_workspace(&ctx, &mut world, request.target_workspace_id.as_deref(), workspace)?;
         let target_ws = world.workspaces.get(&target_workspace).ok_or_else(PbiError::not_found)?;
         if !ctx.caller.role_in(&world, target_ws).is_some_and(WorkspaceRole::can_write) {
             return Err(PbiError::not_found());
         }
         let target = world.dashboards.get(&target_dashboard).filter(|d| d.workspace == target_workspace).ok_or_else(PbiError::not_found)?;
-        let clone =
-            Tile { id: Uuid::new_v4(), report_id: target_report.or(tile.report_id), dataset_id: target_model.or(tile.dataset_id), ..tile };
+        // The swagger: rebound to the report and dataset given; without them, the links are kept within the
+        // workspace and removed across workspaces ("the tile will be broken").
+        if let Some(report) = target_report {
+            visible_report(&ctx, &world, report)?;
+        }
+        if let Some(model) = target_model {
+            visible_dataset(&ctx, &world, model)?;
+        }
+        let same_workspace = target_workspace == workspace;
+        let report_id = target_report.or(if same_workspace { tile.report_id } else { None });
+        let dataset_id = target_model
+            .or_else(|| target_report.and_then(|r| world.reports.get(&r)).and_then(|r| r.dataset_id))
+            .or(if same_workspace { tile.dataset_id } else { None });
+        let clone = Tile { id: Uuid::new_v4(), report_id, dataset_id, ..tile };
         let target_copy = target.clone();
         let body = tile_json(&ctx, &world, &target_copy, &clone);
         if let Some(d) = world.dashboards.get_mut(&target_dashboard) {
             d.tiles.push(clone);
         }
         Ok(odata::json_response(body))
+    })();
+    ctx.answer(result)
+}
+
+/// A request's `targetWorkspaceId`: absent means the source's workspace, the empty GUID the caller's My
+/// workspace (created on first use, as every My workspace is).
+fn target_workspace(ctx: &Ctx, world: &mut World, requested: Option<&str>, source: Uuid) -> PbiResult<Uuid> {
+    match requested.filter(|v| !v.is_empty()) {
+        None => Ok(source),
+        Some(v) => {
+            let id = ids::parse_guid(v).ok_or_else(|| PbiError::bad_request(format!("'targetWorkspaceId' must be a GUID, got '{v}'.")))?;
+            if !id.is_nil() {
+                return Ok(id);
+            }
+            if ctx.caller.is_service_principal() {
+                return Err(PbiError::not_authorized("Service principals have no My workspace."));
+            }
+            Ok(super::my_workspace(world, &ctx.caller))
+        }
+    }
+}
+
+/// A report the caller can see (any role in its workspace), else 404 as Power BI answers.
+fn visible_report<'w>(ctx: &Ctx, world: &'w World, id: Uuid) -> PbiResult<&'w Report> {
+    let report = world.reports.get(&id).ok_or_else(PbiError::not_found)?;
+    let workspace = world.workspaces.get(&report.workspace).ok_or_else(PbiError::not_found)?;
+    ctx.caller.role_in(world, workspace).ok_or_else(PbiError::not_found)?;
+    Ok(report)
+}
+
+/// A dataset the caller may build on: Contributor or above in its workspace (the sandbox's Build permission).
+fn visible_dataset(ctx: &Ctx, world: &World, id: Uuid) -> PbiResult<()> {
+    let dataset = world.datasets.get(&id).ok_or_else(PbiError::not_found)?;
+    let workspace = world.workspaces.get(&dataset.workspace).ok_or_else(PbiError::not_found)?;
+    match ctx.caller.role_in(world, workspace) {
+        None => Err(PbiError::not_found()),
+        Some(role) if !role.can_write() => {
+            Err(PbiError::not_authorized("Building on this dataset needs Build permission (Contributor or above)."))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloneReportRequest {
+    name: String,
+    #[serde(default)]
+    target_workspace_id: Option<String>,
+    #[serde(default)]
+    target_model_id: Option<String>,
+}
+
+/// Reports_CloneReport[InGroup]: Write on the report, Build on the target dataset; the clone is bound to the
+/// target dataset (or the source's), in the target workspace (or the source's).
+pub async fn clone_report(ctx: Ctx, body: Result<Json<CloneReportRequest>, axum::extract::rejection::JsonRejection>) -> Response {
+    let result = (|| {
+        ctx.caller.require_scope(&["Content.Create"])?;
+        let Json(request) = body.map_err(|e| PbiError::bad_request(e.body_text()))?;
+        if request.name.trim().is_empty() {
+            return Err(PbiError::bad_request("'name' must not be empty."));
+        }
+        let target_model = match request.target_model_id.as_deref().filter(|v| !v.is_empty()) {
+            Some(v) => {
+                Some(ids::parse_guid(v).ok_or_else(|| PbiError::bad_request(format!("'targetModelId' must be a GUID, got '{v}'.")))?)
+            }
+            None => None,
+        };
+        let mut world = ctx.world();
+        let (workspace, role) = ctx.workspace(&mut world)?;
+        let id = ctx.id("reportId")?;
+        let source = world.reports.get(&id).filter(|r| r.workspace == workspace).ok_or_else(PbiError::not_found)?.clone();
+        if !role.can_write() {
+            return Err(PbiError::not_authorized("Cloning a report needs Write permission on it (Contributor or above)."));
+        }
+        let target_workspace = target_workspace(&ctx, &mut world, request.target_workspace_id.as_deref(), workspace)?;
+        let target_ws = world.workspaces.get(&target_workspace).ok_or_else(PbiError::not_found)?;
+        if !ctx.caller.role_in(&world, target_ws).is_some_and(WorkspaceRole::can_write) {
+            return Err(PbiError::not_found());
+        }
+        if let Some(model) = target_model {
+            visible_dataset(&ctx, &world, model)?;
+        }
+        let now = ctx.shared.clock.now();
+        let clone = Report {
+            id: Uuid::new_v4(),
+            workspace: target_workspace,
+            name: request.name,
+            dataset_id: target_model.or(source.dataset_id),
+            created: now,
+            modified: now,
+            ..source
+        };
+        let body = report_json(&ctx, &world, &clone, ctx.caller.principal);
+        world.reports.insert(clone.id, clone);
+        Ok(odata::json_response(body))
+    })();
+    ctx.answer(result)
+}
+
+/// Reports_DeleteReport[InGroup]: Contributor or above. Tiles pinned from it keep their data but lose the link.
+pub async fn delete_report(ctx: Ctx) -> Response {
+    let result = (|| {
+        ctx.caller.require_scope(&["Report.ReadWrite.All"])?;
+        let mut world = ctx.world();
+        let (workspace, role) = ctx.workspace(&mut world)?;
+        let id = ctx.id("reportId")?;
+        world.reports.get(&id).filter(|r| r.workspace == workspace).ok_or_else(PbiError::not_found)?;
+        if !role.can_write() {
+            return Err(PbiError::not_authorized("Viewers cannot delete reports."));
+        }
+        world.reports.remove(&id);
+        for tile in world.dashboards.values_mut().flat_map(|d| d.tiles.iter_mut()).filter(|t| t.report_id == Some(id)) {
+            tile.report_id = None;
+        }
+        Ok(StatusCode::OK)
+    })();
+    ctx.answer(result)
+}
+
+/// Dashboards_DeleteDashboard[InGroup]: Contributor or above; its tiles go with it.
+pub async fn delete_dashboard(ctx: Ctx) -> Response {
+    let result = (|| {
+        ctx.caller.require_scope(&["Dashboard.ReadWrite.All"])?;
+        let mut world = ctx.world();
+        let (workspace, role) = ctx.workspace(&mut world)?;
+        find_dashboard(&ctx, &world, workspace)?;
+        if !role.can_write() {
+            return Err(PbiError::not_authorized("Viewers cannot delete dashboards."));
+        }
+        world.dashboards.remove(&ctx.id("dashboardId")?);
+        Ok(StatusCode::OK)
     })();
     ctx.answer(result)
 }

@@ -37,12 +37,13 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub fn routes() -> Router<Arc<Shared>> {
     let content = Router::new()
         .route("/dashboards", get(content::list_dashboards).post(content::add_dashboard))
-        .route("/dashboards/{dashboardId}", get(content::get_dashboard))
+        .route("/dashboards/{dashboardId}", get(content::get_dashboard).delete(content::delete_dashboard))
         .route("/dashboards/{dashboardId}/tiles", get(content::list_tiles))
         .route("/dashboards/{dashboardId}/tiles/{tileId}", get(content::get_tile))
         .route("/dashboards/{dashboardId}/tiles/{tileId}/Clone", post(content::clone_tile))
         .route("/reports", get(content::list_reports))
-        .route("/reports/{reportId}", get(content::get_report))
+        .route("/reports/{reportId}", get(content::get_report).delete(content::delete_report))
+        .route("/reports/{reportId}/Clone", post(content::clone_report))
         .route("/datasets", get(datasets::list_datasets).post(datasets::create_dataset))
         .route("/datasets/{datasetId}", get(datasets::get_dataset).delete(datasets::delete_dataset))
         .route("/datasets/{datasetId}/tables", get(datasets::list_tables))
@@ -154,7 +155,7 @@ impl Ctx {
 }
 
 /// The caller's My workspace, created on first use as the service does for a new user.
-fn my_workspace(world: &mut World, caller: &Caller) -> Uuid {
+pub(super) fn my_workspace(world: &mut World, caller: &Caller) -> Uuid {
     if let Some(id) = world.personal_workspace_of(caller.principal) {
         return id;
     }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod browser;
+mod clones;
 mod control;
 mod embed;
 mod entra;
