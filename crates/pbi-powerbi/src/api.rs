@@ -27,6 +27,31 @@ impl Workspace {
     }
 }
 
+/// Where a clone goes and what it is bound to: `workspace` (`None`: the source's; `My`: sent as the empty
+/// GUID, as the API asks), and the report and dataset to rebind it to (`None`: the source's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CloneTarget {
+    pub workspace: Option<Workspace>,
+    pub report: Option<Uuid>,
+    pub dataset: Option<Uuid>,
+}
+
+impl CloneTarget {
+    /// The fields both clone requests share: `targetWorkspaceId` and `targetModelId`.
+    fn body(&self) -> Value {
+        let mut body = json!({});
+        match self.workspace {
+            Some(Workspace::My) => body["targetWorkspaceId"] = json!(Uuid::nil()),
+            Some(Workspace::Group(id)) => body["targetWorkspaceId"] = json!(id),
+            None => {}
+        }
+        if let Some(dataset) = self.dataset {
+            body["targetModelId"] = json!(dataset);
+        }
+        body
+    }
+}
+
 /// `$top`: 1 to 1000, checked before anything is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Top(u32);
@@ -114,21 +139,48 @@ impl PowerBiClient {
         self.get_one(format!("{}dashboards/{dashboard}/tiles/{tile}", workspace.prefix())).await
     }
 
-    /// Copies a tile onto another dashboard (optionally in another workspace).
+    /// Creates an empty dashboard (Dashboards_AddDashboard).
+    pub async fn add_dashboard(&self, workspace: Workspace, name: &str) -> Result<Dashboard> {
+        let request = Request::new(Method::POST, format!("{}dashboards", workspace.prefix())).json(&json!({"name": name}))?;
+        self.execute(&request).await?.decode()
+    }
+
+    pub async fn delete_dashboard(&self, workspace: Workspace, id: Uuid) -> Result<()> {
+        self.execute(&Request::new(Method::DELETE, format!("{}dashboards/{id}", workspace.prefix()))).await.map(drop)
+    }
+
+    /// Copies a tile onto another dashboard (Dashboards_CloneTile), in `target`'s workspace (else the source's)
+    /// and rebound to its report and dataset. Not rebound, a tile cloned into another workspace loses its
+    /// links (Power BI: "the tile will be broken").
     pub async fn clone_tile(
         &self,
         workspace: Workspace,
         dashboard: Uuid,
         tile: Uuid,
         target_dashboard: Uuid,
-        target_workspace: Option<Uuid>,
+        target: &CloneTarget,
     ) -> Result<Tile> {
-        let mut body = json!({"targetDashboardId": target_dashboard});
-        if let Some(target) = target_workspace {
-            body["targetWorkspaceId"] = json!(target);
+        let mut body = target.body();
+        body["targetDashboardId"] = json!(target_dashboard);
+        if let Some(report) = target.report {
+            body["targetReportId"] = json!(report);
         }
         let request = Request::new(Method::POST, format!("{}dashboards/{dashboard}/tiles/{tile}/Clone", workspace.prefix())).json(&body)?;
         self.execute(&request).await?.decode()
+    }
+
+    /// Copies a report (Reports_CloneReport) under a new name, into `target`'s workspace (else the source's),
+    /// bound to its dataset (else the source's). Needs Write on the report and Build on the dataset;
+    /// `target.report` is not used.
+    pub async fn clone_report(&self, workspace: Workspace, report: Uuid, name: &str, target: &CloneTarget) -> Result<Report> {
+        let mut body = target.body();
+        body["name"] = json!(name);
+        let request = Request::new(Method::POST, format!("{}reports/{report}/Clone", workspace.prefix())).json(&body)?;
+        self.execute(&request).await?.decode()
+    }
+
+    pub async fn delete_report(&self, workspace: Workspace, id: Uuid) -> Result<()> {
+        self.execute(&Request::new(Method::DELETE, format!("{}reports/{id}", workspace.prefix()))).await.map(drop)
     }
 
     pub async fn reports(&self, workspace: Workspace) -> Result<Vec<Report>> {
@@ -287,6 +339,19 @@ struct QueryError {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_clone_to_my_workspace_is_sent_as_the_empty_guid_and_an_unset_target_is_left_out() {
+        assert_eq!(CloneTarget::default().body(), json!({}));
+        let dataset = Uuid::from_u128(7);
+        let mine = CloneTarget { workspace: Some(Workspace::My), report: None, dataset: Some(dataset) };
+        assert_eq!(mine.body(), json!({"targetWorkspaceId": "00000000-0000-0000-0000-000000000000", "targetModelId": dataset}));
+        let group = Uuid::from_u128(9);
+        assert_eq!(
+            CloneTarget { workspace: Some(Workspace::Group(group)), ..CloneTarget::default() }.body(),
+            json!({"targetWorkspaceId": group})
+        );
+    }
 
     #[test]
     fn top_is_checked_before_sending() {

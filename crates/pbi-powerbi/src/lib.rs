@@ -24,7 +24,7 @@ mod retry;
 mod token;
 
 pub use admin::{Import, NameConflict, ScanOptions, ScanStatus};
-pub use api::{Page, Top, Workspace};
+pub use api::{CloneTarget, Page, Top, Workspace};
 pub use client::{Answer, Body, Observer, Part, PowerBiClient, Request, classify};
 pub use cloud::Cloud;
 pub use error::{ErrorKind, PowerBiError, Result};

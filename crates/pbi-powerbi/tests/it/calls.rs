@@ -3,7 +3,7 @@
 use crate::support::*;
 use futures_util::TryStreamExt;
 use pbi_powerbi::models::{Column, DataType, DatasetDefinition, TableSchema};
-use pbi_powerbi::{RawBody, RawRequest, RetryPolicy, Top, Workspace};
+use pbi_powerbi::{CloneTarget, RawBody, RawRequest, RetryPolicy, Top, Workspace};
 use pbi_sandbox::{Command, WorkspaceRole, demo_id};
 use reqwest::Method;
 
@@ -51,6 +51,44 @@ async fn creates_a_push_dataset_pushes_and_clears_rows() {
     client.post_rows(sales, &dataset.id, "Orders 2026", &rows).await.expect("rows, table name with a space");
     client.delete_rows(sales, &dataset.id, "Orders 2026").await.expect("cleared");
     client.delete_dataset(sales, &dataset.id).await.expect("deleted");
+}
+
+#[tokio::test]
+async fn pins_by_cloning_a_report_onto_a_push_dataset_and_a_tile_onto_a_new_dashboard() {
+    let env = Env::start().await;
+    let client = env.app_client(RetryPolicy::none());
+    let sales = Workspace::Group(demo_id("ws:sales"));
+    let column = |name: &str, data_type| Column { name: name.into(), data_type, extra: Default::default() };
+    let definition = DatasetDefinition {
+        name: "Pinned sales".into(),
+        default_mode: Some("Push".into()),
+        tables: vec![TableSchema {
+            name: "Sales".into(),
+            columns: vec![column("Amount", DataType::Double), column("Region", DataType::String), column("Date", DataType::DateTime)],
+            measures: vec![],
+            extra: Default::default(),
+        }],
+        relationships: vec![],
+    };
+    let dataset = client.create_dataset(sales, &definition, false).await.expect("created");
+    let dataset_id: uuid::Uuid = dataset.id.parse().expect("a GUID");
+    let onto = CloneTarget { dataset: Some(dataset_id), ..CloneTarget::default() };
+    let report = client.clone_report(sales, demo_id("report:retail-sales"), "Pinned sales", &onto).await.expect("report cloned");
+    assert_eq!((report.name.as_str(), report.dataset_id), ("Pinned sales", Some(dataset_id)));
+    let dashboard = client.add_dashboard(sales, "IT Spend Analysis").await.expect("dashboard");
+    assert_eq!(dashboard.display_name, "IT Spend Analysis");
+    let rebound = CloneTarget { workspace: Some(sales), report: Some(report.id), dataset: Some(dataset_id) };
+    let tile = client
+        .clone_tile(sales, demo_id("dash:sales-overview"), demo_id("tile:sales:total"), dashboard.id, &rebound)
+        .await
+        .expect("tile cloned");
+    assert_eq!((tile.report_id, tile.dataset_id, tile.title.as_deref()), (Some(report.id), Some(dataset_id), Some("Total Sales")));
+    assert_eq!(client.tiles(sales, dashboard.id).await.expect("tiles").len(), 1);
+
+    client.delete_report(sales, report.id).await.expect("report deleted");
+    assert_eq!(client.report(sales, report.id).await.expect_err("gone").code(), Some("PowerBIEntityNotFound"));
+    client.delete_dashboard(sales, dashboard.id).await.expect("dashboard deleted");
+    assert!(client.dashboard(sales, dashboard.id).await.is_err(), "gone");
 }
 
 #[tokio::test]
