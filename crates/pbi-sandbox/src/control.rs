@@ -347,6 +347,19 @@ pub enum Command {
         col_span: u32,
         visual: Visual,
     },
+    /// What a person does in Power BI and no API can: build a visual in a report and pin it to a dashboard.
+    /// `user` must be able to read the report and write to the dashboard's workspace, as in the service.
+    PinVisual {
+        user: String,
+        report: Uuid,
+        dashboard: Uuid,
+        title: String,
+        #[serde(default = "one")]
+        row_span: u32,
+        #[serde(default = "one")]
+        col_span: u32,
+        visual: Visual,
+    },
 }
 
 fn yes() -> bool {
@@ -618,25 +631,48 @@ pub fn apply(world: &mut World, clock: &Clock, command: Command) -> Result<Value
         }
         Command::CreateTile { id, dashboard, title, report, dataset, row_span, col_span, visual } => {
             let dataset_id = dataset.or_else(|| report.and_then(|r| world.reports.get(&r)).and_then(|r| r.dataset_id));
-            if let Some(d) = dataset_id {
-                let ds = world.datasets.get(&d).ok_or_else(|| missing("dataset", d))?;
-                let table = ds
-                    .tables
-                    .iter()
-                    .find(|t| t.name.eq_ignore_ascii_case(&visual.table))
-                    .ok_or_else(|| ControlError::Invalid(format!("the dataset has no table '{}'", visual.table)))?;
-                for column in [&visual.value, &visual.category].into_iter().flatten() {
-                    if !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(column)) {
-                        return Err(ControlError::Invalid(format!("the table '{}' has no column '{column}'", table.name)));
-                    }
-                }
-            }
-            let d = world.dashboards.get_mut(&dashboard).ok_or_else(|| missing("dashboard", dashboard))?;
             let id = id.unwrap_or_else(Uuid::new_v4);
-            d.tiles.push(Tile { id, title, report_id: report, dataset_id, row_span, col_span, visual });
-            Ok(json!({"id": id}))
+            add_tile(world, dashboard, Tile { id, title, report_id: report, dataset_id, row_span, col_span, visual })
+        }
+        Command::PinVisual { user, report, dashboard, title, row_span, col_span, visual } => {
+            let person = world.user_by_upn(&user).ok_or_else(|| ControlError::Invalid(format!("there is no user {user}")))?.id;
+            let pinned = world.reports.get(&report).ok_or_else(|| missing("report", report))?;
+            let (report_ws, dataset_id) = (pinned.workspace, pinned.dataset_id);
+            let board = world.dashboards.get(&dashboard).ok_or_else(|| missing("dashboard", dashboard))?;
+            let role = |workspace: Uuid| world.workspaces.get(&workspace).and_then(|w| world.role_in(w, person));
+            if role(report_ws).is_none() {
+                return Err(ControlError::Invalid(format!("{user} cannot open the report {report}")));
+            }
+            if !role(board.workspace).is_some_and(crate::model::WorkspaceRole::can_write) {
+                return Err(ControlError::Invalid(format!(
+                    "{user} cannot pin to the dashboard {dashboard}: it needs Contributor or above"
+                )));
+            }
+            add_tile(world, dashboard, Tile { id: Uuid::new_v4(), title, report_id: Some(report), dataset_id, row_span, col_span, visual })
         }
     }
+}
+
+/// Adds a tile whose visual reads a table and columns its dataset has (a visual on nothing cannot be pinned).
+fn add_tile(world: &mut World, dashboard: Uuid, tile: Tile) -> Result<Value, ControlError> {
+    if let Some(d) = tile.dataset_id {
+        let ds = world.datasets.get(&d).ok_or_else(|| missing("dataset", d))?;
+        let visual = &tile.visual;
+        let table = ds
+            .tables
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(&visual.table))
+            .ok_or_else(|| ControlError::Invalid(format!("the dataset has no table '{}'", visual.table)))?;
+        for column in [&visual.value, &visual.category].into_iter().flatten() {
+            if !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(column)) {
+                return Err(ControlError::Invalid(format!("the table '{}' has no column '{column}'", table.name)));
+            }
+        }
+    }
+    let d = world.dashboards.get_mut(&dashboard).ok_or_else(|| missing("dashboard", dashboard))?;
+    let id = tile.id;
+    d.tiles.push(tile);
+    Ok(json!({"id": id}))
 }
 
 /// The directory as `GET /_sandbox/seed` shows it: everything a script needs to sign in and call the API.

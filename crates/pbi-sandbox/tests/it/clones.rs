@@ -216,3 +216,40 @@ async fn deleting_a_report_unlinks_its_tiles_and_deleting_a_dashboard_removes_it
     let (status, _) = t.api_get(&alice, &format!("/groups/{ws}/dashboards/{dashboard}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_person_pins_a_visual_from_a_report_they_can_open_to_a_dashboard_they_can_edit() {
+    let t = TestSandbox::start().await;
+    let alice = token(&t, ALICE).await;
+    let (ws, ds) = alices_pin_target(&t, &alice).await;
+    let report = id(&ok(
+        &t,
+        &alice,
+        Method::POST,
+        &format!("/groups/{}/reports/{}/Clone", demo_id("ws:sales"), demo_id("report:retail-sales")),
+        json!({"name": "Template: values by category", "targetWorkspaceId": ws, "targetModelId": ds}),
+    )
+    .await);
+    let dashboard = id(&ok(&t, &alice, Method::POST, &format!("/groups/{ws}/dashboards"), json!({"name": "Templates"})).await);
+    let visual = json!({"kind": "bar", "table": "Sales", "value": "Amount", "category": "Region"});
+    let pin = |user: &str, visual: Value| json!({"op": "pinVisual", "user": user, "report": report, "dashboard": dashboard, "title": "By region", "visual": visual});
+
+    let refused = t.http.post(t.url("/_sandbox/commands")).json(&pin(BOB, visual.clone())).send().await.expect("POST");
+    assert!(refused.status().is_client_error(), "Bob is not in Alice's workspace");
+    let wrong = t
+        .http
+        .post(t.url("/_sandbox/commands"))
+        .json(&pin(ALICE, json!({"kind": "bar", "table": "Sales", "value": "Nope"})))
+        .send()
+        .await
+        .expect("POST");
+    let message = wrong.text().await.expect("body");
+    assert!(message.contains("no column 'Nope'"), "a visual on a column the dataset lacks: {message}");
+
+    let pinned = t.control(pin(ALICE, visual)).await;
+    let (_, tile) = t.api_get(&alice, &format!("/groups/{ws}/dashboards/{dashboard}/tiles/{}", id(&pinned))).await;
+    assert_eq!((tile["reportId"].as_str(), tile["datasetId"].as_str()), (Some(report.as_str()), Some(ds.as_str())), "{tile}");
+    let (_, data) = embed_data(&t, &alice, &dashboard, &id(&pinned)).await;
+    let labels: Vec<&str> = data["visuals"][0]["points"].as_array().expect("points").iter().filter_map(|p| p["label"].as_str()).collect();
+    assert_eq!(labels, ["East", "West"], "drawn from the report's dataset: {data}");
+}
