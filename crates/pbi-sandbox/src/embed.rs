@@ -361,12 +361,40 @@ async function render() {
   }
   const data = await response.json().catch(() => ({}));
   if (!response.ok) return fail(response.status, data);
+  show(data);
+  emit(KIND === "tile" ? "tileLoaded" : "loaded", {});
+  emit("rendered", {});
+  watch();
+}
+
+let shown = "";
+function show(data) {
+  const root = document.getElementById("root");
+  shown = JSON.stringify(data);
   root.className = data.kind === "tile" ? "single" : "";
   root.dataset.state = "rendered";
   root.innerHTML = "";
   for (const v of data.visuals) root.appendChild(draw(v, data.kind === "tile"));
-  emit(KIND === "tile" ? "tileLoaded" : "loaded", {});
-  emit("rendered", {});
+}
+
+// Power BI redraws a tile on a push dataset each time rows are pushed; the sandbox asks every two seconds and
+// redraws when the data changed (root.dataset.version counts the redraws, for tests to wait on).
+let watching = null;
+function watch() {
+  if (watching || KIND !== "tile") return;
+  watching = setInterval(async () => {
+    const embedToken = config.tokenType === 1 || config.tokenType === "Embed";
+    const body = { dashboardId: config.dashboardId || params.get("dashboardId"), tileId: config.id || params.get("tileId"), filters: config.filters || [] };
+    try {
+      const response = await fetch("/sandbox-embed/data", { method: "POST", headers: { "Content-Type": "application/json", "Authorization": (embedToken ? "EmbedToken " : "Bearer ") + token }, body: JSON.stringify(body) });
+      if (!response.ok) return;
+      const data = await response.json();
+      if (JSON.stringify(data) === shown) return;
+      show(data);
+      const root = document.getElementById("root");
+      root.dataset.version = String(Number(root.dataset.version || "0") + 1);
+    } catch (e) { /* the next tick tries again */ }
+  }, 2000);
 }
 
 function fail(status, data) {

@@ -1,9 +1,11 @@
 // The sandbox's embed page in a real headless Chromium, for crates/pbi-sandbox/tests/it/browser.rs:
-//   node embed.mjs <host page URL> <screenshot path>
+//   node embed.mjs <host page URL> <screenshot path> [<push: JSON {url, token, body}>]
 // Opens the host page, waits until it has seen `/tile/load` accepted and the `tileLoaded` and `rendered`
 // events (a condition on the page, never a length of time), saves the screenshot, and prints
-// {"status": "<what the host page saw>"}. Any failure (Chromium not starting, the condition never coming)
-// ends the process with a non-zero status, which the test checks.
+// {"status": "<what the host page saw>", "before": "<the tile's text>"}. With a push, it then POSTs those rows
+// (as a delivery would), waits until the tile has redrawn by itself, and adds "after": "<the tile's text>".
+// Any failure (Chromium not starting, a condition never coming) ends the process with a non-zero status,
+// which the test checks.
 //
 // puppeteer-core is borrowed from pbi-bridge's browser tests (`./scripts/test` runs `npm ci` there), so the
 // sandbox needs no node_modules of its own; it drives Debian's Chromium and downloads no browser.
@@ -16,7 +18,7 @@ import { join } from "node:path";
 const require = createRequire(new URL("../../../pbi-bridge/tests/browser/package.json", import.meta.url));
 const puppeteer = require("puppeteer-core");
 
-const [url, shot] = process.argv.slice(2);
+const [url, shot, push] = process.argv.slice(2);
 const chromium = process.env.PBI_BRIDGE_CHROMIUM || execFileSync("which", ["chromium"]).toString().trim();
 const profile = mkdtempSync(join(tmpdir(), "pbi-sandbox-chromium-"));
 const browser = await puppeteer.launch({
@@ -44,7 +46,17 @@ try {
     throw error;
   }
   await page.screenshot({ path: shot });
-  console.log(JSON.stringify({ status: await status(page) }));
+  const tile = () => page.frames().find((f) => f.url().includes("/embed?"));
+  const text = () => tile().$eval("#root", (e) => e.textContent);
+  const seen = { status: await status(page), before: await text() };
+  if (push) {
+    const { url: rowsUrl, token, body } = JSON.parse(push);
+    const pushed = await fetch(rowsUrl, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    if (!pushed.ok) throw new Error(`pushing rows answered ${pushed.status}: ${await pushed.text()}`);
+    await tile().waitForFunction(() => Number(document.getElementById("root").dataset.version || "0") >= 1, { timeout: 60_000 });
+    seen.after = await text();
+  }
+  console.log(JSON.stringify(seen));
 } finally {
   await browser.close();
   rmSync(profile, { recursive: true, force: true });

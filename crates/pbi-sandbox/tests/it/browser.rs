@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 
 /// Runs `tests/browser/embed.mjs` (puppeteer-core on Debian's Chromium; `./scripts/test` installs both): it
 /// opens the host page, waits for the embed exchange to finish, screenshots it, and prints what it saw.
-fn drive_chromium(host: &str, shot: &Path) -> serde_json::Value {
+/// Then it pushes `push`'s rows (`{url, token, body}`) and waits for the tile to redraw by itself.
+fn drive_chromium(host: &str, shot: &Path, push: &serde_json::Value) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/embed.mjs");
     let output = std::process::Command::new("node")
         .arg(&script)
         .arg(host)
         .arg(shot)
+        .arg(push.to_string())
         .output()
         .unwrap_or_else(|e| panic!("cannot run node ({e}); ./scripts/test installs what the browser tests need"));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -77,7 +79,7 @@ document.getElementById("frame").addEventListener("load", () => {{
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_draws_a_tile_from_an_embed_token_and_reports_tile_loaded() {
+async fn chromium_draws_a_tile_from_an_embed_token_reports_tile_loaded_and_redraws_after_a_push() {
     let t = TestSandbox::start().await;
     let alice = t.user_token("alice@contoso.onmicrosoft.com").await;
     let (ws, dash) = (demo_id("ws:sales"), demo_id("dash:sales-overview"));
@@ -108,15 +110,24 @@ async fn chromium_draws_a_tile_from_an_embed_token_and_reports_tile_loaded() {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("cannot remove last run's {}: {e}", shot.display()),
         _ => {}
     }
+    // Once drawn, a new region's sales are pushed to the tile's dataset, as a delivery would.
+    let push = json!({
+        "url": t.url(&format!("/v1.0/myorg/groups/{ws}/datasets/{}/tables/Sales/rows", demo_id("ds:retail-sales"))),
+        "token": alice,
+        "body": {"rows": [{"Date": "2026-12-01T00:00:00Z", "Region": "Central", "Product": "Bikes", "Amount": 5000.0, "Units": 5, "CompanyId": "USMF"}]},
+    });
     let seen = tokio::task::spawn_blocking({
         let shot = shot.clone();
-        move || drive_chromium(&host, &shot)
+        move || drive_chromium(&host, &shot, &push)
     })
     .await
     .expect("chromium task");
     let status = seen["status"].as_str().unwrap_or_default();
     assert!(status.contains("load:202"), "the embed page accepted /tile/load: {status}");
     assert!(status.contains("/tile/u1/events/tileLoaded") && status.contains("/tile/u1/events/rendered"), "{status}");
+    let (before, after) = (seen["before"].as_str().unwrap_or_default(), seen["after"].as_str().unwrap_or_default());
+    assert!(before.contains("North") && !before.contains("Central"), "drawn first without it: {before}");
+    assert!(after.contains("Central"), "the tile redrew by itself after the push: {after}");
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("a screenshot at {}: {e}", shot.display()));
     assert_eq!(png_size(&png), Some((660, 420)), "a PNG of the page's viewport at {}", shot.display());
     assert!(png.len() > 1000, "more than a blank page: {} bytes", png.len());
