@@ -23,10 +23,16 @@ pub(crate) const FAILED_SHOWN: u32 = 50;
 /// The states a job is waiting or failing in, then the finished ones, in the order the page shows them.
 pub(crate) const STATE_COLUMNS: [JobState; 8] = JobState::ALL;
 
+/// The owner of pbi-bridge's own schedules (housekeeping, keep-alive, checks).
+const SYSTEM: &str = "system";
+
 /// Everything the page shows.
 pub(crate) struct Overview {
     pub counts: Vec<JobCount>,
+    /// pbi-bridge's own schedules (owner `system`).
     pub schedules: Vec<ScheduleRow>,
+    /// How many schedules of each kind the rest have (subscriptions' and the like): counted, not listed.
+    pub other_schedules: Vec<(String, i64)>,
     /// Retryable and discarded jobs, newest first.
     pub failed: Vec<JobInfo>,
     pub failing_connections: Vec<Connection>,
@@ -48,12 +54,13 @@ pub(crate) async fn overview(state: &AppState, admin: &User) -> Result<Overview,
         return Err(Problem::AdminOnly);
     }
     let counts = state.store.job_counts().await.map_err(Problem::store("job", "counting jobs"))?;
-    let schedules = state.store.schedules().await.map_err(Problem::store("schedule", "reading the schedules"))?;
+    let schedules = state.store.schedules_of(SYSTEM).await.map_err(Problem::store("schedule", "reading the schedules"))?;
+    let other_schedules = state.store.schedule_counts_except(SYSTEM).await.map_err(Problem::store("schedule", "counting the schedules"))?;
     let failed = state.jobs.list(&[], &[JobState::Retryable, JobState::Discarded], FAILED_SHOWN, None).await.map_err(engine_problem)?;
     let failing_connections = crate::notices::failing_connections(&state.store, state.clock.unix())
         .await
         .map_err(Problem::store("connection", "reading failing connections"))?;
-    Ok(Overview { counts, schedules, failed, failing_connections })
+    Ok(Overview { counts, schedules, other_schedules, failed, failing_connections })
 }
 
 pub(crate) async fn job(state: &AppState, admin: &User, id: i64) -> Result<JobInfo, Problem> {
@@ -131,6 +138,7 @@ struct JobsPage {
     counts: Vec<CountRow>,
     totals: Vec<i64>,
     schedules: Vec<ScheduleView>,
+    other_schedules: Vec<(String, i64)>,
     failed: Vec<FailedView>,
     failing: Vec<FailingView>,
     csrf: String,
@@ -203,7 +211,16 @@ fn page_of(overview: Overview, csrf: String) -> JobsPage {
             account: c.account.upn,
         })
         .collect();
-    JobsPage { states: STATE_COLUMNS.iter().map(|s| s.name()).collect(), counts, totals, schedules, failed, failing, csrf }
+    JobsPage {
+        states: STATE_COLUMNS.iter().map(|s| s.name()).collect(),
+        counts,
+        totals,
+        schedules,
+        other_schedules: overview.other_schedules,
+        failed,
+        failing,
+        csrf,
+    }
 }
 
 pub async fn show(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {

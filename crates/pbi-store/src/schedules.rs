@@ -123,6 +123,29 @@ impl Store {
             .collect())
     }
 
+    /// The schedules of one owner (`system`: pbi-bridge's own), by kind.
+    pub async fn schedules_of(&self, owner: &str) -> Result<Vec<ScheduleRow>> {
+        on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", schedule_columns!(), " FROM schedules WHERE owner = $1 ORDER BY kind"))
+            .bind(owner)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(schedule_from)
+            .collect())
+    }
+
+    /// How many schedules of each kind the owners other than `owner` have (subscriptions' and the like: too
+    /// many to list on one page), by kind.
+    pub async fn schedule_counts_except(&self, owner: &str) -> Result<Vec<(String, i64)>> {
+        on_pool!(&self.pool, |pool| sqlx::query("SELECT kind, COUNT(*) AS n FROM schedules WHERE owner <> $1 GROUP BY kind ORDER BY kind")
+            .bind(owner)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok((row.field::<String>("kind")?, row.field::<i64>("n")?)))
+            .collect::<Result<Vec<_>>>())
+    }
+
     /// Schedules whose next run is due at `now` and that are not paused, earliest first, at most `limit`.
     pub async fn due_schedules(&self, now: i64, limit: i64) -> Result<Vec<ScheduleRow>> {
         on_pool!(&self.pool, |pool| sqlx::query(concat!(

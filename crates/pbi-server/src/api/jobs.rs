@@ -77,11 +77,21 @@ pub(super) struct FailingConnectionOut {
 #[serde(rename_all = "camelCase")]
 pub(super) struct JobsOverview {
     counts: Vec<JobCountOut>,
+    /// pbi-bridge's own schedules (owner `system`).
     schedules: Vec<ScheduleOut>,
+    /// How many schedules of each kind other owners have (subscriptions' and the like), counted, not listed.
+    other_schedules: Vec<ScheduleCountOut>,
     /// Retryable and discarded jobs, newest first (at most 50).
     failed: Vec<JobOut>,
     /// Connections that have not worked for 4 days or more.
     failing_connections: Vec<FailingConnectionOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ScheduleCountOut {
+    kind: String,
+    count: i64,
 }
 
 fn job_out(job: JobInfo) -> JobOut {
@@ -117,6 +127,7 @@ fn overview_out(overview: Overview) -> JobsOverview {
                 last_error: s.last_error,
             })
             .collect(),
+        other_schedules: overview.other_schedules.into_iter().map(|(kind, count)| ScheduleCountOut { kind, count }).collect(),
         failed: overview.failed.into_iter().map(job_out).collect(),
         failing_connections: overview
             .failing_connections

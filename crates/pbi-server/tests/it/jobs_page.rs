@@ -124,9 +124,22 @@ async fn the_api_gives_the_same_overview_and_refuses_bad_ids_by_name() {
             (response.status(), response.json::<serde_json::Value>().await.expect("JSON"))
         }
     };
+    // A subscription's schedule (a user's, not pbi-bridge's own) is counted, not listed: there may be 10,000.
+    let subscription = pbi_store::NewSchedule {
+        kind: "deliveries.run".into(),
+        owner: "subscription:1".into(),
+        args: "{}".into(),
+        recurrence: "0 * * * *".into(),
+        time_zone: "UTC".into(),
+        next_run_at: app.clock.unix() + 3600,
+    };
+    app.store.upsert_schedule(&subscription, app.clock.unix()).await.expect("a subscription's schedule");
     let (status, overview) = get("/api/v1/admin/jobs").await;
     assert_eq!(status, StatusCode::OK, "{overview}");
     assert_eq!(overview["schedules"].as_array().map(Vec::len), Some(4), "{overview}");
+    assert_eq!(overview["otherSchedules"], serde_json::json!([{"kind": "deliveries.run", "count": 1}]));
+    let (_, page) = app.page(&admin, "/admin/jobs").await;
+    assert!(page.contains("And 1 schedule(s) of <code>deliveries.run</code>") && !page.contains("subscription:1"), "{page}");
     let failed = &overview["failed"][0];
     assert_eq!(
         (failed["id"].as_i64(), failed["state"].as_str(), failed["errors"][0].as_str()),
