@@ -3,6 +3,7 @@
 mod api_tokens;
 mod audit;
 mod connections;
+mod data_sources;
 mod db;
 mod jobs;
 mod migrate;
@@ -17,6 +18,7 @@ mod workspaces;
 pub use api_tokens::ApiToken;
 pub use audit::{AuditCursor, AuditEntry, NewAuditEntry};
 pub use connections::{Account, Connection, ConnectionStatus, Tokens};
+pub use data_sources::{DataSource, DataSourceKind, NewDataSource};
 pub use db::{Pool, StoreTx};
 pub use jobs::JobCount;
 pub use oauth_states::PendingState;

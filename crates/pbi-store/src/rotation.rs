@@ -1,6 +1,7 @@
 //! Key rotation: re-encrypting every stored secret and token under the newest key.
 
 use crate::connections::token_context;
+use crate::data_sources::credential_context;
 use crate::db::on_pool;
 use crate::oauth_states::state_context;
 use crate::registrations::secret_context;
@@ -40,6 +41,7 @@ const ENCRYPTED: &[EncryptedColumn] = &[
     encrypted_column!("connections", "id", "access_token", |id| token_context(id, "access_token")),
     encrypted_column!("connections", "id", "refresh_token", |id| token_context(id, "refresh_token")),
     encrypted_column!("oauth_states", "state_hash", "pkce_verifier", |hash| state_context(hash)),
+    encrypted_column!("data_sources", "id", "credential", |id| credential_context(id)),
 ];
 
 impl Store {

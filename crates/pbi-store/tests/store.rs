@@ -86,8 +86,51 @@ on_both!(
     a_database_the_old_migrator_left_at_6_is_adopted_and_gets_7_and_8,
     two_instances_start_at_once_on_a_new_database_and_with_a_new_migration,
     a_store_transaction_commits_or_rolls_back_what_was_written_in_it,
-    instances_share_one_sealed_key_and_a_key_the_ring_cannot_open_is_replaced
+    instances_share_one_sealed_key_and_a_key_the_ring_cannot_open_is_replaced,
+    data_sources_keep_their_credential_sealed_and_may_have_none
 );
+
+async fn data_sources_keep_their_credential_sealed_and_may_have_none(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let finance = pbi_store::NewDataSource {
+        name: "Finance".into(),
+        kind: pbi_store::DataSourceKind::Postgres,
+        location: "postgres://db.example.com/finance".into(),
+        username: Some("reporting".into()),
+        credential_header: None,
+    };
+    let password = SecretString::from("s3cret~password".to_owned());
+    let stored = store.add_data_source(&finance, Some(&password), 10).await.expect("added");
+    assert!(stored.has_credential && stored.details == finance, "{stored:?}");
+    assert_eq!(store.data_source_credential(stored.id).await.expect("read").expect("one").expose_secret(), "s3cret~password");
+    let raw = sqlx_dump(&db.url, "SELECT credential FROM data_sources").await;
+    assert!(!raw.iter().any(|bytes| bytes.windows(6).any(|w| w == b"s3cret")), "stored encrypted");
+    assert!(!format!("{stored:?}").contains("s3cret"), "a data source prints without its credential");
+
+    let again = pbi_store::NewDataSource { name: " finance ".into(), ..finance.clone() };
+    assert!(
+        matches!(store.add_data_source(&again, None, 11).await, Err(StoreError::Conflict(m)) if m.contains("'Finance'") || m.contains("finance"))
+    );
+    let api = pbi_store::NewDataSource {
+        name: "Orders API".into(),
+        kind: pbi_store::DataSourceKind::Http,
+        location: "https://erp.example.com/reports/".into(),
+        username: None,
+        credential_header: Some("Authorization".into()),
+    };
+    let bare = store.add_data_source(&api, None, 12).await.expect("a source without a stored credential is kept");
+    assert!(!bare.has_credential);
+    assert!(store.data_source_credential(bare.id).await.expect("read").is_none());
+    let names: Vec<String> = store.data_sources().await.expect("list").into_iter().map(|d| d.details.name).collect();
+    assert_eq!(names, ["Finance", "Orders API"]);
+
+    store.set_data_source_credential(stored.id, None, 13).await.expect("cleared");
+    assert!(!store.data_source(stored.id).await.expect("read").has_credential);
+    store.delete_data_source(bare.id).await.expect("deleted");
+    assert!(matches!(store.data_source(bare.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.set_data_source_credential(bare.id, None, 14).await, Err(StoreError::NotFound(_))));
+}
 
 async fn instances_share_one_sealed_key_and_a_key_the_ring_cannot_open_is_replaced(postgres: bool) {
     let db = TestDb::new(postgres).await;
@@ -292,12 +335,20 @@ async fn key_rotation_rewrites_everything_and_can_be_rerun(postgres: bool) {
     store.add_secret(reg.id, &SecretString::from("client-secret".to_owned()), 1_000, 0).await.expect("secret");
     let account = Account { owner: "u".into(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "u@x".into() };
     let connection = store.save_connection(&account, &[], &tokens("access", Some("refresh"), 0), 0).await.expect("saved");
+    let source = pbi_store::NewDataSource {
+        name: "Finance".into(),
+        kind: pbi_store::DataSourceKind::Sqlite,
+        location: "/var/lib/finance.db".into(),
+        username: None,
+        credential_header: None,
+    };
+    let source = store.add_data_source(&source, Some(&SecretString::from("db-password".to_owned())), 0).await.expect("source");
     store.close().await;
 
     let new = key_line(2);
     let rotated = Store::connect(&db.url, keys(&format!("{old}{new}"))).await.expect("both keys");
     let report = rotated.rotate_keys().await.expect("rotated");
-    assert_eq!(report.rewritten, 3, "the secret and both tokens");
+    assert_eq!(report.rewritten, 4, "the secret, both tokens and the data source's credential");
     assert_eq!(rotated.rotate_keys().await.expect("again").rewritten, 0, "a second run finds nothing to do");
     rotated.close().await;
 
@@ -306,6 +357,7 @@ async fn key_rotation_rewrites_everything_and_can_be_rerun(postgres: bool) {
     assert_eq!(retired.current_secret(reg.id).await.expect("read").expect("secret").1.expose_secret(), "client-secret");
     let (access, refresh) = retired.connection_tokens(connection.id).await.expect("tokens");
     assert_eq!((access.expect("access").expose_secret(), refresh.expect("refresh").expose_secret()), ("access", "refresh"));
+    assert_eq!(retired.data_source_credential(source.id).await.expect("read").expect("one").expose_secret(), "db-password");
 }
 
 /// Raw bytes of one column, read past the store (what a database dump would show).
