@@ -91,6 +91,11 @@ fn name_taken(error: sqlx::Error, name: &str) -> StoreError {
     }
 }
 
+/// A statement on one data source changed it, or there is no such source.
+fn changed_one(changed: u64, id: Uuid) -> Result<()> {
+    if changed == 0 { Err(StoreError::NotFound(format!("data source {id}"))) } else { Ok(()) }
+}
+
 impl Store {
     pub async fn add_data_source(&self, new: &NewDataSource, credential: Option<&SecretString>, now: i64) -> Result<DataSource> {
         let id = Uuid::new_v4();
@@ -146,10 +151,7 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected());
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!("data source {id}")));
-        }
-        Ok(())
+        changed_one(changed, id)
     }
 
     /// The credential in clear, for the delivery that connects with it; `None` when none is stored.
@@ -172,9 +174,6 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected());
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!("data source {id}")));
-        }
-        Ok(())
+        changed_one(changed, id)
     }
 }
