@@ -3,7 +3,7 @@
 //! without a stored credential is kept: its deliveries fail saying so.
 
 use crate::db::{DbRow, on_pool};
-use crate::{Result, Store, StoreError, uuid_of};
+use crate::{Result, Store, StoreError, changed_one, uuid_of};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -91,11 +91,6 @@ fn name_taken(error: sqlx::Error, name: &str) -> StoreError {
     }
 }
 
-/// A statement on one data source changed it, or there is no such source.
-fn changed_one(changed: u64, id: Uuid) -> Result<()> {
-    if changed == 0 { Err(StoreError::NotFound(format!("data source {id}"))) } else { Ok(()) }
-}
-
 impl Store {
     pub async fn add_data_source(&self, new: &NewDataSource, credential: Option<&SecretString>, now: i64) -> Result<DataSource> {
         let id = Uuid::new_v4();
@@ -151,7 +146,7 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected());
-        changed_one(changed, id)
+        changed_one(changed, format_args!("data source {id}"))
     }
 
     /// The credential in clear, for the delivery that connects with it; `None` when none is stored.
@@ -168,12 +163,19 @@ impl Store {
         }
     }
 
+    /// Deletes a data source no item uses (one that is used is refused: `Conflict`).
     pub async fn delete_data_source(&self, id: Uuid) -> Result<()> {
         let changed = on_pool!(&self.pool, |pool| sqlx::query("DELETE FROM data_sources WHERE id = $1")
             .bind(id.to_string())
             .execute(pool)
-            .await?
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                    StoreError::Conflict("items use this data source: change or delete them first".into())
+                }
+                _ => StoreError::from(e),
+            })?
             .rows_affected());
-        changed_one(changed, id)
+        changed_one(changed, format_args!("data source {id}"))
     }
 }

@@ -5,6 +5,7 @@ mod audit;
 mod connections;
 mod data_sources;
 mod db;
+mod items;
 mod jobs;
 mod migrate;
 mod oauth_states;
@@ -20,6 +21,7 @@ pub use audit::{AuditCursor, AuditEntry, NewAuditEntry};
 pub use connections::{Account, Connection, ConnectionStatus, Tokens};
 pub use data_sources::{DataSource, DataSourceKind, NewDataSource};
 pub use db::{Pool, StoreTx};
+pub use items::{ItemSource, NewItem, StoredItem};
 pub use jobs::JobCount;
 pub use oauth_states::PendingState;
 pub use registrations::{NewRegistration, Registration, SecretInfo};
@@ -149,6 +151,11 @@ impl Store {
 /// An UPDATE or DELETE that changed no row addressed a row that does not exist.
 fn one_changed(rows_affected: u64, what: impl FnOnce() -> String) -> Result<()> {
     if rows_affected == 0 { Err(StoreError::NotFound(what())) } else { Ok(()) }
+}
+
+/// A statement meant to change one row changed it, or there is no `what` (`data source <id>`, `item <id>`).
+fn changed_one(changed: u64, what: impl std::fmt::Display) -> Result<()> {
+    if changed == 0 { Err(StoreError::NotFound(what.to_string())) } else { Ok(()) }
 }
 
 fn uuid_of(row: &impl DbRow, column: &str) -> Result<Uuid> {

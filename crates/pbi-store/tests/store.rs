@@ -87,8 +87,74 @@ on_both!(
     two_instances_start_at_once_on_a_new_database_and_with_a_new_migration,
     a_store_transaction_commits_or_rolls_back_what_was_written_in_it,
     instances_share_one_sealed_key_and_a_key_the_ring_cannot_open_is_replaced,
-    data_sources_keep_their_credential_sealed_and_may_have_none
+    data_sources_keep_their_credential_sealed_and_may_have_none,
+    items_are_pinnable_by_everyone_or_by_the_users_they_name
 );
+
+fn sqlite_source(name: &str) -> pbi_store::NewDataSource {
+    pbi_store::NewDataSource {
+        name: name.into(),
+        kind: pbi_store::DataSourceKind::Sqlite,
+        location: "/var/lib/finance.db".into(),
+        username: None,
+        credential_header: None,
+    }
+}
+
+async fn items_are_pinnable_by_everyone_or_by_the_users_they_name(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let alice = store.add_user("alice", "Alice", "hash", false, 0).await.expect("alice").id;
+    let bob = store.add_user("bob", "Bob", "hash", false, 0).await.expect("bob").id;
+    let source = sqlite_source("Finance");
+    let source = store.add_data_source(&source, None, 0).await.expect("source").id;
+    let chart = pbi_store::NewItem {
+        name: "Chart2".into(),
+        definition: r#"{"kind":"category-series"}"#.into(),
+        source: pbi_store::ItemSource::Query,
+        data_source_id: Some(source),
+        query: Some("SELECT region AS Region, SUM(amount) AS Amount FROM sales WHERE company = :company GROUP BY region".into()),
+        parameters: r#"[{"name":"company","default":"USMF"}]"#.into(),
+        everyone: false,
+        pinners: vec![alice],
+    };
+    let stored = store.add_item(&chart, 10).await.expect("added");
+    assert_eq!(stored.details, chart);
+    let pushed = pbi_store::NewItem {
+        name: "Open orders".into(),
+        source: pbi_store::ItemSource::Pushed,
+        data_source_id: None,
+        query: None,
+        parameters: "[]".into(),
+        everyone: true,
+        pinners: vec![],
+        ..chart.clone()
+    };
+    let open = store.add_item(&pushed, 11).await.expect("added");
+    let names = |items: Vec<pbi_store::StoredItem>| items.into_iter().map(|i| i.details.name).collect::<Vec<_>>();
+    assert_eq!(names(store.items_pinnable_by(alice).await.expect("alice's")), ["Chart2", "Open orders"]);
+    assert_eq!(names(store.items_pinnable_by(bob).await.expect("bob's")), ["Open orders"], "Bob is not named on Chart2");
+    assert_eq!(names(store.items().await.expect("all")), ["Chart2", "Open orders"]);
+
+    assert!(matches!(
+        store.add_item(&pbi_store::NewItem { name: "chart2 ".into(), ..chart.clone() }, 12).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let nobody = pbi_store::NewItem { name: "Ghost".into(), pinners: vec![uuid::Uuid::new_v4()], ..chart.clone() };
+    assert!(matches!(store.add_item(&nobody, 12).await, Err(StoreError::NotFound(_))), "a pinner who is not a user");
+    assert!(store.items().await.expect("all").iter().all(|i| i.details.name != "Ghost"), "nothing of it was kept");
+    assert!(matches!(store.delete_data_source(source).await, Err(StoreError::Conflict(m)) if m.contains("items use")));
+
+    let moved = store.update_item(stored.id, &pbi_store::NewItem { pinners: vec![bob], ..chart.clone() }, 13).await.expect("updated");
+    assert_eq!(moved.details.pinners, [bob]);
+    assert_eq!(names(store.items_pinnable_by(alice).await.expect("alice's")), ["Open orders"]);
+    store.set_pushed_rows(open.id, r#"[{"Category":"East","Value":1}]"#, 14).await.expect("pushed");
+    assert_eq!(store.pushed_rows(open.id).await.expect("read").as_deref(), Some(r#"[{"Category":"East","Value":1}]"#));
+    assert_eq!(store.item(open.id).await.expect("read").pushed_at, Some(14));
+    store.delete_item(stored.id).await.expect("deleted");
+    store.delete_data_source(source).await.expect("no item uses it now");
+    assert!(matches!(store.item(stored.id).await, Err(StoreError::NotFound(_))));
+}
 
 async fn data_sources_keep_their_credential_sealed_and_may_have_none(postgres: bool) {
     let db = TestDb::new(postgres).await;
@@ -335,13 +401,7 @@ async fn key_rotation_rewrites_everything_and_can_be_rerun(postgres: bool) {
     store.add_secret(reg.id, &SecretString::from("client-secret".to_owned()), 1_000, 0).await.expect("secret");
     let account = Account { owner: "u".into(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "u@x".into() };
     let connection = store.save_connection(&account, &[], &tokens("access", Some("refresh"), 0), 0).await.expect("saved");
-    let source = pbi_store::NewDataSource {
-        name: "Finance".into(),
-        kind: pbi_store::DataSourceKind::Sqlite,
-        location: "/var/lib/finance.db".into(),
-        username: None,
-        credential_header: None,
-    };
+    let source = sqlite_source("Finance");
     let source = store.add_data_source(&source, Some(&SecretString::from("db-password".to_owned())), 0).await.expect("source");
     store.close().await;
 
