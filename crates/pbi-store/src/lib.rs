@@ -13,6 +13,7 @@ mod registrations;
 mod rotation;
 mod schedules;
 mod settings;
+mod subscriptions;
 mod users;
 mod workspaces;
 
@@ -28,6 +29,7 @@ pub use registrations::{NewRegistration, Registration, SecretInfo};
 pub use rotation::Rotation;
 pub use schedules::{NewSchedule, ScheduleRow};
 pub use settings::SharedKey;
+pub use subscriptions::{Delivery, DeliveryUpdate, NewSubscription, PinTarget, Subscription, SubscriptionState};
 pub use users::{Session, User};
 pub use workspaces::{Pin, Workspace};
 

@@ -88,8 +88,89 @@ on_both!(
     a_store_transaction_commits_or_rolls_back_what_was_written_in_it,
     instances_share_one_sealed_key_and_a_key_the_ring_cannot_open_is_replaced,
     data_sources_keep_their_credential_sealed_and_may_have_none,
-    items_are_pinnable_by_everyone_or_by_the_users_they_name
+    items_are_pinnable_by_everyone_or_by_the_users_they_name,
+    a_subscription_is_its_owners_alone_and_keeps_its_delivery_history
 );
+
+async fn a_subscription_is_its_owners_alone_and_keeps_its_delivery_history(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let alice = store.add_user("alice", "Alice", "hash", false, 0).await.expect("alice").id;
+    let bob = store.add_user("bob", "Bob", "hash", false, 0).await.expect("bob").id;
+    let item = store.add_item(&pushed_item("Open orders"), 0).await.expect("item").id;
+    let pin = pbi_store::NewSubscription {
+        owner: alice,
+        connection_id: uuid::Uuid::new_v4(),
+        item_id: item,
+        parameters: r#"{"company":"USMF"}"#.into(),
+        workspace_id: Some(uuid::Uuid::new_v4()),
+        workspace_name: "Sales".into(),
+        dashboard_id: uuid::Uuid::new_v4(),
+        dashboard_name: "IT Spend Analysis Sample".into(),
+        frequency: r#"{"every":"daily","at":{"hour":7,"minute":30}}"#.into(),
+        time_zone: "Europe/Berlin".into(),
+    };
+    let mine = store.add_subscription(&pin, 10).await.expect("added");
+    assert_eq!((mine.details.clone(), mine.state), (pin.clone(), pbi_store::SubscriptionState::Active));
+    let target = pbi_store::PinTarget {
+        dataset_id: Some("ds-1".into()),
+        report_id: Some(uuid::Uuid::new_v4()),
+        tile_id: Some(uuid::Uuid::new_v4()),
+    };
+    store.set_pin_target(mine.id, &target, 11).await.expect("target");
+    assert_eq!(store.subscription_of(alice, mine.id).await.expect("hers").target, target);
+
+    // Bob cannot read, list, page the history of or delete Alice's subscription, whatever he knows of it.
+    assert!(matches!(store.subscription_of(bob, mine.id).await, Err(StoreError::NotFound(_))));
+    assert!(store.subscriptions_of(bob).await.expect("his").is_empty());
+    assert!(matches!(store.delete_subscription(bob, mine.id).await, Err(StoreError::NotFound(_))));
+
+    let first = store.start_delivery(mine.id, 100).await.expect("started");
+    let done = pbi_store::DeliveryUpdate {
+        ended_at: Some(103),
+        row_count: Some(12),
+        post_count: 1,
+        request_ids: vec!["req-1".into(), "req-2".into()],
+        outcome: "delivered".into(),
+        error: None,
+        progress: None,
+    };
+    store.update_delivery(first, &done).await.expect("ended");
+    let second = store.start_delivery(mine.id, 200).await.expect("started");
+    let history = store.deliveries_of(alice, mine.id, None, 10).await.expect("history");
+    assert_eq!(history.iter().map(|d| d.id).collect::<Vec<_>>(), [second, first], "newest first");
+    assert_eq!(
+        (history[1].request_ids.clone(), history[1].row_count, history[0].outcome.as_str()),
+        (vec!["req-1".to_owned(), "req-2".to_owned()], Some(12), "running")
+    );
+    assert_eq!(store.deliveries_of(alice, mine.id, Some(200), 10).await.expect("page 2").len(), 1, "the cursor pages on");
+    assert!(store.deliveries_of(bob, mine.id, None, 10).await.expect("none").is_empty(), "not Bob's history");
+
+    store
+        .set_subscription_state(mine.id, pbi_store::SubscriptionState::Paused, Some("Sign in to Power BI again"), 300)
+        .await
+        .expect("paused");
+    assert!(store.resume_subscriptions_of(bob, 301).await.expect("his").is_empty());
+    assert_eq!(store.resume_subscriptions_of(alice, 302).await.expect("hers"), [mine.id]);
+    let resumed = store.subscription(mine.id).await.expect("read");
+    assert_eq!((resumed.state, resumed.state_reason), (pbi_store::SubscriptionState::Active, None));
+    store.delete_subscription(alice, mine.id).await.expect("deleted");
+    assert!(store.deliveries_of(alice, mine.id, None, 10).await.expect("gone").is_empty(), "its history went with it");
+}
+
+/// An item for everyone whose rows the application pushes.
+fn pushed_item(name: &str) -> pbi_store::NewItem {
+    pbi_store::NewItem {
+        name: name.into(),
+        definition: "{}".into(),
+        source: pbi_store::ItemSource::Pushed,
+        data_source_id: None,
+        query: None,
+        parameters: "[]".into(),
+        everyone: true,
+        pinners: vec![],
+    }
+}
 
 fn sqlite_source(name: &str) -> pbi_store::NewDataSource {
     pbi_store::NewDataSource {
@@ -120,16 +201,7 @@ async fn items_are_pinnable_by_everyone_or_by_the_users_they_name(postgres: bool
     };
     let stored = store.add_item(&chart, 10).await.expect("added");
     assert_eq!(stored.details, chart);
-    let pushed = pbi_store::NewItem {
-        name: "Open orders".into(),
-        source: pbi_store::ItemSource::Pushed,
-        data_source_id: None,
-        query: None,
-        parameters: "[]".into(),
-        everyone: true,
-        pinners: vec![],
-        ..chart.clone()
-    };
+    let pushed = pbi_store::NewItem { definition: chart.definition.clone(), ..pushed_item("Open orders") };
     let open = store.add_item(&pushed, 11).await.expect("added");
     let names = |items: Vec<pbi_store::StoredItem>| items.into_iter().map(|i| i.details.name).collect::<Vec<_>>();
     assert_eq!(names(store.items_pinnable_by(alice).await.expect("alice's")), ["Chart2", "Open orders"]);
