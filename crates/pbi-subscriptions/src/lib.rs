@@ -7,6 +7,7 @@ pub mod item;
 pub mod kind;
 pub mod outcome;
 pub mod pacing;
+pub mod query;
 pub mod rows;
 
 pub use delivery::{Progress, Step};
