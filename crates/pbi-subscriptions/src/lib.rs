@@ -1,5 +1,6 @@
 //! Seed 001's subscriptions: the application's report items pinned to Power BI dashboards and delivered on
-//! schedules. Pure domain logic (the README lists the modules); the edges and the delivery job call it.
+//! schedules. Domain logic as pure functions, and the one runner that does I/O (`sql_source`: an item's query on
+//! its data source); the README lists the modules. The edges and the delivery job call it.
 
 pub mod delivery;
 pub mod frequency;
@@ -9,6 +10,7 @@ pub mod outcome;
 pub mod pacing;
 pub mod query;
 pub mod rows;
+pub mod sql_source;
 
 pub use delivery::{Progress, Step};
 pub use frequency::{Frequency, FrequencyError, TimeOfDay, Weekday};
