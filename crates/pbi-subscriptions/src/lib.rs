@@ -8,6 +8,7 @@ pub mod item;
 pub mod kind;
 pub mod outcome;
 pub mod pacing;
+pub mod push_target;
 pub mod query;
 pub mod rows;
 pub mod sql_source;
