@@ -13,7 +13,7 @@
 //! - `jobs`: `--count` jobs enqueued with `enqueue_many`, all due at the same whole second: time until all have
 //!   started and completed, and jobs per second.
 //!
-//! Engine settings: `--workers`, `--fetch-cooldown-ms`, `--scheduler-interval-ms`, `--sweep-every-ms` (the
+//! Engine settings: `--workers`, `--fetch-cooldown-ms`, `--fetch-poll-ms`, `--scheduler-interval-ms`, `--sweep-every-ms` (the
 //! `EngineConfig` defaults otherwise). The peak resident memory (VmHWM) of the process is printed at the end.
 
 use futures_util::StreamExt;
@@ -173,6 +173,7 @@ fn parse_args() -> Result<Args, Error> {
             "--workers" => parsed.config.workers = usize::try_from(number()?)?,
             "--fetch-cooldown-ms" => parsed.config.fetch_cooldown = ms()?,
             "--scheduler-interval-ms" => parsed.config.scheduler_interval = ms()?,
+            "--fetch-poll-ms" => parsed.config.fetch_poll_interval = ms()?,
             "--sweep-every-ms" => parsed.config.sweep_every = ms()?,
             _ => return Err(format!("unknown option {flag}").into()),
         }
@@ -195,11 +196,12 @@ async fn main() -> Result<(), Error> {
     let store = Store::connect(&url, keys()).await?;
     let c = &args.config;
     println!(
-        "backend {}{} | workers {} | fetch_cooldown {:?} | scheduler_interval {:?} | sweep_every {:?}",
+        "backend {}{} | workers {} | fetch_cooldown {:?} | fetch_poll {:?} | scheduler_interval {:?} | sweep_every {:?}",
         if args.postgres { "postgres" } else { "sqlite" },
         args.pg_options.as_deref().filter(|_| args.postgres).map(|o| format!(" ({o})")).unwrap_or_default(),
         c.workers,
         c.fetch_cooldown,
+        c.fetch_poll_interval,
         c.scheduler_interval,
         c.sweep_every
     );

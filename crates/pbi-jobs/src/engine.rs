@@ -163,6 +163,14 @@ impl<J: Job, H: Handler<J>> riverqueue::Worker<Envelope<J>> for Adapter<J, H> {
             args: job.args.args,
         };
         let args = serde_json::to_string(&running.args).unwrap_or_default();
+        if let (Some(occurrence), Some(core)) = (occurrence, self.core.get())
+            && core.is_stale(occurrence).await.map_err(|e| Failure::new(format!("reading the occurrence's schedule: {e}")))?
+        {
+            // The schedule was edited (or deleted) after this occurrence was enqueued: its next run is another
+            // one, which the sweeper enqueues; this one must not run as well.
+            let _ = context.record_output(serde_json::json!({ "cancelled": "the schedule moved on to another occurrence" }));
+            return Ok(riverqueue::WorkOutcome::Cancel);
+        }
         let late = OffsetDateTime::now_utc() - instant(job.row.scheduled_at);
         self.metrics.started(J::KIND, late.try_into().unwrap_or_default());
         let result = self.handler.run(running).await;
@@ -299,6 +307,9 @@ pub struct EngineConfig {
     pub fetch_cooldown: Duration,
     /// How often due scheduled jobs are made available (River's default is 5 s).
     pub scheduler_interval: Duration,
+    /// How often an idle instance asks for available jobs when nothing told it of new ones (River's default is
+    /// 1 s). PostgreSQL's notifications usually come first; SQLite has none, so this bounds its start lateness.
+    pub fetch_poll_interval: Duration,
     /// A job running longer than this is cancelled and retried.
     pub job_timeout: Duration,
     /// A job still running this long after it started (its instance died) is rescued by the leader.
@@ -319,6 +330,7 @@ impl Default for EngineConfig {
             workers: 100,
             fetch_cooldown: Duration::from_millis(5),
             scheduler_interval: Duration::from_millis(500),
+            fetch_poll_interval: Duration::from_millis(200),
             job_timeout: Duration::from_secs(300),
             rescue_after: Duration::from_secs(360),
             rescuer_interval: Duration::from_secs(30),
@@ -504,7 +516,12 @@ impl Engine {
             .workers(registry.workers)
             // A job of a kind this build does not know stays available, for an instance that knows it.
             .fetch_only_known_kinds(true)
-            .queue("default", riverqueue::QueueConfig::new(config.workers).with_fetch_cooldown(config.fetch_cooldown))
+            .queue(
+                "default",
+                riverqueue::QueueConfig::new(config.workers)
+                    .with_fetch_cooldown(config.fetch_cooldown)
+                    .with_fetch_poll_interval(config.fetch_poll_interval),
+            )
             .fetch_cooldown(config.fetch_cooldown)
             .job_timeout(config.job_timeout)
             .maintenance(maintenance)

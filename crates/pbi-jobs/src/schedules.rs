@@ -127,6 +127,11 @@ async fn enqueue_occurrence(core: &Core, row: &ScheduleRow, run_at: Option<Offse
 }
 
 impl Core {
+    /// Whether `occurrence` is no longer its schedule's next (the schedule was edited or deleted since).
+    pub(crate) async fn is_stale(&self, occurrence: Occurrence) -> Result<bool> {
+        Ok(self.store.schedule(occurrence.schedule).await?.is_none_or(|row| row.next_run_at != occurrence.due))
+    }
+
     /// River's run time for a moment on pbi-bridge's clock: the same instant on the system clock, the same
     /// distance ahead of the wall clock on a manual or shifted one (the sweeper makes it due when ours says so).
     pub(crate) fn river_time(&self, at: OffsetDateTime) -> OffsetDateTime {

@@ -56,7 +56,32 @@ on_both!(
     a_failed_occurrence_is_recorded_and_the_schedule_goes_on,
     an_instance_that_does_not_lead_does_not_sweep,
     a_snoozed_occurrence_waits_for_its_time_not_for_the_sweeper,
+    an_occurrence_of_an_edited_schedule_does_not_run_beside_the_new_one,
 );
+
+async fn an_occurrence_of_an_edited_schedule_does_not_run_beside_the_new_one(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let clock = Clock::manual(time::macros::datetime!(2026-12-02 09:30 UTC));
+    let (engine, runs) = start(&db, &clock).await;
+    let spec = |cron: &str| ScheduleSpec {
+        kind: Tick::KIND,
+        owner: "edited".into(),
+        args: serde_json::json!({"fail": false}),
+        schedule: Schedule::cron(cron, "UTC").expect("cron"),
+    };
+    let first = engine.schedule(&spec("0 * * * *")).await.expect("scheduled");
+    let stale = first.pending_job_id.expect("the 10:00 occurrence waits");
+    // Edited before 10:00 to run at half past: its next run is 10:30; the 10:00 job still waits in River.
+    let edited = engine.schedule(&spec("30 * * * *")).await.expect("edited");
+    assert_eq!(edited.next_run_at, time::macros::datetime!(2026-12-02 10:30 UTC).unix_timestamp());
+    clock.set(time::macros::datetime!(2026-12-02 10:30 UTC)).expect("manual clock");
+    engine.sweep().await.expect("swept");
+    let ended = engine.wait_for(stale, Duration::from_secs(30), |j| j.state.is_finished()).await.expect("the old occurrence ended");
+    assert_eq!((ended.state, runs.load(Ordering::SeqCst)), (JobState::Cancelled, 0), "the old occurrence did not run: {ended:?}");
+    let ran = run_next(&engine, &clock, first.id).await;
+    assert_eq!((ran.state, runs.load(Ordering::SeqCst)), (JobState::Completed, 1), "the edited schedule's occurrence ran once");
+    engine.stop().await.expect("stopped");
+}
 
 /// Moves the clock to the schedule's next run, sweeps, and waits for that occurrence's job to finish.
 async fn run_next(engine: &Engine, clock: &Clock, schedule: uuid::Uuid) -> pbi_jobs::JobInfo {

@@ -1,6 +1,7 @@
 //! `pbi-bridge jobs`: the schedules `serve` keeps, the job list, and clear refusals, on a data directory of its own.
 
 use crate::datadir::{Fresh, run, while_running};
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_shows_the_schedules_serve_keeps_and_refuses_what_it_cannot_find() {
@@ -42,8 +43,23 @@ async fn jobs_shows_the_schedules_serve_keeps_and_refuses_what_it_cannot_find() 
             "{}",
             table.stdout
         );
+        // Nothing has been due yet: each schedule's first occurrence waits in the queue, scheduled.
         let jobs = run(&fresh.data(), &["jobs", "list", "--json"], None);
-        assert_eq!((jobs.code, jobs.stdout.trim()), (Some(0), "[]"), "nothing has been due yet: {}", jobs.stderr);
+        assert_eq!(jobs.code, Some(0), "{}", jobs.stderr);
+        let jobs: Value = serde_json::from_str(&jobs.stdout).expect("JSON");
+        let mut waiting: Vec<(&str, &str)> =
+            jobs.as_array().expect("a list").iter().filter_map(|j| Some((j["kind"].as_str()?, j["state"].as_str()?))).collect();
+        waiting.sort();
+        assert_eq!(
+            waiting,
+            [
+                ("connections.keepalive", "scheduled"),
+                ("connections.report", "scheduled"),
+                ("housekeeping.purge", "scheduled"),
+                ("registrations.key_check", "scheduled")
+            ],
+            "{jobs}"
+        );
 
         for args in [&["jobs", "show", "424242"][..], &["jobs", "retry", "424242"][..], &["jobs", "cancel", "424242"][..]] {
             let missing = run(&fresh.data(), args, None);
