@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod frequency;
+pub mod http_source;
 pub mod item;
 pub mod kind;
 pub mod outcome;
