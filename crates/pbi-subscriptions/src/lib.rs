@@ -18,6 +18,6 @@ pub use delivery::{Progress, Step};
 pub use frequency::{Frequency, FrequencyError, TimeOfDay, Weekday};
 pub use item::{Binding, Column, ColumnSpec, ColumnType, Item, ItemError, ItemSpec};
 pub use kind::{PushColumn, PushType, VisualKind};
-pub use outcome::{Decision, Fault, decide, delivery_error};
+pub use outcome::{Decision, Fault, decide, delivery_error, fault_from_power_bi};
 pub use pacing::PushWindow;
 pub use rows::{Row, RowError, push_rows};

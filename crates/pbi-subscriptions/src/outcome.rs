@@ -53,6 +53,27 @@ pub enum Decision {
     Retry,
 }
 
+/// What a Power BI answer means for a delivery. `what` names the thing the call was about (`dashboard`,
+/// `dataset`, `report`), for a 404. A token the service refused (`TokenExpired`, `InvalidToken`) is an
+/// outage-like fault: the broker renews the token on the retry, and a grant that is really gone is reported
+/// by the broker itself as sign-in needed, before any call.
+pub fn fault_from_power_bi(error: &pbi_powerbi::PowerBiError, what: &str) -> Fault {
+    use pbi_powerbi::ErrorKind as K;
+    let with_request = |message: String| match &error.request_id {
+        Some(id) => format!("{message} (Power BI RequestId {id})"),
+        None => message,
+    };
+    match &error.kind {
+        K::NotFound { .. } => Fault::Missing { what: what.to_owned() },
+        K::Throttled { retry_after } => Fault::Throttled { retry_after: *retry_after },
+        _ if error.is_token_problem() => Fault::Outage { message: with_request(error.kind.to_string()) },
+        K::Service { .. } | K::Transport(_) | K::Token(_) => Fault::Outage { message: with_request(error.kind.to_string()) },
+        K::Unauthorized { .. } | K::Forbidden { .. } | K::BadRequest { .. } | K::Decode { .. } | K::Invalid(_) | K::Schema { .. } => {
+            Fault::Refused { message: with_request(error.kind.to_string()) }
+        }
+    }
+}
+
 /// The decision for `fault`, given how many runs in a row before this one found their content missing.
 pub fn decide(fault: &Fault, missing_before: u32) -> Decision {
     match fault {
@@ -124,6 +145,29 @@ mod tests {
         assert_eq!(decide(&Fault::Throttled { retry_after: Duration::ZERO }, 0), Decision::Snooze(Duration::from_secs(1)));
         assert_eq!(decide(&Fault::Outage { message: "503".into() }, 5), Decision::Retry);
         assert_eq!(decide(&Fault::Source { message: "no stored credentials".into() }, 0), Decision::Fail { disable: false });
+    }
+
+    #[test]
+    fn power_bi_answers_become_faults() {
+        use pbi_powerbi::{ErrorKind as K, PowerBiError};
+        let fault = |kind| fault_from_power_bi(&PowerBiError { kind, request_id: Some("r-1".into()) }, "dashboard");
+        assert_eq!(
+            fault(K::NotFound { code: "PowerBIEntityNotFound".into(), message: String::new() }),
+            Fault::Missing { what: "dashboard".into() }
+        );
+        assert_eq!(fault(K::Throttled { retry_after: Duration::from_secs(42) }), Fault::Throttled { retry_after: Duration::from_secs(42) });
+        assert!(
+            matches!(fault(K::Service { status: 503, message: "busy".into() }), Fault::Outage { message } if message.contains("RequestId r-1"))
+        );
+        assert!(
+            matches!(fault(K::Forbidden { code: "TokenExpired".into(), message: String::new() }), Fault::Outage { .. }),
+            "renewed on the retry"
+        );
+        assert!(matches!(
+            fault(K::Unauthorized { code: "PowerBINotAuthorizedException".into(), message: String::new() }),
+            Fault::Refused { .. }
+        ));
+        assert_eq!(decide(&fault(K::Transport("reset".into())), 0), Decision::Retry);
     }
 
     #[test]
