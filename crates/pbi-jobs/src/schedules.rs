@@ -4,6 +4,7 @@
 //! waiting (after a crash, a restore, an edit), and makes due a waiting job whose wall-clock time is later than
 //! pbi-bridge's clock says (a shifted or manual clock, as in tests).
 
+use crate::JobState;
 use crate::engine::{Core, Engine, Enqueued, JobsError, OccurrenceEnd, Result};
 use crate::schedule::{Recurrence, Schedule};
 use pbi_store::{NewSchedule, ScheduleRow, StoreTx};
@@ -75,6 +76,18 @@ impl Engine {
             }
         }
         Ok(row)
+    }
+
+    /// Deletes the schedule of `kind` and `owner` and cancels its waiting occurrence (one already running ends
+    /// as it is, and finds its schedule gone); false when there was none.
+    pub async fn unschedule(&self, kind: &str, owner: &str) -> Result<bool> {
+        let Some(row) = self.store().delete_schedule(kind, owner).await? else { return Ok(false) };
+        if let Some(job) = row.pending_job_id
+            && self.get(job).await?.is_some_and(|j| !j.state.is_finished() && j.state != JobState::Running)
+        {
+            self.cancel(job).await?;
+        }
+        Ok(true)
     }
 
     /// One sweep now (the engine also sweeps by itself every `sweep_every`); returns how many occurrences it

@@ -57,7 +57,30 @@ on_both!(
     an_instance_that_does_not_lead_does_not_sweep,
     a_snoozed_occurrence_waits_for_its_time_not_for_the_sweeper,
     an_occurrence_of_an_edited_schedule_does_not_run_beside_the_new_one,
+    an_unscheduled_schedules_waiting_occurrence_is_cancelled,
 );
+
+async fn an_unscheduled_schedules_waiting_occurrence_is_cancelled(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let clock = Clock::manual(time::macros::datetime!(2026-12-02 09:30 UTC));
+    let (engine, runs) = start(&db, &clock).await;
+    let spec = ScheduleSpec {
+        kind: Tick::KIND,
+        owner: "subscription:1".into(),
+        args: serde_json::json!({"fail": false}),
+        schedule: Schedule::cron("0 * * * *", "UTC").expect("cron"),
+    };
+    let row = engine.schedule(&spec).await.expect("scheduled");
+    let waiting = row.pending_job_id.expect("its first occurrence");
+    assert!(engine.unschedule(Tick::KIND, "subscription:1").await.expect("unscheduled"));
+    assert!(!engine.unschedule(Tick::KIND, "subscription:1").await.expect("asked"), "nothing left to unschedule");
+    assert_eq!(engine.get(waiting).await.expect("read").expect("kept").state, JobState::Cancelled);
+    assert!(engine.store().schedule(row.id).await.expect("read").is_none());
+    clock.set(time::macros::datetime!(2026-12-02 10:00 UTC)).expect("manual clock");
+    assert_eq!(engine.sweep().await.expect("swept"), 0, "nothing of it is due");
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    engine.stop().await.expect("stopped");
+}
 
 async fn an_occurrence_of_an_edited_schedule_does_not_run_beside_the_new_one(postgres: bool) {
     let db = TestDb::new(postgres).await;

@@ -113,6 +113,18 @@ impl Store {
             .transpose())
     }
 
+    /// Deletes the schedule of `kind` and `owner` (a deleted subscription's), giving the row it was (for its
+    /// pending job, which the caller cancels); `None` when there was none.
+    pub async fn delete_schedule(&self, kind: &str, owner: &str) -> Result<Option<ScheduleRow>> {
+        let Some(row) = self.schedule_of(kind, owner).await? else { return Ok(None) };
+        on_pool!(&self.pool, |pool| sqlx::query("DELETE FROM schedules WHERE id = $1")
+            .bind(row.id.to_string())
+            .execute(pool)
+            .await
+            .map(drop)?);
+        Ok(Some(row))
+    }
+
     /// Every schedule, by kind and owner.
     pub async fn schedules(&self) -> Result<Vec<ScheduleRow>> {
         on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", schedule_columns!(), " FROM schedules ORDER BY kind, owner"))
