@@ -344,8 +344,8 @@ window.addEventListener("message", (event) => {
   }
 });
 
-async function render() {
-  const root = document.getElementById("root");
+// The data of what this page draws, as the host's config (or the URL) names it.
+function requestData() {
   const embedToken = config.tokenType === 1 || config.tokenType === "Embed";
   const body = {
     dashboardId: config.dashboardId || params.get("dashboardId"),
@@ -353,9 +353,13 @@ async function render() {
     reportId: KIND === "report" ? (config.id || params.get("reportId")) : null,
     filters: config.filters || []
   };
+  return fetch("/sandbox-embed/data", { method: "POST", headers: { "Content-Type": "application/json", "Authorization": (embedToken ? "EmbedToken " : "Bearer ") + token }, body: JSON.stringify(body) });
+}
+
+async function render() {
   let response;
   try {
-    response = await fetch("/sandbox-embed/data", { method: "POST", headers: { "Content-Type": "application/json", "Authorization": (embedToken ? "EmbedToken " : "Bearer ") + token }, body: JSON.stringify(body) });
+    response = await requestData();
   } catch (e) {
     return fail(0, { error: { code: "NetworkError", message: String(e) } });
   }
@@ -383,10 +387,8 @@ let watching = null;
 function watch() {
   if (watching || KIND !== "tile") return;
   watching = setInterval(async () => {
-    const embedToken = config.tokenType === 1 || config.tokenType === "Embed";
-    const body = { dashboardId: config.dashboardId || params.get("dashboardId"), tileId: config.id || params.get("tileId"), filters: config.filters || [] };
     try {
-      const response = await fetch("/sandbox-embed/data", { method: "POST", headers: { "Content-Type": "application/json", "Authorization": (embedToken ? "EmbedToken " : "Bearer ") + token }, body: JSON.stringify(body) });
+      const response = await requestData();
       if (!response.ok) return;
       const data = await response.json();
       if (JSON.stringify(data) === shown) return;

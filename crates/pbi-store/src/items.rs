@@ -3,7 +3,7 @@
 //! application pushed for it, and who may pin it (everyone, or the users in `item_pinners`).
 
 use crate::db::{DbRow, StoreTx, on_pool, on_tx};
-use crate::{Result, Store, StoreError, changed_one, uuid_of};
+use crate::{Result, Store, StoreError, changed_one, optional_uuid_of, parse_uuid, uuid_of};
 use uuid::Uuid;
 
 /// Where an item's rows come from.
@@ -82,16 +82,13 @@ macro_rules! bind_item {
 
 fn item_from(row: &impl DbRow, pinners: Vec<Uuid>) -> Result<StoredItem> {
     let source: String = row.field("source")?;
-    let data_source: Option<String> = row.field("data_source_id")?;
     Ok(StoredItem {
         id: uuid_of(row, "id")?,
         details: NewItem {
             name: row.field("name")?,
             definition: row.field("definition")?,
             source: ItemSource::parse(&source).ok_or_else(|| StoreError::Corrupt(format!("item source '{source}'")))?,
-            data_source_id: data_source
-                .map(|id| Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt(format!("data_source_id '{id}'"))))
-                .transpose()?,
+            data_source_id: optional_uuid_of(row, "data_source_id")?,
             query: row.field("query")?,
             parameters: row.field("parameters")?,
             everyone: row.field::<i64>("everyone")? == 1,
@@ -187,7 +184,7 @@ impl Store {
         self.items_from(query, Some(user)).await
     }
 
-    /// Runs a static `SELECT` of items (bound to `user` when given) and reads each one's pinners.
+    /// Runs a static `SELECT` of items (bound to `user` when given), with their pinners.
     async fn items_from(&self, sql: &'static str, user: Option<Uuid>) -> Result<Vec<StoredItem>> {
         let rows: Vec<(Uuid, Result<StoredItem>)> = on_pool!(&self.pool, |pool| {
             let mut query = sqlx::query(sql);
@@ -201,13 +198,22 @@ impl Store {
                 .map(|row| Ok((uuid_of(row, "id")?, item_from(row, Vec::new()))))
                 .collect::<Result<Vec<_>>>()?
         });
-        let mut items = Vec::with_capacity(rows.len());
-        for (id, item) in rows {
-            let mut item = item?;
-            item.details.pinners = self.pinners_of(id).await?;
-            items.push(item);
+        // Every item's pinners in one read, not one read per item.
+        let pairs: Vec<(String, String)> =
+            on_pool!(&self.pool, |pool| sqlx::query_as("SELECT item_id, user_id FROM item_pinners ORDER BY item_id, user_id")
+                .fetch_all(pool)
+                .await?);
+        let mut pinners: std::collections::HashMap<Uuid, Vec<Uuid>> = std::collections::HashMap::new();
+        for (item, user) in &pairs {
+            pinners.entry(parse_uuid(item, "item_pinners.item_id")?).or_default().push(parse_uuid(user, "item_pinners.user_id")?);
         }
-        Ok(items)
+        rows.into_iter()
+            .map(|(id, item)| {
+                let mut item = item?;
+                item.details.pinners = pinners.remove(&id).unwrap_or_default();
+                Ok(item)
+            })
+            .collect()
     }
 
     async fn pinners_of(&self, item: Uuid) -> Result<Vec<Uuid>> {
@@ -216,7 +222,7 @@ impl Store {
                 .bind(item.to_string())
                 .fetch_all(pool)
                 .await?);
-        ids.iter().map(|id| Uuid::parse_str(id).map_err(|_| StoreError::Corrupt(format!("item_pinners.user_id '{id}'")))).collect()
+        ids.iter().map(|id| parse_uuid(id, "item_pinners.user_id")).collect()
     }
 
     /// The rows the application pushed for an item (JSON), replacing the last ones.

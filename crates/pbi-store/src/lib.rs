@@ -162,7 +162,18 @@ fn changed_one(changed: u64, what: impl std::fmt::Display) -> Result<()> {
 
 fn uuid_of(row: &impl DbRow, column: &str) -> Result<Uuid> {
     let text: String = row.field(column)?;
-    Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt(format!("{column} '{text}' is not a UUID")))
+    parse_uuid(&text, column)
+}
+
+/// A nullable UUID column.
+fn optional_uuid_of(row: &impl DbRow, column: &str) -> Result<Option<Uuid>> {
+    let text: Option<String> = row.field(column)?;
+    text.map(|t| parse_uuid(&t, column)).transpose()
+}
+
+/// A stored UUID, read back (`column` names it if the row is corrupt).
+fn parse_uuid(text: &str, column: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("{column} '{text}' is not a UUID")))
 }
 
 fn list_of(row: &impl DbRow, column: &str) -> Result<Vec<String>> {

@@ -3,7 +3,7 @@
 //! `deliveries_of`): another user's subscription is not found, whatever its id.
 
 use crate::db::{DbRow, on_pool};
-use crate::{Result, Store, StoreError, changed_one, list_of, uuid_of};
+use crate::{Result, Store, StoreError, changed_one, list_of, optional_uuid_of, parse_uuid, uuid_of};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +100,6 @@ macro_rules! delivery_columns {
     };
 }
 
-fn optional_uuid(row: &impl DbRow, column: &str) -> Result<Option<Uuid>> {
-    let text: Option<String> = row.field(column)?;
-    text.map(|t| Uuid::parse_str(&t).map_err(|_| StoreError::Corrupt(format!("{column} '{t}' is not a UUID")))).transpose()
-}
-
 fn subscription_from(row: &impl DbRow) -> Result<Subscription> {
     let state: String = row.field("state")?;
     Ok(Subscription {
@@ -114,7 +109,7 @@ fn subscription_from(row: &impl DbRow) -> Result<Subscription> {
             connection_id: uuid_of(row, "connection_id")?,
             item_id: uuid_of(row, "item_id")?,
             parameters: row.field("parameters")?,
-            workspace_id: optional_uuid(row, "workspace_id")?,
+            workspace_id: optional_uuid_of(row, "workspace_id")?,
             workspace_name: row.field("workspace_name")?,
             dashboard_id: uuid_of(row, "dashboard_id")?,
             dashboard_name: row.field("dashboard_name")?,
@@ -123,8 +118,8 @@ fn subscription_from(row: &impl DbRow) -> Result<Subscription> {
         },
         target: PinTarget {
             dataset_id: row.field("dataset_id")?,
-            report_id: optional_uuid(row, "report_id")?,
-            tile_id: optional_uuid(row, "tile_id")?,
+            report_id: optional_uuid_of(row, "report_id")?,
+            tile_id: optional_uuid_of(row, "tile_id")?,
         },
         state: SubscriptionState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("subscription state '{state}'")))?,
         state_reason: row.field("state_reason")?,
@@ -289,7 +284,7 @@ impl Store {
         .fetch_all(pool)
         .await?
         });
-        ids.iter().map(|id| Uuid::parse_str(id).map_err(|_| StoreError::Corrupt(format!("subscription id '{id}'")))).collect()
+        ids.iter().map(|id| parse_uuid(id, "subscriptions.id")).collect()
     }
 
     /// Deletes `owner`'s subscription and its history; another user's is not found.

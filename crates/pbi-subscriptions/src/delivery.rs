@@ -85,11 +85,6 @@ impl Progress {
         self.clean_pause = true;
         self
     }
-
-    /// How many POSTs a delivery of `rows` rows makes.
-    pub fn posts_for(rows: usize) -> usize {
-        rows.div_ceil(ROWS_PER_POST)
-    }
 }
 
 #[cfg(test)]

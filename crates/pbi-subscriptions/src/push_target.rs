@@ -59,13 +59,13 @@ impl PinError {
 /// again, as far as Power BI lets it, so a refused pin leaves nothing.
 pub async fn pin(client: &PowerBiClient, kind: VisualKind, template: &Template, place: &Place) -> Result<Pinned, PinError> {
     let definition: DatasetDefinition = serde_json::from_value(kind.dataset_definition(&place.name))
-        .map_err(|e| PinError::Dataset(PowerBiError::new(pbi_powerbi::ErrorKind::Invalid(e.to_string()))))?;
+        .map_err(|e| PinError::Dataset(PowerBiError::invalid(e.to_string())))?;
     // No retention policy: a push table then holds up to 5,000,000 rows (basicFIFO would keep 200,000).
     let dataset = client.create_dataset(place.workspace, &definition, false).await.map_err(PinError::Dataset)?;
     let dataset_id = match Uuid::parse_str(&dataset.id) {
         Ok(id) => id,
         Err(_) => {
-            return Err(PinError::Dataset(PowerBiError::new(pbi_powerbi::ErrorKind::Invalid(format!("dataset id '{}'", dataset.id)))));
+            return Err(PinError::Dataset(PowerBiError::invalid(format!("dataset id '{}'", dataset.id))));
         }
     };
     let source = Workspace::Group(template.workspace);

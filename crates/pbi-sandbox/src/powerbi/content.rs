@@ -131,7 +131,7 @@ pub async fn create_group(
 
 /// `&groupId=` for content in a group workspace, nothing for My workspace: what Power BI writes into embed
 /// URLs, whichever form of the API the caller used (a tile cloned from My workspace into a group is a group's).
-fn group_query(_ctx: &Ctx, workspace: Uuid, world: &World) -> String {
+fn group_query(workspace: Uuid, world: &World) -> String {
     match world.workspaces.get(&workspace) {
         Some(w) if w.personal_owner.is_none() => format!("&groupId={workspace}"),
         _ => String::new(),
@@ -149,7 +149,7 @@ pub fn dashboard_json(ctx: &Ctx, world: &World, d: &Dashboard) -> Value {
         "displayName": d.display_name,
         "isReadOnly": d.is_read_only,
         "webUrl": format!("{base}/groups/{}/dashboards/{}", web_group(ctx, d.workspace), d.id),
-        "embedUrl": format!("{base}/dashboardEmbed?dashboardId={}{}", d.id, group_query(ctx, d.workspace, world)),
+        "embedUrl": format!("{base}/dashboardEmbed?dashboardId={}{}", d.id, group_query(d.workspace, world)),
         "users": [],
         "subscriptions": [],
     })
@@ -159,7 +159,7 @@ pub fn tile_json(ctx: &Ctx, world: &World, dashboard: &Dashboard, t: &Tile) -> V
     let mut value = json!({
         "id": t.id,
         "title": t.title,
-        "embedUrl": format!("{}/embed?dashboardId={}&tileId={}{}", ctx.shared.base_url, dashboard.id, t.id, group_query(ctx, dashboard.workspace, world)),
+        "embedUrl": format!("{}/embed?dashboardId={}&tileId={}{}", ctx.shared.base_url, dashboard.id, t.id, group_query(dashboard.workspace, world)),
         "rowSpan": t.row_span,
         "colSpan": t.col_span,
         "embedData": "{}",
@@ -181,7 +181,7 @@ pub fn report_json(ctx: &Ctx, world: &World, r: &Report, principal: Uuid) -> Val
         "name": r.name,
         "description": r.description,
         "webUrl": format!("{base}/groups/{}/reports/{}", web_group(ctx, r.workspace), r.id),
-        "embedUrl": format!("{base}/reportEmbed?reportId={}{}", r.id, group_query(ctx, r.workspace, world)),
+        "embedUrl": format!("{base}/reportEmbed?reportId={}{}", r.id, group_query(r.workspace, world)),
         "isFromPbix": !r.paginated,
         "isOwnedByMe": world.workspaces.get(&r.workspace).is_some_and(|w| world.role_in(w, principal).is_some_and(WorkspaceRole::can_write)),
         "users": [],
