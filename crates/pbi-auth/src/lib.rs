@@ -2,7 +2,10 @@
 
 pub mod entra;
 pub mod explain;
+mod tokens;
 mod validate;
+
+pub use tokens::{ConnectionTokens, cloud_of};
 
 pub use validate::{Check, Outcome, SECRET_WARNING_DAYS, ServicePrincipal, Validation};
 
@@ -255,7 +258,8 @@ impl Auth {
         &self.store
     }
 
-    fn usable(&self, registration: &Registration) -> Result<()> {
+    /// Whether connections made through `registration` may be used: not unregistered, not disabled.
+    pub fn usable(&self, registration: &Registration) -> Result<()> {
         if let Some(removed) = registration.removed_at {
             return Err(AuthError::RegistrationRemoved { name: registration.details.name.clone(), on: date_of(removed) });
         }

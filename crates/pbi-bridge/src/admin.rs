@@ -12,17 +12,6 @@ use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use uuid::Uuid;
 
-/// The delegated permissions seed 000 asks for, plus `offline_access` so connections outlive an hour.
-pub const DEFAULT_SCOPES: &[&str] = &[
-    "Content.Create",
-    "Dashboard.Read.All",
-    "Dataset.Read.All",
-    "Dataset.ReadWrite.All",
-    "Report.Read.All",
-    "Workspace.Read.All",
-    "offline_access",
-];
-
 #[derive(Args)]
 pub struct SecretArgs {
     /// Read the client secret from this file.
@@ -258,7 +247,7 @@ pub async fn registration(store_args: &StoreArgs, command: RegistrationCommand, 
             disabled,
             secret: _,
         } => {
-            let scopes = if scopes.is_empty() { DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect() } else { scopes };
+            let scopes = if scopes.is_empty() { pbi_server::default_scopes() } else { scopes };
             let details = NewRegistration {
                 name,
                 client_id,

@@ -160,6 +160,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let background = pbi_server::background::BackgroundSettings {
         keepalive_every: std::time::Duration::from_secs(args.keepalive_hours * 3600),
         engine: engine_config(&args),
+        deliveries: Default::default(),
     };
     let jobs = pbi_server::background::start(store.clone(), clock.clone(), auth.clone(), &background)
         .await

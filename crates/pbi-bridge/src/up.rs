@@ -98,7 +98,7 @@ async fn set_up_demo(store: &Store, sandbox_url: &str, callback: &str, now: i64)
         tenant: demo::CONTOSO_DOMAIN.into(),
         cloud: "public".into(),
         redirect_urls: vec![callback.to_owned()],
-        scopes: crate::admin::DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        scopes: pbi_server::default_scopes(),
         authorize_url: Some(format!("{sandbox_url}/{}/oauth2/v2.0/authorize", demo::CONTOSO_DOMAIN)),
         token_url: Some(format!("{sandbox_url}/{}/oauth2/v2.0/token", demo::CONTOSO_DOMAIN)),
         api_base: Some(sandbox_url.to_owned()),

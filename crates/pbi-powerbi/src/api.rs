@@ -123,6 +123,12 @@ impl PowerBiClient {
         self.get_one(format!("groups/{id}")).await
     }
 
+    /// Creates a workspace (`Groups_CreateGroup`, `workspaceV2=true`); the caller becomes its admin.
+    pub async fn create_group(&self, name: &str) -> Result<Group> {
+        let request = Request::new(Method::POST, "groups").query("workspaceV2", "true").json(&json!({ "name": name }))?;
+        self.execute(&request).await?.decode()
+    }
+
     pub async fn dashboards(&self, workspace: Workspace) -> Result<Vec<Dashboard>> {
         self.list(Request::get(format!("{}dashboards", workspace.prefix()))).await
     }
@@ -252,18 +258,25 @@ impl PowerBiClient {
         self.execute(&request).await.map(drop)
     }
 
-    /// Removes every row of a push table.
-    pub async fn delete_rows(&self, workspace: Workspace, dataset: &str, table: &str) -> Result<()> {
+    /// Removes every row of a push table; gives Power BI's RequestId of the call, for support.
+    pub async fn delete_rows(&self, workspace: Workspace, dataset: &str, table: &str) -> Result<Option<String>> {
         self.execute(&Request::new(Method::DELETE, format!("{}datasets/{dataset}/tables/{}/rows", workspace.prefix(), path_segment(table))))
             .await
-            .map(drop)
+            .map(|answer| answer.request_id)
     }
 
-    /// One `POST rows` request (at most 10,000 rows); `push_rows` checks and batches larger inputs.
-    pub async fn post_rows(&self, workspace: Workspace, dataset: &str, table: &str, rows: &[serde_json::Map<String, Value>]) -> Result<()> {
+    /// One `POST rows` request (at most 10,000 rows); `push_rows` checks and batches larger inputs. Gives Power
+    /// BI's RequestId of the call, for support.
+    pub async fn post_rows(
+        &self,
+        workspace: Workspace,
+        dataset: &str,
+        table: &str,
+        rows: &[serde_json::Map<String, Value>],
+    ) -> Result<Option<String>> {
         let request = Request::new(Method::POST, format!("{}datasets/{dataset}/tables/{}/rows", workspace.prefix(), path_segment(table)))
             .json(&json!({"rows": rows}))?;
-        self.execute(&request).await.map(drop)
+        self.execute(&request).await.map(|answer| answer.request_id)
     }
 
     /// Starts an on-demand refresh (`notifyOption` NoNotification).

@@ -34,9 +34,19 @@ pub mod demo {
     pub const APP_SECRET: &str = "demo~pbi-bridge-app-secret-0001";
     pub const EXPIRED_APP_SECRET: &str = "demo~pbi-bridge-expired-secret";
     pub const AUTOMATION_SECRET: &str = "demo~automation-secret-0001";
-    /// The delegated permissions seed 000 (Dynamics 365) asks for.
-    pub const PERMISSIONS: &[&str] =
-        &["Content.Create", "Dashboard.Read.All", "Dataset.Read.All", "Dataset.ReadWrite.All", "Report.Read.All", "Workspace.Read.All"];
+    /// The delegated permissions the demo app is configured with: seed 000's (Dynamics 365), and seed 001's
+    /// writes (cloning tiles onto dashboards, deleting reports, creating a workspace).
+    pub const PERMISSIONS: &[&str] = &[
+        "Content.Create",
+        "Dashboard.Read.All",
+        "Dashboard.ReadWrite.All",
+        "Dataset.Read.All",
+        "Dataset.ReadWrite.All",
+        "Report.Read.All",
+        "Report.ReadWrite.All",
+        "Workspace.Read.All",
+        "Workspace.ReadWrite.All",
+    ];
 }
 
 pub fn apply_seed(seed: Seed, world: &mut World, clock: &Clock, base_url: &str) {

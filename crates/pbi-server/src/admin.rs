@@ -18,9 +18,26 @@ use std::sync::Arc;
 
 const REGISTRATION_NAME: &str = "Power BI";
 const CLOUDS: &[&str] = &["public", "us-gcc", "gcc-high", "dod", "china"];
-/// Seed 000's delegated permissions, as the Azure portal lists them, and offline_access to stay connected.
-pub(crate) const PERMISSIONS: &[&str] =
-    &["Content.Create", "Dashboard.Read.All", "Dataset.Read.All", "Dataset.ReadWrite.All", "Report.Read.All", "Workspace.Read.All"];
+/// The delegated permissions pbi-bridge asks for, as the Azure portal lists them (offline_access, to stay
+/// connected, is added to the scopes): seed 000's, and seed 001's writes (a pin clones a tile onto a dashboard,
+/// Dashboard.ReadWrite.All; removing a pin deletes its report, Report.ReadWrite.All; an administrator creates
+/// the templates workspace, Workspace.ReadWrite.All).
+pub const PERMISSIONS: &[&str] = &[
+    "Content.Create",
+    "Dashboard.Read.All",
+    "Dashboard.ReadWrite.All",
+    "Dataset.Read.All",
+    "Dataset.ReadWrite.All",
+    "Report.Read.All",
+    "Report.ReadWrite.All",
+    "Workspace.Read.All",
+    "Workspace.ReadWrite.All",
+];
+
+/// The scopes a registration asks for unless told otherwise: `PERMISSIONS` and `offline_access`.
+pub fn default_scopes() -> Vec<String> {
+    PERMISSIONS.iter().copied().chain(["offline_access"]).map(str::to_owned).collect()
+}
 
 #[derive(Template)]
 #[template(path = "admin_powerbi.html")]
@@ -416,8 +433,7 @@ pub(crate) fn read_config(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut scopes: Vec<String> = PERMISSIONS.iter().map(|s| (*s).to_owned()).collect();
-    scopes.push("offline_access".into());
+    let scopes = default_scopes();
     Ok((
         NewRegistration {
             name: REGISTRATION_NAME.into(),

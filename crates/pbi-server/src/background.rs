@@ -20,6 +20,7 @@ use pbi_clock::Clock;
 use pbi_jobs::schedule::Schedule;
 use pbi_jobs::{Engine, EngineConfig, Failure, Handler, Job, JobsError, NewJob, Outcome, Registry, Running, ScheduleSpec};
 use pbi_store::Store;
+use pbi_subscriptions::deliveries::{Deliver, Deliveries, DeliverySettings};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use uuid::Uuid;
@@ -30,11 +31,12 @@ pub struct BackgroundSettings {
     /// Every active connection is refreshed at least this often (Entra's limit is 90 days without use).
     pub keepalive_every: Duration,
     pub engine: EngineConfig,
+    pub deliveries: DeliverySettings,
 }
 
 impl Default for BackgroundSettings {
     fn default() -> Self {
-        Self { keepalive_every: Duration::from_secs(86_400), engine: EngineConfig::default() }
+        Self { keepalive_every: Duration::from_secs(86_400), engine: EngineConfig::default(), deliveries: DeliverySettings::default() }
     }
 }
 
@@ -239,6 +241,9 @@ fn every(kind: &'static str, interval: Duration) -> Result<ScheduleSpec, JobsErr
 pub async fn start(store: Store, clock: Clock, auth: Arc<Auth>, settings: &BackgroundSettings) -> Result<Arc<Engine>, JobsError> {
     let engine_slot = Arc::new(OnceLock::new());
     let keepalive_every = settings.keepalive_every;
+    // Deliveries call Power BI and the items' HTTP sources; neither is followed through a redirect.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
+    let deliveries = Deliveries::new(store.clone(), auth.clone(), http, clock.clone(), settings.deliveries.clone());
     let registry = Registry::new()
         .with::<Purge, _>(PurgeExpired { store: store.clone(), clock: clock.clone() })?
         .with::<KeepAlive, _>(EnqueueRefreshes {
@@ -249,9 +254,11 @@ pub async fn start(store: Store, clock: Clock, auth: Arc<Auth>, settings: &Backg
         })?
         .with::<RefreshConnection, _>(RefreshOne { auth, clock: clock.clone(), keepalive_every })?
         .with::<ReportFailing, _>(LogFailing { store: store.clone(), clock: clock.clone() })?
-        .with::<KeyCheck, _>(LogKeys { store: store.clone(), clock: clock.clone() })?;
+        .with::<KeyCheck, _>(LogKeys { store: store.clone(), clock: clock.clone() })?
+        .with::<Deliver, _>(deliveries.job())?;
     let engine = Arc::new(Engine::start(store, clock, registry, &settings.engine).await?);
     let _ = engine_slot.set(Arc::downgrade(&engine));
+    deliveries.attach(&engine);
     for spec in [
         every(Purge::KIND, PURGE_EVERY)?,
         every(KeepAlive::KIND, KEEPALIVE_SWEEP_EVERY)?,

@@ -21,6 +21,8 @@ mod unread_body;
 pub mod users;
 mod workspaces;
 
+pub use admin::{PERMISSIONS, default_scopes};
+
 use axum::Router;
 use axum::routing::{get, post};
 use pbi_auth::Auth;

@@ -6,9 +6,9 @@ use crate::AppState;
 use crate::connect::active_registration;
 use crate::problem::Problem;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use pbi_powerbi::{AccessToken, CallbackToken, Cloud, ErrorKind, PowerBiClient, TokenError, Workspace as PbiWorkspace};
+use pbi_powerbi::{ErrorKind, PowerBiClient, Workspace as PbiWorkspace};
 use pbi_store::{ApiToken, Connection, ConnectionStatus, Pin, Registration, User, Workspace};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -179,30 +179,9 @@ async fn client_for(state: &AppState, user: &User) -> Result<(PowerBiClient, Uui
     if connection.status != ConnectionStatus::Active {
         return Err(Problem::NeedsSignIn(connection.status_reason.unwrap_or_else(|| "the connection was disconnected".into())));
     }
-    let cloud = match &registration.details.api_base {
-        Some(base) => Cloud::custom(url::Url::parse(base).map_err(|e| {
-            Problem::Unavailable(format!("The configured Power BI API URL is not valid ({e}): ask your administrator to correct it."))
-        })?),
-        None => Cloud::parse(&registration.details.cloud).unwrap_or(Cloud::Public),
-    };
-    let (auth, id, owner) = (state.auth.clone(), connection.id, user.id.to_string());
-    // The token this client last sent: when Power BI refuses it (`fresh`), the broker replaces that one.
-    let last_sent: Arc<std::sync::Mutex<Option<SecretString>>> = Arc::default();
-    let tokens = CallbackToken(move |fresh: bool| {
-        let (auth, owner, last_sent) = (auth.clone(), owner.clone(), last_sent.clone());
-        let token: futures_util::future::BoxFuture<'static, Result<AccessToken, TokenError>> = Box::pin(async move {
-            let refused = if fresh { last_sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() } else { None };
-            let token = match refused {
-                Some(refused) => auth.replace_refused_token(id, Some(&owner), &refused).await,
-                None => auth.access_token(id, Some(&owner)).await,
-            }
-            .map_err(|e| TokenError { aadsts: None, message: e.to_string() })?;
-            let sent = AccessToken::new(token.expose_secret());
-            *last_sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(token);
-            Ok(sent)
-        });
-        token
-    });
+    let cloud = pbi_auth::cloud_of(&registration)
+        .map_err(|e| Problem::Unavailable(format!("Power BI cannot be called: {e}. Ask your administrator to do so.")))?;
+    let tokens = pbi_auth::ConnectionTokens::new(state.auth.clone(), connection.id, user.id.to_string());
     let metrics = state.metrics.clone();
     // Someone is waiting for the answer: an outage is said within seconds, not after minutes of backoff.
     let client = PowerBiClient::sharing(state.http.clone(), &cloud, Arc::new(tokens))

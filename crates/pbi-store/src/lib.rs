@@ -14,6 +14,7 @@ mod rotation;
 mod schedules;
 mod settings;
 mod subscriptions;
+mod templates;
 mod users;
 mod workspaces;
 
@@ -30,6 +31,7 @@ pub use rotation::Rotation;
 pub use schedules::{NewSchedule, ScheduleRow};
 pub use settings::SharedKey;
 pub use subscriptions::{Delivery, DeliveryUpdate, NewSubscription, PinTarget, Subscription, SubscriptionState};
+pub use templates::TemplateRow;
 pub use users::{Session, User};
 pub use workspaces::{Pin, Workspace};
 

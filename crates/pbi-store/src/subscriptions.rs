@@ -85,6 +85,8 @@ pub struct Delivery {
     pub error: Option<String>,
     /// JSON: where the delivery is (batches sent, the push window), for the next attempt.
     pub progress: Option<String>,
+    /// The job carrying it (every attempt, snooze and retry of that job goes on with this delivery).
+    pub job_id: Option<i64>,
 }
 
 macro_rules! subscription_columns {
@@ -96,7 +98,7 @@ macro_rules! subscription_columns {
 
 macro_rules! delivery_columns {
     () => {
-        "id, subscription_id, started_at, ended_at, row_count, post_count, request_ids, outcome, error, progress"
+        "id, subscription_id, started_at, ended_at, row_count, post_count, request_ids, outcome, error, progress, job_id"
     };
 }
 
@@ -142,6 +144,7 @@ fn delivery_from(row: &impl DbRow) -> Result<Delivery> {
         outcome: row.field("outcome")?,
         error: row.field("error")?,
         progress: row.field("progress")?,
+        job_id: row.field("job_id")?,
     })
 }
 
@@ -298,20 +301,61 @@ impl Store {
         changed_one(changed, format_args!("subscription {id}"))
     }
 
-    /// Notes that a delivery started; its id, for `update_delivery`.
-    pub async fn start_delivery(&self, subscription: Uuid, now: i64) -> Result<Uuid> {
+    /// Notes that a delivery started, carried by `job`. At most one delivery of a subscription is under way
+    /// (not ended): when another is, this is a `Conflict` (the caller reads `open_delivery`).
+    pub async fn start_delivery(&self, subscription: Uuid, job: i64, now: i64) -> Result<Delivery> {
         let id = Uuid::new_v4();
         on_pool!(&self.pool, |pool| {
             sqlx::query(
-                "INSERT INTO deliveries (id, subscription_id, started_at, request_ids, outcome) VALUES ($1, $2, $3, '[]', 'running')",
+                "INSERT INTO deliveries (id, subscription_id, started_at, request_ids, outcome, job_id) VALUES ($1, $2, $3, '[]', 'running', $4)",
             )
             .bind(id.to_string())
             .bind(subscription.to_string())
             .bind(now)
+            .bind(job)
             .execute(pool)
             .await?;
         });
-        Ok(id)
+        self.delivery(id).await
+    }
+
+    async fn delivery(&self, id: Uuid) -> Result<Delivery> {
+        let found = on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", delivery_columns!(), " FROM deliveries WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await?
+            .map(|row| delivery_from(&row))
+            .transpose()?);
+        found.ok_or_else(|| StoreError::NotFound(format!("delivery {id}")))
+    }
+
+    /// The subscription's delivery under way (not ended), if any: for the delivery job.
+    pub async fn open_delivery(&self, subscription: Uuid) -> Result<Option<Delivery>> {
+        on_pool!(&self.pool, |pool| sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE subscription_id = $1 AND ended_at IS NULL"
+        ))
+        .bind(subscription.to_string())
+        .fetch_optional(pool)
+        .await?
+        .map(|row| delivery_from(&row))
+        .transpose())
+    }
+
+    /// Hands a delivery under way from the job that carried it (`from`, which has ended) to `to`; false when
+    /// another job took it first.
+    pub async fn take_delivery(&self, id: Uuid, from: Option<i64>, to: i64) -> Result<bool> {
+        let changed = on_pool!(&self.pool, |pool| sqlx::query(
+            "UPDATE deliveries SET job_id = $1 WHERE id = $2 AND ended_at IS NULL AND COALESCE(job_id, -1) = $3"
+        )
+        .bind(to)
+        .bind(id.to_string())
+        .bind(from.unwrap_or(-1))
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(changed == 1)
     }
 
     pub async fn update_delivery(&self, id: Uuid, update: &DeliveryUpdate) -> Result<()> {

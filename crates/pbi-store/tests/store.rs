@@ -89,8 +89,34 @@ on_both!(
     instances_share_one_sealed_key_and_a_key_the_ring_cannot_open_is_replaced,
     data_sources_keep_their_credential_sealed_and_may_have_none,
     items_are_pinnable_by_everyone_or_by_the_users_they_name,
-    a_subscription_is_its_owners_alone_and_keeps_its_delivery_history
+    a_subscription_is_its_owners_alone_and_keeps_its_delivery_history,
+    templates_are_replaced_together_and_remember_what_the_check_found
 );
+
+async fn templates_are_replaced_together_and_remember_what_the_check_found(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let row = |kind: &str, dataset| pbi_store::TemplateRow {
+        kind: kind.into(),
+        workspace_id: uuid::Uuid::from_u128(1),
+        dataset_id: uuid::Uuid::from_u128(dataset),
+        dashboard_id: uuid::Uuid::from_u128(2),
+        report_id: None,
+        tile_id: None,
+        checked_at: None,
+        updated_at: 10,
+    };
+    store.replace_templates(&[row("table", 3), row("single-value", 4)]).await.expect("made");
+    let found = (uuid::Uuid::from_u128(5), uuid::Uuid::from_u128(6));
+    store.set_template_found("table", Some(found), 20).await.expect("found");
+    let stored = store.templates().await.expect("read");
+    assert_eq!(stored.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>(), ["single-value", "table"]);
+    assert_eq!((stored[1].report_id, stored[1].tile_id, stored[1].checked_at), (Some(found.0), Some(found.1), Some(20)));
+    assert_eq!(stored[0].report_id, None);
+    store.replace_templates(&[row("table", 9)]).await.expect("made again");
+    let again = store.templates().await.expect("read");
+    assert_eq!((again.len(), again[0].dataset_id, again[0].tile_id), (1, uuid::Uuid::from_u128(9), None), "the old set is gone");
+}
 
 async fn a_subscription_is_its_owners_alone_and_keeps_its_delivery_history(postgres: bool) {
     let db = TestDb::new(postgres).await;
@@ -125,7 +151,14 @@ async fn a_subscription_is_its_owners_alone_and_keeps_its_delivery_history(postg
     assert!(store.subscriptions_of(bob).await.expect("his").is_empty());
     assert!(matches!(store.delete_subscription(bob, mine.id).await, Err(StoreError::NotFound(_))));
 
-    let first = store.start_delivery(mine.id, 100).await.expect("started");
+    let first = store.start_delivery(mine.id, 7, 100).await.expect("started");
+    // One delivery under way at a time: another job finds it, and takes it over only from the job carrying it.
+    assert!(matches!(store.start_delivery(mine.id, 8, 101).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.open_delivery(mine.id).await.expect("open").map(|d| (d.id, d.job_id)), Some((first.id, Some(7))));
+    assert!(!store.take_delivery(first.id, Some(6), 8).await.expect("not from 6"));
+    assert!(store.take_delivery(first.id, Some(7), 8).await.expect("from 7"));
+    assert!(!store.take_delivery(first.id, Some(7), 9).await.expect("8 has it now"));
+    let first = first.id;
     let done = pbi_store::DeliveryUpdate {
         ended_at: Some(103),
         row_count: Some(12),
@@ -136,7 +169,8 @@ async fn a_subscription_is_its_owners_alone_and_keeps_its_delivery_history(postg
         progress: None,
     };
     store.update_delivery(first, &done).await.expect("ended");
-    let second = store.start_delivery(mine.id, 200).await.expect("started");
+    assert_eq!(store.open_delivery(mine.id).await.expect("none open"), None);
+    let second = store.start_delivery(mine.id, 9, 200).await.expect("started").id;
     let history = store.deliveries_of(alice, mine.id, None, 10).await.expect("history");
     assert_eq!(history.iter().map(|d| d.id).collect::<Vec<_>>(), [second, first], "newest first");
     assert_eq!(

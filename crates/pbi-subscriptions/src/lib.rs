@@ -2,6 +2,7 @@
 //! schedules. Domain logic as pure functions, and the one runner that does I/O (`sql_source`: an item's query on
 //! its data source); the README lists the modules. The edges and the delivery job call it.
 
+pub mod deliveries;
 pub mod delivery;
 pub mod frequency;
 pub mod http_source;
@@ -9,10 +10,12 @@ pub mod item;
 pub mod kind;
 pub mod outcome;
 pub mod pacing;
+pub mod pins;
 pub mod push_target;
 pub mod query;
 pub mod rows;
 pub mod sql_source;
+pub mod templates;
 
 pub use delivery::{Progress, Step};
 pub use frequency::{Frequency, FrequencyError, TimeOfDay, Weekday};

@@ -88,13 +88,18 @@ pub async fn pin(client: &PowerBiClient, kind: VisualKind, template: &Template, 
     }
 }
 
-/// Deletes every row of the pin's table.
-pub async fn clear(client: &PowerBiClient, workspace: Workspace, pinned: &Pinned) -> Result<(), PowerBiError> {
+/// Deletes every row of the pin's table; gives the call's RequestId.
+pub async fn clear(client: &PowerBiClient, workspace: Workspace, pinned: &Pinned) -> Result<Option<String>, PowerBiError> {
     client.delete_rows(workspace, &pinned.dataset, TABLE).await
 }
 
-/// POSTs rows (at most 10,000) to the pin's table.
-pub async fn post(client: &PowerBiClient, workspace: Workspace, pinned: &Pinned, rows: &[Map<String, Value>]) -> Result<(), PowerBiError> {
+/// POSTs rows (at most 10,000) to the pin's table; gives the call's RequestId.
+pub async fn post(
+    client: &PowerBiClient,
+    workspace: Workspace,
+    pinned: &Pinned,
+    rows: &[Map<String, Value>],
+) -> Result<Option<String>, PowerBiError> {
     client.post_rows(workspace, &pinned.dataset, TABLE, rows).await
 }
 

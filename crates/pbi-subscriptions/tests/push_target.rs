@@ -112,8 +112,8 @@ async fn a_pin_reads_its_own_dataset_which_holds_exactly_the_rows_its_delivery_s
         loop {
             let step = progress.next(now);
             match &step {
-                Step::Clear => push_target::clear(&client, sales, &pinned).await.expect("cleared"),
-                Step::Post(range) => push_target::post(&client, sales, &pinned, &rows[range.clone()]).await.expect("posted"),
+                Step::Clear => drop(push_target::clear(&client, sales, &pinned).await.expect("cleared")),
+                Step::Post(range) => drop(push_target::post(&client, sales, &pinned, &rows[range.clone()]).await.expect("posted")),
                 Step::Wait(d) => panic!("no wait for a few rows: {d:?}"),
                 Step::Done => break,
             }

@@ -89,7 +89,9 @@ async fn register_validate_update_and_remove_an_app() {
     pbi_testlog::DatabaseFiles::read(&dir.join("pbi-bridge.db")).assert_lacks("client secret (encrypted at rest)", demo::APP_SECRET);
 
     let shown: Value = serde_json::from_str(&run(&dir, &["registration", "show", "--json"], None).await.stdout).expect("JSON");
-    assert_eq!(shown[0]["scopes"].as_array().map(Vec::len), Some(7), "seed 000's permissions and offline_access by default");
+    let scopes: Vec<&str> = shown[0]["scopes"].as_array().expect("scopes").iter().filter_map(Value::as_str).collect();
+    assert_eq!(scopes.len(), 10, "seed 000's and 001's permissions and offline_access by default: {scopes:?}");
+    assert!(scopes.contains(&"Dashboard.ReadWrite.All") && scopes.contains(&"offline_access"), "{scopes:?}");
     assert!(!shown.to_string().contains(demo::APP_SECRET), "show never prints a secret");
 
     let validated = run(&dir, &["registration", "validate", "--name", "erp", "--callback-url", &callback], None).await;

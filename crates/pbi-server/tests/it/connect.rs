@@ -30,6 +30,11 @@ pub(crate) async fn working_world() -> World {
     world_of(SCOPES, true).await
 }
 
+/// `working_world`, with a registration that asks for (and an app granted) `scopes`.
+pub(crate) async fn working_world_with_scopes(scopes: &[&str]) -> World {
+    world_of(scopes, true).await
+}
+
 async fn world_of(scopes: &[&str], working: bool) -> World {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
     let app =

@@ -12,7 +12,7 @@ use uuid::Uuid;
 const ALICE: &str = "alice@contoso.onmicrosoft.com";
 
 /// Connects Alice's Power BI account through the sandbox; returns her session and the connection.
-async fn alice_connected(world: &World) -> (String, Uuid) {
+pub(crate) async fn alice_connected(world: &World) -> (String, Uuid) {
     let alice = world.app.session("alice").await;
     let back = world.get_started(&alice, ALICE).await;
     world.app.http.get(&back).header("cookie", &alice).send().await.expect("callback");
@@ -26,7 +26,7 @@ fn engine(world: &World) -> Arc<Engine> {
 
 /// Makes every schedule that is due by the clock run, and waits for every job that work enqueues (the
 /// keep-alive's refreshes) to finish: driven by the engine's events, never by sleeping.
-async fn run_due_work(engine: &Engine) {
+pub(crate) async fn run_due_work(engine: &Engine) {
     engine.sweep().await.expect("swept");
     loop {
         let waiting = engine.list(&[], &[JobState::Available, JobState::Running], 100, None).await.expect("list");

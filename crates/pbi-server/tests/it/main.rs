@@ -20,6 +20,7 @@ mod jobs_page;
 mod keepalive;
 mod observability;
 mod signin;
+mod subscriptions;
 mod workspaces;
 
 struct App {
