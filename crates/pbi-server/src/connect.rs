@@ -173,7 +173,13 @@ pub async fn callback(State(state): State<Arc<AppState>>, SignedIn(session): Sig
         Ok(completed) => {
             let upn = &completed.connection.account.upn;
             tracing::info!(user = %session.user.username, account = %upn, "connected a Power BI account");
-            let message = Message::success(format!("Connected your Power BI account {upn}."));
+            let resumed = crate::subscriptions::resume(&state, &session.user, completed.connection.id).await;
+            let also = match resumed {
+                0 => String::new(),
+                1 => " Your paused subscription resumed and is delivering now.".to_owned(),
+                n => format!(" Your {n} paused subscriptions resumed and are delivering now."),
+            };
+            let message = Message::success(format!("Connected your Power BI account {upn}.{also}"));
             back(&state, &session, session::safe_next(&completed.return_to), message)
         }
         Err(AuthError::Store(e)) => {

@@ -17,6 +17,7 @@ mod ops;
 mod pages;
 mod problem;
 mod session;
+mod subscriptions;
 mod unread_body;
 pub mod users;
 mod workspaces;

@@ -171,7 +171,7 @@ pub async fn disconnect(state: &AppState, user: &User, connection: Uuid) -> Resu
 }
 
 /// A Power BI client acting as the user through their active connection, and that connection's id.
-async fn client_for(state: &AppState, user: &User) -> Result<(PowerBiClient, Uuid), Problem> {
+pub(crate) async fn client_for(state: &AppState, user: &User) -> Result<(PowerBiClient, Uuid), Problem> {
     let (Some(registration), connection) = registration_and_connection(state, user).await? else {
         return Err(Problem::NotConfigured);
     };
@@ -191,7 +191,7 @@ async fn client_for(state: &AppState, user: &User) -> Result<(PowerBiClient, Uui
 }
 
 /// Power BI's refusal in seed 000's troubleshooting words.
-fn power_bi_problem(error: &pbi_powerbi::PowerBiError) -> Problem {
+pub(crate) fn power_bi_problem(error: &pbi_powerbi::PowerBiError) -> Problem {
     let status = match &error.kind {
         ErrorKind::Token(message) => return Problem::NeedsSignIn(message.clone()),
         ErrorKind::Transport(_) => {

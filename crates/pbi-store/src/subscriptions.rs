@@ -276,16 +276,19 @@ impl Store {
         changed_one(changed, format_args!("subscription {id}"))
     }
 
-    /// Makes `owner`'s paused subscriptions active again (they signed in again): their ids, to deliver now.
-    pub async fn resume_subscriptions_of(&self, owner: Uuid, now: i64) -> Result<Vec<Uuid>> {
+    /// Makes `owner`'s paused subscriptions active again, through `connection` (they signed in again, perhaps
+    /// as a new connection): their ids, to deliver now.
+    pub async fn resume_subscriptions_of(&self, owner: Uuid, connection: Uuid, now: i64) -> Result<Vec<Uuid>> {
         let ids: Vec<String> = on_pool!(&self.pool, |pool| {
             sqlx::query_scalar(
-            "UPDATE subscriptions SET state = 'active', state_reason = NULL, updated_at = $1 WHERE owner = $2 AND state = 'paused' RETURNING id"
-        )
-        .bind(now)
-        .bind(owner.to_string())
-        .fetch_all(pool)
-        .await?
+                "UPDATE subscriptions SET state = 'active', state_reason = NULL, connection_id = $1, updated_at = $2 \
+                 WHERE owner = $3 AND state = 'paused' RETURNING id",
+            )
+            .bind(connection.to_string())
+            .bind(now)
+            .bind(owner.to_string())
+            .fetch_all(pool)
+            .await?
         });
         ids.iter().map(|id| parse_uuid(id, "subscriptions.id")).collect()
     }

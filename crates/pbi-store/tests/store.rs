@@ -184,10 +184,12 @@ async fn a_subscription_is_its_owners_alone_and_keeps_its_delivery_history(postg
         .set_subscription_state(mine.id, pbi_store::SubscriptionState::Paused, Some("Sign in to Power BI again"), 300)
         .await
         .expect("paused");
-    assert!(store.resume_subscriptions_of(bob, 301).await.expect("his").is_empty());
-    assert_eq!(store.resume_subscriptions_of(alice, 302).await.expect("hers"), [mine.id]);
+    assert!(store.resume_subscriptions_of(bob, uuid::Uuid::new_v4(), 301).await.expect("his").is_empty());
+    let reconnected = uuid::Uuid::new_v4();
+    assert_eq!(store.resume_subscriptions_of(alice, reconnected, 302).await.expect("hers"), [mine.id]);
     let resumed = store.subscription(mine.id).await.expect("read");
     assert_eq!((resumed.state, resumed.state_reason), (pbi_store::SubscriptionState::Active, None));
+    assert_eq!(resumed.details.connection_id, reconnected, "through the connection she signed in with");
     store.delete_subscription(alice, mine.id).await.expect("deleted");
     assert!(store.deliveries_of(alice, mine.id, None, 10).await.expect("gone").is_empty(), "its history went with it");
 }

@@ -236,10 +236,16 @@ pub async fn delete(store: &Store, engine: &Engine, client: Option<&PowerBiClien
     Ok(())
 }
 
-/// After `owner` signed in again: their paused subscriptions become active, are scheduled again and each
-/// delivers now. Their ids.
-pub async fn resume_after_sign_in(store: &Store, engine: &Engine, owner: Uuid, now: i64) -> Result<Vec<Uuid>, PinFailure> {
-    let resumed = store.resume_subscriptions_of(owner, now).await?;
+/// After `owner` signed in again (as `connection`): their paused subscriptions become active through it, are
+/// scheduled again and each delivers now. Their ids.
+pub async fn resume_after_sign_in(
+    store: &Store,
+    engine: &Engine,
+    owner: Uuid,
+    connection: Uuid,
+    now: i64,
+) -> Result<Vec<Uuid>, PinFailure> {
+    let resumed = store.resume_subscriptions_of(owner, connection, now).await?;
     for &id in &resumed {
         let subscription = store.subscription(id).await?;
         engine.schedule(&schedule_of(&subscription)?).await?;

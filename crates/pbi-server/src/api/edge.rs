@@ -119,16 +119,19 @@ fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         return Err(Problem::invalid("body", "Send a JSON object: {\"name\": value, …}."));
     }
     let mut reader = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
-        let message = e.inner().to_string();
-        let path = e.path().to_string();
-        let field = if path == "." { backticked(&message).unwrap_or("body").to_owned() } else { path };
-        // A member named "" (or a path serde cannot name) has no name to point at: the body is at fault.
-        let field = if field.is_empty() { "body".to_owned() } else { field };
-        Problem::invalid(&field, message)
-    })?;
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| at_fault(&e, "body"))?;
     reader.end().map_err(|e| Problem::invalid("body", format!("{e}: send one JSON object and nothing after it.")))?;
     Ok(value)
+}
+
+/// A serde error as a refusal naming its field (or `whole`: the body, the query, when none can be named).
+fn at_fault<E: std::fmt::Display>(error: &serde_path_to_error::Error<E>, whole: &str) -> Problem {
+    let message = error.inner().to_string();
+    let path = error.path().to_string();
+    let field = if path == "." { backticked(&message).unwrap_or(whole).to_owned() } else { path };
+    // A member named "" (or a path serde cannot name) has no name to point at: the whole is at fault.
+    let field = if field.is_empty() { whole.to_owned() } else { field };
+    Problem::invalid(&field, message)
 }
 
 /// The name serde quotes in "missing field `name`" or "unknown field `nmae`, expected …".
@@ -148,6 +151,19 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> 
         axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| Self(p.0)).map_err(|e: PathRejection| {
             ApiError(Problem::invalid("path", format!("{}: ids are GUIDs as the API returned them.", e.body_text())))
         })
+    }
+}
+
+/// Query parameters; ones that do not parse are refused naming the parameter (`removeContent`, `limit`).
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(Self).map_err(|e| ApiError(at_fault(&e, "query")))
     }
 }
 

@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod edge;
 mod jobs;
+mod subscriptions;
 mod workspaces;
 
 pub use edge::ApiError;
@@ -34,6 +35,7 @@ use utoipa_axum::routes;
         (name = "Account", description = "Who is calling, and their API tokens"),
         (name = "Power BI connection", description = "The caller's own Power BI connection (made in the browser: My settings → Get started)"),
         (name = "Workspaces", description = "pbi-bridge workspaces and the Power BI tiles pinned to them"),
+        (name = "Subscriptions", description = "Report items pinned to Power BI dashboards and delivered on schedules (seed 001)"),
         (name = "Administration", description = "The Power BI configuration, users, the audit log and background jobs; administrators only"),
     )
 )]
@@ -61,6 +63,13 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::reorder_pins))
         .routes(routes!(workspaces::tile_token))
         .routes(routes!(workspaces::list_companies))
+        .routes(routes!(subscriptions::list_items))
+        .routes(routes!(subscriptions::list_subscriptions, subscriptions::pin_item))
+        .routes(routes!(subscriptions::get_subscription, subscriptions::update_subscription, subscriptions::delete_subscription))
+        .routes(routes!(subscriptions::run_subscription))
+        .routes(routes!(subscriptions::list_deliveries))
+        .routes(routes!(subscriptions::get_templates, subscriptions::create_templates))
+        .routes(routes!(subscriptions::check_templates))
         .routes(routes!(account::get_connection, account::disconnect))
         .routes(routes!(account::list_tokens, account::create_token))
         .routes(routes!(account::revoke_token))

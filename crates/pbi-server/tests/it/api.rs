@@ -316,8 +316,41 @@ fn body_for(operation: &str, pin: &str, bobs_tile: &Value) -> Option<Value> {
         "updateWorkspace" => Some(json!({"name": "Taken over", "companyFilter": "X"})),
         "pinTiles" => Some(json!({"tiles": [tile_ref(bobs_tile)]})),
         "reorderPins" => Some(json!({"pins": [pin]})),
+        "updateSubscription" => Some(json!({"enabled": false})),
         _ => None,
     }
+}
+
+/// A subscription of Alice's, as a pin leaves it in the store (no Power BI call is needed to be refused it).
+async fn alices_subscription(world: &World) -> uuid::Uuid {
+    let store = &world.app.store;
+    let alice = store.users().await.expect("users").into_iter().find(|u| u.username == "alice").expect("alice").id;
+    let item = pbi_store::NewItem {
+        name: "Chart2".into(),
+        definition: json!({"name": "Chart2", "kind": "single-value", "value": "Total", "columns": [{"name": "Total", "type": "decimal"}]})
+            .to_string(),
+        source: pbi_store::ItemSource::Pushed,
+        data_source_id: None,
+        query: None,
+        parameters: "{}".into(),
+        everyone: true,
+        pinners: vec![],
+    };
+    let item = store.add_item(&item, 0).await.expect("item").id;
+    let connection = store.connections_of(&alice.to_string()).await.expect("connections")[0].id;
+    let new = pbi_store::NewSubscription {
+        owner: alice,
+        connection_id: connection,
+        item_id: item,
+        parameters: "{}".into(),
+        workspace_id: None,
+        workspace_name: "My workspace".into(),
+        dashboard_id: uuid::Uuid::new_v4(),
+        dashboard_name: "Mine".into(),
+        frequency: json!({"every": "hourly", "minute": 0}).to_string(),
+        time_zone: "UTC".into(),
+    };
+    store.add_subscription(&new, 0).await.expect("subscription").id
 }
 
 #[tokio::test]
@@ -349,6 +382,7 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
     let bob_id = bob_me["id"].as_str().expect("id").to_owned();
     let (_, bob_tiles) = api.call(&world, bob, Method::GET, "/api/v1/tiles", None).await;
     let bobs_tile = tile(&bob_tiles, "Actual Spend").clone();
+    let subscription = alices_subscription(&world).await.to_string();
     assert!(
         bob_tiles["tiles"].as_array().expect("tiles").iter().all(|t| t["title"] != "Stock on Hand"),
         "Operations is Alice's workspace, not Bob's: {bob_tiles}"
@@ -366,9 +400,12 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
                 continue; // Refused to users before any id is looked at: tried below.
             }
             let id = operation["operationId"].as_str().expect("operationId").to_owned();
-            let path = format!("/api/v1{template}")
-                .replace("{id}", if id == "revokeApiToken" { &alice_token_id } else { &workspace })
-                .replace("{pin}", &pin);
+            let owner_of_id = match id.as_str() {
+                "revokeApiToken" => &alice_token_id,
+                _ if template.starts_with("/subscriptions/") => &subscription,
+                _ => &workspace,
+            };
+            let path = format!("/api/v1{template}").replace("{id}", owner_of_id).replace("{pin}", &pin);
             let (status, body) = api.call(&world, bob, method.clone(), &path, body_for(&id, &pin, &bobs_tile)).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{id}: Bob reached Alice's {path}: {body}");
             assert!(!body.to_string().contains("Stock on Hand") && !body.to_string().contains("accessToken"), "{id}: {body}");
@@ -379,14 +416,19 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
     assert_eq!(
         tried,
         [
+            "deleteSubscription",
             "deleteWorkspace",
+            "getSubscription",
             "getTileToken",
             "getWorkspace",
             "listCompanies",
+            "listDeliveries",
             "pinTiles",
             "reorderPins",
             "revokeApiToken",
+            "runSubscription",
             "unpinTile",
+            "updateSubscription",
             "updateWorkspace"
         ],
         "each route with an id was tried"
@@ -398,6 +440,8 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
     assert_eq!(ids(&intact, "pins"), std::slice::from_ref(&pin), "Alice's pin is still there and Bob's tile was not added");
     let (status, _) = api.call(&world, alice, Method::GET, "/api/v1/me", None).await;
     assert_eq!(status, StatusCode::OK, "Alice's token was not revoked by Bob");
+    let (_, hers) = api.call(&world, alice, Method::GET, &format!("/api/v1/subscriptions/{subscription}"), None).await;
+    assert_eq!(hers["state"], "active", "Bob neither disabled nor deleted Alice's subscription: {hers}");
 
     // Bob names, as his own pin, a tile only Alice can see: Power BI itself refuses it, as Bob.
     let (_, bobs) = api.call(&world, bob, Method::POST, "/api/v1/workspaces", Some(json!({"name": "Bob's"}))).await;
@@ -422,6 +466,7 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
                 ("PUT", _) => Some(config.clone()),
                 ("POST", "/admin/users") => Some(json!({"username": "mallory", "password": "a long enough password"})),
                 ("PATCH", "/admin/users/{id}") => Some(json!({"disabled": true, "password": "taken over, long enough"})),
+                ("POST", "/admin/templates") => Some(json!({"workspaceName": "Taken over"})),
                 _ => None,
             };
             let path = format!("/api/v1{template}").replace("{id}", &bob_id);
@@ -429,7 +474,7 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
             assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_only")), "{template}");
         }
     }
-    assert_eq!(admin_operations, 12);
+    assert_eq!(admin_operations, 15);
     let (status, _) = api.call(&world, bob, Method::GET, "/api/v1/me", None).await;
     assert_eq!(status, StatusCode::OK, "Alice could not disable Bob");
     let (_, users) = api.call(&world, Auth::Token(&admin_token), Method::GET, "/api/v1/admin/users", None).await;

@@ -23,6 +23,8 @@ const DASHBOARD: &str = "IT Spend Analysis Sample";
 /// Alice connected, an item pinned to her new dashboard in Sales, and its subscription (hourly, on the hour).
 struct Pin {
     world: World,
+    /// Alice's pbi-bridge session.
+    alice: String,
     client: PowerBiClient,
     subscription: Subscription,
     pinned: Pinned,
@@ -36,32 +38,28 @@ fn client_as(world: &World, connection: Uuid, owner: &str) -> PowerBiClient {
     PowerBiClient::new(&cloud, Arc::new(tokens)).with_retry(RetryPolicy::none())
 }
 
-/// The category-series template, as the templates page has an administrator make it (Alice here).
-async fn category_template(world: &World, client: &PowerBiClient) -> push_target::Template {
-    let set = templates::create(client, "pbi-bridge templates").await.expect("templates workspace");
-    assert!(templates::check_now(client, &set).await.expect("check").iter().all(|(_, s)| *s == TemplateState::NotPinned));
-    let dataset = set.datasets.iter().find(|(k, _)| *k == VisualKind::CategorySeries).expect("its dataset").1;
-    // In Power BI, by a person: a report on the template dataset, its bar chart pinned to the template dashboard.
+/// What an administrator does in Power BI for the category-series template (the one step no API does): a
+/// report on the kind's template dataset, and its bar chart pinned to the template dashboard.
+fn pin_template_visual(world: &World, upn: &str, workspace: Uuid, dataset: Uuid, dashboard: Uuid) {
     let report = world
         .sandbox
-        .control(Command::CreateReport { id: None, workspace: set.workspace, name: "Bar template".into(), dataset: Some(dataset) })
+        .control(Command::CreateReport { id: None, workspace, name: "Bar template".into(), dataset: Some(dataset) })
         .expect("report")["id"]
         .as_str()
         .and_then(|s| s.parse().ok())
         .expect("report id");
     let visual = Visual { kind: SandboxVisual::Bar, table: "Item".into(), value: Some("Value".into()), category: Some("Category".into()) };
-    world
-        .sandbox
-        .control(Command::PinVisual {
-            user: "alice@contoso.onmicrosoft.com".into(),
-            report,
-            dashboard: set.dashboard,
-            title: "Values by category".into(),
-            row_span: 2,
-            col_span: 2,
-            visual,
-        })
-        .expect("pinned by a person");
+    let pinned =
+        Command::PinVisual { user: upn.into(), report, dashboard, title: "Values by category".into(), row_span: 2, col_span: 2, visual };
+    world.sandbox.control(pinned).expect("pinned by a person");
+}
+
+/// The category-series template, as the templates page has an administrator make it (Alice here).
+async fn category_template(world: &World, client: &PowerBiClient) -> push_target::Template {
+    let set = templates::create(client, "pbi-bridge templates").await.expect("templates workspace");
+    assert!(templates::check_now(client, &set).await.expect("check").iter().all(|(_, s)| *s == TemplateState::NotPinned));
+    let dataset = set.datasets.iter().find(|(k, _)| *k == VisualKind::CategorySeries).expect("its dataset").1;
+    pin_template_visual(world, "alice@contoso.onmicrosoft.com", set.workspace, dataset, set.dashboard);
     let states = templates::check_now(client, &set).await.expect("check");
     match states.iter().find(|(k, _)| *k == VisualKind::CategorySeries) {
         Some((_, TemplateState::Ready(template))) => *template,
@@ -88,7 +86,7 @@ fn spend_item(name: &str, source: ItemSource, data_source_id: Option<Uuid>, quer
 
 async fn pinned_item(item: NewItem) -> Pin {
     let world = working_world_with_scopes(pbi_server::PERMISSIONS).await;
-    let (_, connection) = alice_connected(&world).await;
+    let (alice, connection) = alice_connected(&world).await;
     let stored = world.app.store.connection(connection).await.expect("connection");
     let owner: Uuid = stored.account.owner.parse().expect("a user id");
     let client = client_as(&world, connection, &stored.account.owner);
@@ -116,7 +114,7 @@ async fn pinned_item(item: NewItem) -> Pin {
     world.app.store.set_pin_target(subscription.id, &target, now).await.expect("target");
     world.app.engine().schedule(&schedule_of(&subscription).expect("spec")).await.expect("scheduled");
     let subscription = world.app.store.subscription(subscription.id).await.expect("read");
-    Pin { world, client, subscription, pinned, item }
+    Pin { world, alice, client, subscription, pinned, item }
 }
 
 impl Pin {
@@ -223,7 +221,7 @@ async fn content_deleted_in_power_bi_fails_three_runs_and_then_disables_the_subs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_who_must_sign_in_again_and_an_unregistered_integration_pause_the_subscription() {
+async fn a_user_who_must_sign_in_again_is_paused_until_they_do_and_an_unregistered_integration_pauses_too() {
     let pin = pinned_item(spend_item("Chart2", ItemSource::Pushed, None, None)).await;
     pin.push(json!([{"Department": "IT", "Amount": 1}])).await;
     // Alice withdraws her consent in Entra; her access token runs out an hour later.
@@ -241,6 +239,18 @@ async fn a_user_who_must_sign_in_again_and_an_unregistered_integration_pause_the
     assert_eq!(pin.history().await[0].outcome, "paused");
     let calls = pin.world.sandbox.requests().iter().filter(|r| r.path.contains("/tables/Item/rows")).count();
     assert_eq!(calls, 0, "nothing was sent to Power BI");
+
+    // She signs in again: the subscription resumes by itself and delivers at once.
+    let back = pin.world.get_started(&pin.alice, "alice@contoso.onmicrosoft.com").await;
+    let landed = pin.world.app.http.get(&back).header("cookie", &pin.alice).send().await.expect("callback");
+    let settings = pin.world.app.http.get(pin.world.app.url("/settings")).header("cookie", &pin.alice).send().await.expect("GET");
+    assert_eq!(landed.status(), 303);
+    assert!(settings.text().await.expect("page").contains("Your paused subscription resumed and is delivering now."));
+    run_due_work(&pin.world.app.engine()).await;
+    let resumed = pin.world.app.store.subscription(pin.subscription.id).await.expect("read");
+    assert_eq!((resumed.state, resumed.last_error), (SubscriptionState::Active, None), "delivered again");
+    assert!(pin.scheduled().await, "scheduled again");
+    assert_eq!(pin.history().await.iter().filter(|d| d.outcome == "delivered").count(), 1);
 
     // Another pin; then the administrator disables the Power BI integration.
     let pin = pinned_item(spend_item("Chart3", ItemSource::Pushed, None, None)).await;
@@ -274,4 +284,161 @@ async fn a_data_source_without_stored_credentials_fails_its_deliveries_saying_so
     let error = failed.last_error.expect("an error");
     assert!(error.contains("error: The item's data could not be read: the data source 'Finance' has no stored credentials"), "{error}");
     assert_eq!(failed.state, SubscriptionState::Active);
+}
+
+/// A request with an API token, and its status and JSON body.
+async fn call(world: &World, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = world.app.http.request(method, world.app.url(&format!("/api/v1{path}"))).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.expect("request");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_api_an_admin_makes_the_templates_and_a_user_pins_runs_and_deletes_only_their_own() {
+    use reqwest::Method;
+    let world = working_world_with_scopes(pbi_server::PERMISSIONS).await;
+    let admin = world.api_token(&world.connected("admin").await, "templates").await;
+    let alice = world.api_token(&world.connected("alice").await, "pins").await;
+    let bob = world.api_token(&world.connected("bob").await, "pins").await;
+    let store = &world.app.store;
+
+    // Nothing can be pinned before the templates are made; only an administrator makes them.
+    let alice_id = store.users().await.expect("users").into_iter().find(|u| u.username == "alice").expect("alice").id;
+    let mut item = spend_item("Chart2", ItemSource::Pushed, None, None);
+    (item.everyone, item.pinners) = (false, vec![alice_id]);
+    let item = store.add_item(&item, world.app.clock.unix()).await.expect("item").id;
+    store.set_pushed_rows(item, &json!([{"Department": "IT", "Amount": 42}]).to_string(), world.app.clock.unix()).await.expect("rows");
+    let sales = demo_id("ws:sales");
+    let pin = |dashboard: Value| {
+        json!({"itemId": item, "workspaceId": sales, "frequency": {"every": "daily", "time": "07:30"}, "timeZone": "Europe/Berlin"})
+            .as_object()
+            .cloned()
+            .map(|mut body| {
+                body.extend(dashboard.as_object().cloned().unwrap_or_default());
+                Value::Object(body)
+            })
+    };
+    let (status, body) = call(&world, &alice, Method::POST, "/subscriptions", pin(json!({"newDashboardName": DASHBOARD}))).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("templates have not been set up yet"), "{body}");
+    let (status, _) = call(&world, &alice, Method::POST, "/admin/templates", Some(json!({"workspaceName": "Templates"}))).await;
+    assert_eq!(status, 403, "administrators only");
+    let (status, made) =
+        call(&world, &admin, Method::POST, "/admin/templates", Some(json!({"workspaceName": "pbi-bridge templates"}))).await;
+    assert_eq!(status, 201, "{made}");
+    assert!(made["kinds"].as_array().expect("kinds").iter().all(|k| k["ready"] == false), "{made}");
+    let workspace: Uuid = made["workspaceId"].as_str().and_then(|s| s.parse().ok()).expect("workspace");
+    let dashboard: Uuid = made["dashboardId"].as_str().and_then(|s| s.parse().ok()).expect("dashboard");
+    let kind =
+        |body: &Value, name: &str| body["kinds"].as_array().and_then(|k| k.iter().find(|k| k["kind"] == name).cloned()).expect("kind");
+    let dataset: Uuid = kind(&made, "category-series")["datasetId"].as_str().and_then(|s| s.parse().ok()).expect("dataset");
+    // In Power BI: the administrator pins the bar chart, and lets the people who pin use the templates.
+    pin_template_visual(&world, "admin@contoso.onmicrosoft.com", workspace, dataset, dashboard);
+    for user in ["alice", "bob"] {
+        let principal = demo_id(&format!("user:{user}@contoso.onmicrosoft.com"));
+        let member = Command::AddWorkspaceMember { workspace, principal, role: pbi_sandbox::WorkspaceRole::Contributor };
+        world.sandbox.control(member).expect("member");
+    }
+    let (status, checked) = call(&world, &admin, Method::POST, "/admin/templates/check", None).await;
+    assert_eq!(status, 200, "{checked}");
+    assert_eq!((kind(&checked, "category-series")["ready"].clone(), kind(&checked, "table")["ready"].clone()), (json!(true), json!(false)));
+
+    // Alice may pin the item; Bob is not among its pinners, so for him it does not exist.
+    let (_, items) = call(&world, &alice, Method::GET, "/items", None).await;
+    assert_eq!(items["items"][0]["kind"], "category-series", "{items}");
+    let (_, items) = call(&world, &bob, Method::GET, "/items", None).await;
+    assert_eq!(items["items"], json!([]));
+    let (status, _) = call(&world, &bob, Method::POST, "/subscriptions", pin(json!({"newDashboardName": "Bob's"}))).await;
+    assert_eq!(status, 404);
+
+    // Bad input names its field and changes nothing.
+    for (change, field) in [
+        (json!({"frequency": {"every": "fortnightly"}}), "frequency.frequency"),
+        (json!({"frequency": {"every": "weekly", "time": "07:30"}}), "frequency.days"),
+        (json!({"timeZone": "Mars/Olympus_Mons"}), "timeZone"),
+        (json!({"parameters": {"company": "USMF"}}), "parameters.company"),
+        (json!({"dashboardId": Uuid::new_v4()}), "dashboardId"),
+    ] {
+        let mut body = pin(json!({"newDashboardName": DASHBOARD})).expect("body");
+        body.as_object_mut().expect("object").extend(change.as_object().cloned().unwrap_or_default());
+        let (status, answer) = call(&world, &alice, Method::POST, "/subscriptions", Some(body)).await;
+        assert_eq!((status, answer["error"]["field"].as_str()), (400, Some(field)), "{answer}");
+    }
+    assert!(store.subscriptions_of(alice_id).await.expect("none").is_empty(), "nothing was made");
+
+    let (status, pinned) = call(&world, &alice, Method::POST, "/subscriptions", pin(json!({"newDashboardName": DASHBOARD}))).await;
+    assert_eq!(status, 201, "{pinned}");
+    let id = pinned["subscription"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(pinned["subscription"]["frequency"], "Daily at 07:30");
+    assert_eq!(
+        (pinned["subscription"]["dashboardName"].as_str(), pinned["subscription"]["workspaceName"].as_str()),
+        (Some(DASHBOARD), Some("Sales Analytics"))
+    );
+    let first = pinned["firstDeliveryJob"].as_i64().expect("job");
+    world.app.engine().wait_for(first, Duration::from_secs(30), |j| j.state.is_finished()).await.expect("delivered");
+    let (_, history) = call(&world, &alice, Method::GET, &format!("/subscriptions/{id}/deliveries"), None).await;
+    assert_eq!(
+        (history["deliveries"][0]["outcome"].as_str(), history["deliveries"][0]["rows"].as_i64()),
+        (Some("delivered"), Some(1)),
+        "{history}"
+    );
+    let dataset = pinned["subscription"]["datasetId"].as_str().expect("dataset").to_owned();
+    let rows_url = format!("{}/_sandbox/datasets/{dataset}/tables/Item/rows", world.sandbox.base_url());
+    let rows: Value = world.app.http.get(&rows_url).send().await.expect("GET").json().await.expect("JSON");
+    assert_eq!(rows["count"], 1, "{rows}");
+
+    // Bob cannot see, page, run, change or delete Alice's subscription, knowing its id.
+    for (method, path, body) in [
+        (Method::GET, format!("/subscriptions/{id}"), None),
+        (Method::GET, format!("/subscriptions/{id}/deliveries"), None),
+        (Method::POST, format!("/subscriptions/{id}/run"), None),
+        (Method::PATCH, format!("/subscriptions/{id}"), Some(json!({"enabled": false}))),
+        (Method::DELETE, format!("/subscriptions/{id}"), None),
+    ] {
+        let (status, _) = call(&world, &bob, method.clone(), &path, body).await;
+        assert_eq!(status, 404, "{method} {path}");
+    }
+    let (_, listed) = call(&world, &bob, Method::GET, "/subscriptions", None).await;
+    assert_eq!(listed["subscriptions"], json!([]));
+
+    // Disabled, it has no next run and cannot run now; enabled again, it delivers at once.
+    let (_, off) = call(&world, &alice, Method::PATCH, &format!("/subscriptions/{id}"), Some(json!({"enabled": false}))).await;
+    assert_eq!((off["state"].as_str(), &off["nextRunAt"]), (Some("disabled"), &Value::Null), "{off}");
+    let (status, _) = call(&world, &alice, Method::POST, &format!("/subscriptions/{id}/run"), None).await;
+    assert_eq!(status, 409);
+    let (_, on) = call(&world, &alice, Method::PATCH, &format!("/subscriptions/{id}"), Some(json!({"enabled": true}))).await;
+    assert_eq!(on["state"], "active");
+    assert!(on["nextRunAt"].is_string(), "{on}");
+    let (status, run) = call(&world, &alice, Method::POST, &format!("/subscriptions/{id}/run"), None).await;
+    assert_eq!(status, 202, "{run}");
+
+    // Deleted with its content: the dataset is gone from Power BI, the subscription and its schedule too.
+    run_due_work(&world.app.engine()).await;
+    let (status, answer) = call(&world, &alice, Method::DELETE, &format!("/subscriptions/{id}?removeContent=maybe"), None).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("removeContent")), "{answer}");
+    let (status, _) = call(&world, &alice, Method::DELETE, &format!("/subscriptions/{id}?removeContent=true"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(world.app.http.get(&rows_url).send().await.expect("GET").status(), 404, "the push dataset was deleted");
+    assert!(store.subscriptions_of(alice_id).await.expect("none").is_empty());
+    assert!(store.schedules_of(&schedule_owner(id.parse().expect("uuid"))).await.expect("schedules").is_empty());
+}
+
+#[tokio::test]
+async fn a_sign_in_without_seed_001s_permissions_is_asked_to_sign_in_again_before_anything_is_made() {
+    // The registration of seed 000 alone: reading dashboards, workspaces and datasets.
+    let world = crate::connect::world().await;
+    let alice = world.api_token(&world.connected("alice").await, "pins").await;
+    let body = json!({"itemId": Uuid::new_v4(), "newDashboardName": "D", "frequency": {"every": "hourly"}, "timeZone": "UTC"});
+    let (status, answer) = call(&world, &alice, reqwest::Method::POST, "/subscriptions", Some(body)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("needs_sign_in")), "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("does not allow pbi-bridge to pin to your dashboards (it lacks Content.Create, Dashboard.ReadWrite.All"),
+        "{message}"
+    );
+    assert!(world.sandbox.requests().iter().all(|r| !r.path.contains("/dashboards")), "nothing was asked of Power BI");
 }
