@@ -122,6 +122,10 @@ fn area_of(path: &str) -> Option<&'static str> {
         Some("audit")
     } else if under("/admin/jobs") {
         Some("jobs")
+    } else if under("/admin/templates") {
+        Some("templates")
+    } else if under("/subscriptions") || under("/items") {
+        Some("subscriptions")
     } else {
         None
     }
@@ -136,10 +140,15 @@ pub fn current() -> Frame {
         })
         .unwrap_or_default();
     let current = area_of(&path);
-    let mut areas = vec![("workspaces", "/workspaces", "Workspaces"), ("settings", "/settings", "My settings")];
+    let mut areas = vec![
+        ("workspaces", "/workspaces", "Workspaces"),
+        ("subscriptions", "/subscriptions", "My subscriptions"),
+        ("settings", "/settings", "My settings"),
+    ];
     if viewer.as_ref().is_some_and(|v| v.is_admin) {
         areas.extend([
             ("powerbi", "/admin/powerbi", "Power BI configuration"),
+            ("templates", "/admin/templates", "Power BI templates"),
             ("users", "/admin/users", "Users"),
             ("audit", "/admin/audit", "Audit log"),
             ("jobs", "/admin/jobs", "Background jobs"),

@@ -17,6 +17,7 @@ mod ops;
 mod pages;
 mod problem;
 mod session;
+mod subscription_pages;
 mod subscriptions;
 mod unread_body;
 pub mod users;
@@ -200,6 +201,16 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/workspaces/{id}/filter", post(workspaces::set_filter))
         .route("/workspaces/{id}/pins/{pin}/remove", post(workspaces::unpin))
         .route("/workspaces/{id}/pins/{pin}/move", post(workspaces::move_pin))
+        .route("/items", get(subscription_pages::items))
+        .route("/items/{id}/pin", get(subscription_pages::pin_dialog).post(subscription_pages::pin))
+        .route("/subscriptions", get(subscription_pages::list))
+        .route("/subscriptions/{id}", get(subscription_pages::show))
+        .route("/subscriptions/{id}/run", post(subscription_pages::run_now))
+        .route("/subscriptions/{id}/enable", post(subscription_pages::enable))
+        .route("/subscriptions/{id}/disable", post(subscription_pages::disable))
+        .route("/subscriptions/{id}/delete", post(subscription_pages::delete))
+        .route("/admin/templates", get(subscription_pages::templates).post(subscription_pages::make_templates))
+        .route("/admin/templates/check", post(subscription_pages::check_templates))
         .route("/admin/powerbi", get(admin::show).post(admin::save))
         .route("/admin/powerbi/validate", post(admin::validate))
         .route("/admin/powerbi/keys/{id}/remove", post(admin::remove_key_form))

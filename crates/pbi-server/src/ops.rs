@@ -229,22 +229,37 @@ pub async fn available_tiles(state: &AppState, user: &User) -> Result<Vec<TileCh
 /// for a fraction of the calls' total latency, and the service sees a modest, bounded load from them.
 const CONCURRENT_CALLS: usize = 4;
 
-async fn tiles_of(client: &PowerBiClient) -> Result<Vec<TileChoice>, pbi_powerbi::PowerBiError> {
+/// The Power BI workspaces the user can see: My workspace (`None`) first, then each workspace (all pages).
+pub(crate) async fn workspaces_of(client: &PowerBiClient) -> Result<Vec<(Option<Uuid>, String)>, pbi_powerbi::PowerBiError> {
     let mut scopes = vec![(None, "My workspace".to_owned())];
     let page_size = pbi_powerbi::Top::new(pbi_powerbi::Top::MAX)?;
     let mut groups = std::pin::pin!(client.all_groups(None, page_size));
     while let Some(group) = groups.try_next().await? {
         scopes.push((Some(group.id), group.name));
     }
-    let scope_of = |group: Option<Uuid>| group.map_or(PbiWorkspace::My, PbiWorkspace::Group);
+    Ok(scopes)
+}
+
+/// Every dashboard in `scopes`, with its workspace and the workspace's name, in that order.
+pub(crate) async fn dashboards_in(
+    client: &PowerBiClient,
+    scopes: Vec<(Option<Uuid>, String)>,
+) -> Result<Vec<(Option<Uuid>, String, pbi_powerbi::models::Dashboard)>, pbi_powerbi::PowerBiError> {
     // `buffered` keeps the order of its input, so the list reads the same however the answers arrive.
     let dashboards: Vec<_> = futures_util::stream::iter(scopes)
         .map(|(group, group_name)| async move { Ok((group, group_name, client.dashboards(scope_of(group)).await?)) })
         .buffered(CONCURRENT_CALLS)
         .try_collect()
         .await?;
-    let each_dashboard =
-        dashboards.into_iter().flat_map(|(group, group_name, list)| list.into_iter().map(move |d| (group, group_name.clone(), d)));
+    Ok(dashboards.into_iter().flat_map(|(group, group_name, list)| list.into_iter().map(move |d| (group, group_name.clone(), d))).collect())
+}
+
+fn scope_of(group: Option<Uuid>) -> PbiWorkspace {
+    group.map_or(PbiWorkspace::My, PbiWorkspace::Group)
+}
+
+async fn tiles_of(client: &PowerBiClient) -> Result<Vec<TileChoice>, pbi_powerbi::PowerBiError> {
+    let each_dashboard = dashboards_in(client, workspaces_of(client).await?).await?;
     let tiles: Vec<_> = futures_util::stream::iter(each_dashboard)
         .map(|(group, group_name, dashboard)| async move {
             let tiles = client.tiles(scope_of(group), dashboard.id).await?;

@@ -139,6 +139,22 @@ pub(crate) async fn pin(state: &AppState, user: &User, input: PinInput) -> Resul
     pins::pin(&state.store, &state.jobs, &client, user.id, connection, &request, state.clock.unix()).await.map_err(pin_problem)
 }
 
+/// Where the user can pin, asked of Power BI as them: each workspace (its key, `me` for My workspace, and its
+/// name) with its dashboards.
+pub(crate) async fn pin_targets(state: &AppState, user: &User) -> Result<Vec<(String, String, Vec<(Uuid, String)>)>, Problem> {
+    let (client, _) = client_for(state, user).await?;
+    let workspaces = crate::ops::workspaces_of(&client).await.map_err(|e| power_bi_problem(&e))?;
+    let dashboards = crate::ops::dashboards_in(&client, workspaces.clone()).await.map_err(|e| power_bi_problem(&e))?;
+    Ok(workspaces
+        .into_iter()
+        .map(|(group, name)| {
+            let key = group.map_or_else(|| "me".to_owned(), |g| g.to_string());
+            let in_it = dashboards.iter().filter(|(g, _, _)| *g == group).map(|(_, _, d)| (d.id, d.display_name.clone())).collect();
+            (key, name, in_it)
+        })
+        .collect())
+}
+
 /// A subscription with its item, as lists show it.
 pub(crate) struct Listed {
     pub subscription: Subscription,

@@ -1,7 +1,8 @@
 // Behaviour the pages declare in attributes, since the Content-Security-Policy (script-src 'self') allows no
 // inline script or handler: a form with data-confirm asks first; a link with data-back goes back when there
 // is a page to go back to (and otherwise follows its href); a <time data-local> (written in UTC by the server)
-// is shown in the reader's own time zone, its title keeping the UTC time.
+// is shown in the reader's own time zone, its title keeping the UTC time; an empty <input data-local-zone> is
+// filled with the reader's IANA time zone (the pin dialog's default).
 "use strict";
 document.addEventListener("submit", (event) => {
   const form = event.target;
@@ -29,8 +30,20 @@ function localTimes() {
     }
   }
 }
-if (document.readyState === "loading") {
-  document.addEventListener("DOMContentLoaded", localTimes);
-} else {
+function localZones() {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  for (const input of document.querySelectorAll("input[data-local-zone]")) {
+    if (!input.value && zone) {
+      input.value = zone;
+    }
+  }
+}
+function localise() {
   localTimes();
+  localZones();
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", localise);
+} else {
+  localise();
 }

@@ -162,7 +162,7 @@ fn framed_pages(report: &Value, shots: &Path) {
         let current = strings(&frame["current"]);
         if signed_in {
             let areas = strings(&frame["areas"]);
-            assert!(areas.starts_with(&["Workspaces", "My settings"]), "{file}: the areas: {frame}");
+            assert!(areas.starts_with(&["Workspaces", "My subscriptions", "My settings"]), "{file}: the areas: {frame}");
             let admin = file.starts_with("p-admin");
             assert_eq!(areas.contains(&"Audit log"), admin, "{file}: administration is for admins: {frame}");
             assert!(

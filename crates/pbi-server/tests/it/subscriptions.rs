@@ -442,3 +442,117 @@ async fn a_sign_in_without_seed_001s_permissions_is_asked_to_sign_in_again_befor
     );
     assert!(world.sandbox.requests().iter().all(|r| !r.path.contains("/dashboards")), "nothing was asked of Power BI");
 }
+
+/// A form on a page: the session's CSRF token and the fields, posted; the answer (not followed).
+async fn submit(world: &World, cookie: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let (_, page) = world.app.page(cookie, "/subscriptions").await;
+    let csrf = crate::hidden(&page, "csrf").expect("csrf");
+    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    world.app.http.post(world.app.url(path)).header("cookie", cookie).form(&form).send().await.expect("POST")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_pages_an_admin_completes_the_templates_and_a_user_pins_watches_the_first_delivery_and_deletes() {
+    let world = working_world_with_scopes(pbi_server::PERMISSIONS).await;
+    let admin = world.connected("admin").await;
+    let alice = world.connected("alice").await;
+    let bob = world.connected("bob").await;
+
+    let (status, page) = world.app.page(&admin, "/admin/templates").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("not made") && page.contains(r#"id="check" disabled"#), "{page}");
+    let (status, _) = world.app.page(&alice, "/admin/templates").await;
+    assert_eq!(status, 403, "administrators only");
+    let made = submit(&world, &admin, "/admin/templates", &[("workspace_name", "pbi-bridge templates")]).await;
+    assert_eq!(made.status(), 303);
+    let (_, page) = world.app.page(&admin, "/admin/templates").await;
+    assert!(page.contains("Made the workspace &#39;pbi-bridge templates&#39;"), "{page}");
+    assert_eq!(page.matches("not pinned yet").count(), 4, "{page}");
+    let rows = world.app.store.templates().await.expect("templates");
+    let category = rows.iter().find(|r| r.kind == "category-series").expect("row");
+    pin_template_visual(&world, "admin@contoso.onmicrosoft.com", category.workspace_id, category.dataset_id, category.dashboard_id);
+    let member = Command::AddWorkspaceMember {
+        workspace: category.workspace_id,
+        principal: demo_id("user:alice@contoso.onmicrosoft.com"),
+        role: pbi_sandbox::WorkspaceRole::Contributor,
+    };
+    world.sandbox.control(member).expect("member");
+    submit(&world, &admin, "/admin/templates/check", &[]).await;
+    let (_, page) = world.app.page(&admin, "/admin/templates").await;
+    assert!(page.contains("Not pinned yet: Single value (card, gauge); Values over time (line); Table."), "{page}");
+    assert_eq!(page.matches(r#"badge-success">ready"#).count(), 1, "{page}");
+
+    // Alice pins the item from its page to a new dashboard in Sales, and watches its first delivery.
+    let item =
+        world.app.store.add_item(&spend_item("Chart2", ItemSource::Pushed, None, None), world.app.clock.unix()).await.expect("item").id;
+    let rows = json!([{"Department": "IT", "Amount": 3}, {"Department": "HR", "Amount": 4}]);
+    world.app.store.set_pushed_rows(item, &rows.to_string(), world.app.clock.unix()).await.expect("rows");
+    let (_, items) = world.app.page(&alice, "/items").await;
+    assert!(items.contains(&format!(r#"href="/items/{item}/pin""#)), "{items}");
+    let (status, dialog) = world.app.page(&alice, &format!("/items/{item}/pin")).await;
+    assert_eq!(status, 200, "{dialog}");
+    let sales = demo_id("ws:sales");
+    assert!(dialog.contains(&format!(r#"value="{sales}:new""#)) && dialog.contains("its title and its link are the template"), "{dialog}");
+    let target = format!("{sales}:new");
+    let bad = submit(
+        &world,
+        &alice,
+        &format!("/items/{item}/pin"),
+        &[("target", &target), ("new_dashboard_name", DASHBOARD), ("every", "weekly"), ("time", "07:30")],
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    let bad = bad.text().await.expect("page");
+    assert!(
+        bad.contains("Choose at least one day of the week.") && bad.contains(&format!(r#"value="{DASHBOARD}""#)),
+        "the form keeps what was typed: {bad}"
+    );
+    let pinned = submit(
+        &world,
+        &alice,
+        &format!("/items/{item}/pin"),
+        &[
+            ("target", &target),
+            ("new_dashboard_name", DASHBOARD),
+            ("every", "weekly"),
+            ("day.monday", "on"),
+            ("day.friday", "on"),
+            ("time", "07:30"),
+            ("time_zone", "Europe/Berlin"),
+        ],
+    )
+    .await;
+    assert_eq!(pinned.status(), 303);
+    let to = pinned.headers()["location"].to_str().expect("ascii").to_owned();
+    let (_, shown) = world.app.page(&alice, &to).await;
+    assert!(shown.contains("and delivered: the tile shows the item"), "{shown}");
+    assert!(
+        shown.contains("Weekly on Monday, Friday at 07:30 (Europe/Berlin)") && shown.contains(r#"badge-success">delivered"#),
+        "{shown}"
+    );
+    let (_, list) = world.app.page(&alice, "/subscriptions").await;
+    assert!(list.contains("Chart2") && list.contains(DASHBOARD), "{list}");
+
+    // Bob sees none of it.
+    let (status, _) = world.app.page(&bob, &to).await;
+    assert_eq!(status, 404);
+    let (_, his) = world.app.page(&bob, "/subscriptions").await;
+    assert!(his.contains("You have no subscriptions yet") && !his.contains("Chart2"), "{his}");
+    let stolen = submit(&world, &bob, &format!("{to}/delete"), &[]).await;
+    assert_eq!(stolen.status(), 404);
+
+    // Disable, enable, delete with the content.
+    submit(&world, &alice, &format!("{to}/disable"), &[]).await;
+    let (_, shown) = world.app.page(&alice, &to).await;
+    assert!(shown.contains(r#"id="state">disabled"#) && shown.contains(r#"id="enable""#), "{shown}");
+    submit(&world, &alice, &format!("{to}/enable"), &[]).await;
+    run_due_work(&world.app.engine()).await;
+    let deleted = submit(&world, &alice, &format!("{to}/delete"), &[("remove_content", "on")]).await;
+    assert_eq!(deleted.headers()["location"], "/subscriptions");
+    let (_, list) = world.app.page(&alice, "/subscriptions").await;
+    assert!(
+        list.contains("The tile stays on the dashboard (no Power BI API removes one)") && list.contains("You have no subscriptions yet"),
+        "{list}"
+    );
+}
