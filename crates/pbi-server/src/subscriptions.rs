@@ -227,6 +227,29 @@ pub(crate) async fn pinnable_items(state: &AppState, user: &User) -> Result<Vec<
     Ok(items.into_iter().map(|i| (checked(&i), i)).map(|(c, i)| (i, c)).collect())
 }
 
+/// The rows an application sends for one of its pushed items (administrators' API tokens): checked against
+/// the item's columns (the error names the row and the column), then kept for the item's next deliveries.
+/// How many rows were kept.
+pub(crate) async fn put_item_rows(state: &AppState, admin: &User, id: Uuid, rows: Vec<Map<String, Value>>) -> Result<usize, Problem> {
+    if !admin.is_admin {
+        return Err(Problem::AdminOnly);
+    }
+    let item = state.store.item(id).await.map_err(Problem::store("item", "reading an item"))?;
+    if item.details.source != pbi_store::ItemSource::Pushed {
+        return Err(Problem::Conflict(format!(
+            "The item '{}' reads its rows from its data source: only an item whose rows the application sends takes rows here.",
+            item.details.name
+        )));
+    }
+    let checked = checked(&item).ok_or_else(|| Problem::Conflict("This item cannot be read: save it again.".into()))?;
+    pbi_subscriptions::push_rows(&checked, &rows, state.clock.now())
+        .map_err(|e| Problem::invalid(&format!("rows[{}].{}", e.row.saturating_sub(1), e.column), e.problem))?;
+    let count = rows.len();
+    let text = Value::Array(rows.into_iter().map(Value::Object).collect()).to_string();
+    state.store.set_pushed_rows(id, &text, state.clock.unix()).await.map_err(Problem::store("item", "keeping an item's rows"))?;
+    Ok(count)
+}
+
 /// The templates and each kind's state.
 pub(crate) struct Templates {
     pub rows: Vec<TemplateRow>,

@@ -64,6 +64,7 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::tile_token))
         .routes(routes!(workspaces::list_companies))
         .routes(routes!(subscriptions::list_items))
+        .routes(routes!(subscriptions::put_item_rows))
         .routes(routes!(subscriptions::list_subscriptions, subscriptions::pin_item))
         .routes(routes!(subscriptions::get_subscription, subscriptions::update_subscription, subscriptions::delete_subscription))
         .routes(routes!(subscriptions::run_subscription))

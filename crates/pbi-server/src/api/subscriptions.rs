@@ -470,3 +470,33 @@ pub(super) async fn create_templates(
 pub(super) async fn check_templates(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<TemplatesOut>> {
     Ok(axum::Json(templates_out(&ops::check_templates(&state, &caller.user).await?)))
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct ItemRows {
+    /// The item's rows, each an object of its columns (they replace the rows sent before).
+    #[schema(value_type = Vec<Object>)]
+    rows: Vec<Map<String, Value>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ItemRowsOut {
+    /// How many rows were kept: every subscription of the item delivers them on its next run.
+    rows: usize,
+}
+
+/// Sends the rows of an item whose rows the application provides (administrators' API tokens). They are
+/// checked against the item's columns (the error names the row and the column) and delivered on each
+/// subscription's schedule. A body is at most 64 KiB.
+#[utoipa::path(put, path = "/items/{id}/rows", tag = "Administration", operation_id = "putItemRows", request_body = ItemRows,
+    params(("id" = Uuid, Path, description = "The item's id")), responses((status = 200, description = "Kept", body = ItemRowsOut), Refusals))]
+pub(super) async fn put_item_rows(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    Body(body): Body<ItemRows>,
+) -> Answer<axum::Json<ItemRowsOut>> {
+    let rows = ops::put_item_rows(&state, &caller.user, id, body.rows).await?;
+    Ok(axum::Json(ItemRowsOut { rows }))
+}

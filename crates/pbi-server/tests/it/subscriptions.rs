@@ -311,7 +311,16 @@ async fn through_the_api_an_admin_makes_the_templates_and_a_user_pins_runs_and_d
     let mut item = spend_item("Chart2", ItemSource::Pushed, None, None);
     (item.everyone, item.pinners) = (false, vec![alice_id]);
     let item = store.add_item(&item, world.app.clock.unix()).await.expect("item").id;
-    store.set_pushed_rows(item, &json!([{"Department": "IT", "Amount": 42}]).to_string(), world.app.clock.unix()).await.expect("rows");
+    // The application sends the item's rows: checked against its columns, kept only when they all fit.
+    let rows_path = format!("/items/{item}/rows");
+    let bad = json!({"rows": [{"Department": "IT", "Amount": 42}, {"Department": "HR", "Amount": "lots"}]});
+    let (status, refused) = call(&world, &admin, Method::PUT, &rows_path, Some(bad)).await;
+    assert_eq!((status, refused["error"]["field"].as_str()), (400, Some("rows[1].Amount")), "{refused}");
+    assert_eq!(store.pushed_rows(item).await.expect("read"), None, "nothing kept");
+    let (status, _) = call(&world, &alice, Method::PUT, &rows_path, Some(json!({"rows": []}))).await;
+    assert_eq!(status, 403, "administrators' tokens only");
+    let (status, kept) = call(&world, &admin, Method::PUT, &rows_path, Some(json!({"rows": [{"Department": "IT", "Amount": 42}]}))).await;
+    assert_eq!((status, kept["rows"].as_i64()), (200, Some(1)), "{kept}");
     let sales = demo_id("ws:sales");
     let pin = |dashboard: Value| {
         json!({"itemId": item, "workspaceId": sales, "frequency": {"every": "daily", "time": "07:30"}, "timeZone": "Europe/Berlin"})
