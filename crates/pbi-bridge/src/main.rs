@@ -2,9 +2,11 @@
 
 mod admin;
 mod config;
+mod definitions;
 mod jobs;
 mod powerbi;
 mod up;
+mod up_items;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -67,6 +69,26 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         command: jobs::JobsCommand,
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// Print JSON instead of a table or a sentence.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Data sources report items read their rows from: list, add, update, remove.
+    DataSources {
+        #[command(subcommand)]
+        command: definitions::DataSourcesCommand,
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// Print JSON instead of a table or a sentence.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Report items users may pin to Power BI dashboards: list, show, add, update, remove.
+    Items {
+        #[command(subcommand)]
+        command: definitions::ItemsCommand,
         #[command(flatten)]
         store: config::StoreArgs,
         /// Print JSON instead of a table or a sentence.
@@ -210,6 +232,8 @@ async fn main() -> std::process::ExitCode {
         Command::Registration { command, store, json } => admin::registration(&store, command, json).await,
         Command::Connections { command, store, json } => admin::connections(&store, command, json).await,
         Command::Keys { command, store, json } => admin::keys(&store, command, json).await,
+        Command::DataSources { command, store, json } => definitions::data_sources(&store, command, json).await,
+        Command::Items { command, store, json } => definitions::items(&store, command, json).await,
         Command::Jobs { command, store, json } => jobs::run(&store, command, json).await,
         Command::Serve(args) => run_serve(args).await,
         Command::Up(args) => up::run(args).await,

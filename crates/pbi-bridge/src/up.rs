@@ -1,5 +1,6 @@
 //! `pbi-bridge up`: everything in one process for a first look — the sandbox with its demo tenant, the
-//! server on SQLite in the data directory, a registration of the sandbox's demo app, and demo users.
+//! server on SQLite in the data directory, a registration of the sandbox's demo app, demo users, and seed
+//! 001's demo (`up_items`: a data source, report items, the templates completed).
 
 use crate::config::StoreArgs;
 use anyhow::Context as _;
@@ -52,6 +53,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .control(SandboxCommand::AddRedirectUri { client_id: pbi_sandbox::demo_client_id(), uri: callback.clone() })
         .context("registering the callback in the sandbox")?;
     set_up_demo(&store, sandbox.base_url(), &callback, clock.unix()).await?;
+    crate::up_items::set_up(&store, &sandbox, &args.store.data_dir, clock.unix()).await?;
 
     // The banner is for a person; a closed stdout (a supervisor that stopped reading) must not stop the server.
     let _ = write_banner(&mut std::io::stdout().lock(), server.base_url(), sandbox.base_url(), &args.store.data_dir, created.lines());

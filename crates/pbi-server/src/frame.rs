@@ -124,6 +124,8 @@ fn area_of(path: &str) -> Option<&'static str> {
         Some("jobs")
     } else if under("/admin/templates") {
         Some("templates")
+    } else if under("/admin/items") || under("/admin/data-sources") {
+        Some("items")
     } else if under("/subscriptions") || under("/items") {
         Some("subscriptions")
     } else {
@@ -148,6 +150,7 @@ pub fn current() -> Frame {
     if viewer.as_ref().is_some_and(|v| v.is_admin) {
         areas.extend([
             ("powerbi", "/admin/powerbi", "Power BI configuration"),
+            ("items", "/admin/items", "Report items"),
             ("templates", "/admin/templates", "Power BI templates"),
             ("users", "/admin/users", "Users"),
             ("audit", "/admin/audit", "Audit log"),
@@ -368,6 +371,8 @@ mod tests {
             ("/admin/users/x/password", Some("users")),
             ("/admin/audit", Some("audit")),
             ("/admin/jobs/12", Some("jobs")),
+            ("/admin/data-sources/x", Some("items")),
+            ("/admin/items/new", Some("items")),
             ("/", None),
             ("/workspacesx", None),
         ] {

@@ -8,6 +8,8 @@ mod assets;
 mod audit;
 pub mod background;
 mod connect;
+mod definition_pages;
+mod definitions;
 mod embed;
 mod frame;
 mod jobs;
@@ -209,6 +211,13 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/subscriptions/{id}/enable", post(subscription_pages::enable))
         .route("/subscriptions/{id}/disable", post(subscription_pages::disable))
         .route("/subscriptions/{id}/delete", post(subscription_pages::delete))
+        .route("/admin/data-sources", get(definition_pages::data_sources).post(definition_pages::add_data_source))
+        .route("/admin/data-sources/{id}", get(definition_pages::data_source).post(definition_pages::update_data_source))
+        .route("/admin/data-sources/{id}/delete", post(definition_pages::delete_data_source))
+        .route("/admin/items", get(definition_pages::items).post(definition_pages::add_item))
+        .route("/admin/items/new", get(definition_pages::new_item))
+        .route("/admin/items/{id}", get(definition_pages::item).post(definition_pages::update_item))
+        .route("/admin/items/{id}/delete", post(definition_pages::delete_item))
         .route("/admin/templates", get(subscription_pages::templates).post(subscription_pages::make_templates))
         .route("/admin/templates/check", post(subscription_pages::check_templates))
         .route("/admin/powerbi", get(admin::show).post(admin::save))

@@ -219,10 +219,18 @@ pub struct TileChoice {
     pub col_span: u32,
 }
 
-/// Every tile the user can see in Power BI: My workspace's dashboards, then each workspace's (all pages).
+/// Every tile the user can see in Power BI: My workspace's dashboards, then each workspace's (all pages), but
+/// for seed 001's templates workspace (pbi-bridge's scaffolding for pins, not content to show).
 pub async fn available_tiles(state: &AppState, user: &User) -> Result<Vec<TileChoice>, Problem> {
     let (client, _) = client_for(state, user).await?;
-    tiles_of(&client).await.map_err(|e| power_bi_problem(&e))
+    let templates = templates_workspace(state).await?;
+    tiles_of(&client, templates).await.map_err(|e| power_bi_problem(&e))
+}
+
+/// The Power BI workspace of seed 001's templates, once they are made.
+pub(crate) async fn templates_workspace(state: &AppState) -> Result<Option<Uuid>, Problem> {
+    let rows = state.store.templates().await.map_err(Problem::store("template", "reading the templates"))?;
+    Ok(rows.first().map(|r| r.workspace_id))
 }
 
 /// How many Power BI calls one tile listing keeps in flight: a user with many workspaces and dashboards waits
@@ -258,8 +266,10 @@ fn scope_of(group: Option<Uuid>) -> PbiWorkspace {
     group.map_or(PbiWorkspace::My, PbiWorkspace::Group)
 }
 
-async fn tiles_of(client: &PowerBiClient) -> Result<Vec<TileChoice>, pbi_powerbi::PowerBiError> {
-    let each_dashboard = dashboards_in(client, workspaces_of(client).await?).await?;
+async fn tiles_of(client: &PowerBiClient, leave_out: Option<Uuid>) -> Result<Vec<TileChoice>, pbi_powerbi::PowerBiError> {
+    let mut scopes = workspaces_of(client).await?;
+    scopes.retain(|(group, _)| group.is_none() || *group != leave_out);
+    let each_dashboard = dashboards_in(client, scopes).await?;
     let tiles: Vec<_> = futures_util::stream::iter(each_dashboard)
         .map(|(group, group_name, dashboard)| async move {
             let tiles = client.tiles(scope_of(group), dashboard.id).await?;

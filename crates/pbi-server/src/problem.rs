@@ -13,7 +13,7 @@ pub enum Problem {
     NotFound(&'static str),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
-    #[error("The request body is larger than 64 KiB: send less at a time.")]
+    #[error("The request body is too large (64 KiB at most; 64 MiB for an item's rows): send less at a time.")]
     TooLarge,
     #[error("{0}")]
     Unauthenticated(String),
@@ -177,6 +177,19 @@ pub fn field_label(field: &str) -> &str {
         "authorizeUrl" => "Authorize URL",
         "tokenUrl" => "Token URL",
         "apiBase" => "Power BI API URL",
+        "kind" => "Kind",
+        "location" => "Location",
+        "credentialHeader" => "Credential header",
+        "clearCredential" => "Remove the stored credential",
+        "dataSourceId" => "Data source",
+        "source" => "Rows come from",
+        "query" => "Query or path",
+        "parameters" => "Parameters",
+        "pinners" => "Who may pin",
+        "columns" => "Columns",
+        "value" => "Value column",
+        "category" => "Category column",
+        "date" => "Date column",
         other => other,
     }
 }

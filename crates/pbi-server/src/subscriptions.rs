@@ -12,7 +12,7 @@ use pbi_store::{Delivery, StoredItem, Subscription, TemplateRow, User};
 use pbi_subscriptions::Frequency;
 use pbi_subscriptions::kind::VisualKind;
 use pbi_subscriptions::pins::{self, DashboardChoice, NewPin, PinFailure, PinRequest};
-use pbi_subscriptions::templates::{self, TemplateState};
+use pbi_subscriptions::templates;
 use pbi_subscriptions::{Item, ItemSpec};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -143,7 +143,10 @@ pub(crate) async fn pin(state: &AppState, user: &User, input: PinInput) -> Resul
 /// name) with its dashboards.
 pub(crate) async fn pin_targets(state: &AppState, user: &User) -> Result<Vec<(String, String, Vec<(Uuid, String)>)>, Problem> {
     let (client, _) = client_for(state, user).await?;
-    let workspaces = crate::ops::workspaces_of(&client).await.map_err(|e| power_bi_problem(&e))?;
+    let mut workspaces = crate::ops::workspaces_of(&client).await.map_err(|e| power_bi_problem(&e))?;
+    // Pins go to the user's own content, not into the templates they are cloned from.
+    let templates = crate::ops::templates_workspace(state).await?;
+    workspaces.retain(|(group, _)| group.is_none() || *group != templates);
     let dashboards = crate::ops::dashboards_in(&client, workspaces.clone()).await.map_err(|e| power_bi_problem(&e))?;
     Ok(workspaces
         .into_iter()
@@ -281,8 +284,7 @@ pub(crate) async fn create_templates(state: &AppState, admin: &User, workspace_n
     require_scopes(state, admin, TEMPLATE_SCOPES, "create the templates workspace").await?;
     let (client, _) = client_for(state, admin).await?;
     let set = templates::create(&client, workspace_name).await.map_err(|e| power_bi_problem(&e))?;
-    let rows = templates::rows_of(&set, state.clock.unix());
-    state.store.replace_templates(&rows).await.map_err(Problem::store("template", "storing the templates"))?;
+    templates::keep_made(&state.store, &set, state.clock.unix()).await.map_err(Problem::store("template", "storing the templates"))?;
     tracing::info!(admin = %admin.username, workspace = %set.workspace, "the Power BI templates were made");
     templates(state, admin).await
 }
@@ -295,14 +297,7 @@ pub(crate) async fn check_templates(state: &AppState, admin: &User) -> Result<Te
     };
     let (client, _) = client_for(state, admin).await?;
     let states = templates::check_now(&client, &set).await.map_err(|e| power_bi_problem(&e))?;
-    let now = state.clock.unix();
-    for (kind, found) in states {
-        let found = match found {
-            TemplateState::Ready(t) => Some((t.report, t.tile)),
-            TemplateState::NotPinned => None,
-        };
-        state.store.set_template_found(kind.as_str(), found, now).await.map_err(Problem::store("template", "recording the check"))?;
-    }
+    templates::keep_checked(&state.store, &states, state.clock.unix()).await.map_err(Problem::store("template", "recording the check"))?;
     templates(state, admin).await
 }
 

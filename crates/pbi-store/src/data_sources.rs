@@ -136,6 +136,28 @@ impl Store {
             .collect())
     }
 
+    /// Replaces a data source's details (its credential stays).
+    pub async fn update_data_source(&self, id: Uuid, new: &NewDataSource, now: i64) -> Result<DataSource> {
+        let changed = on_pool!(&self.pool, |pool| sqlx::query(
+            "UPDATE data_sources SET name = $1, name_folded = $2, kind = $3, location = $4, username = $5, credential_header = $6, \
+             updated_at = $7 WHERE id = $8"
+        )
+        .bind(new.name.trim())
+        .bind(folded(&new.name))
+        .bind(new.kind.as_str())
+        .bind(&new.location)
+        .bind(&new.username)
+        .bind(&new.credential_header)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(pool)
+        .await
+        .map_err(|e| name_taken(e, &new.name))?
+        .rows_affected());
+        changed_one(changed, format_args!("data source {id}"))?;
+        self.data_source(id).await
+    }
+
     /// Replaces the credential (`None`: the source has none stored any more).
     pub async fn set_data_source_credential(&self, id: Uuid, credential: Option<&SecretString>, now: i64) -> Result<()> {
         let sealed = credential.map(|c| self.keys.encrypt_str(c, &credential_context(id)));

@@ -247,11 +247,18 @@ impl Store {
         found.ok_or_else(|| StoreError::NotFound(format!("item {id}")))
     }
 
+    /// Deletes an item no subscription delivers (one that is delivered is refused: `Conflict`).
     pub async fn delete_item(&self, id: Uuid) -> Result<()> {
         let changed = on_pool!(&self.pool, |pool| sqlx::query("DELETE FROM items WHERE id = $1")
             .bind(id.to_string())
             .execute(pool)
-            .await?
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                    StoreError::Conflict("subscriptions deliver this item: their owners delete them first".into())
+                }
+                _ => StoreError::from(e),
+            })?
             .rows_affected());
         changed_one(changed, format_args!("item {id}"))
     }

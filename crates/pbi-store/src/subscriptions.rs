@@ -230,6 +230,15 @@ impl Store {
         .collect())
     }
 
+    /// How many subscriptions deliver each item (items without any are absent).
+    pub async fn subscription_counts(&self) -> Result<std::collections::HashMap<Uuid, i64>> {
+        let pairs: Vec<(String, i64)> =
+            on_pool!(&self.pool, |pool| sqlx::query_as("SELECT item_id, COUNT(*) FROM subscriptions GROUP BY item_id")
+                .fetch_all(pool)
+                .await?);
+        pairs.iter().map(|(item, count)| Ok((parse_uuid(item, "subscriptions.item_id")?, *count))).collect()
+    }
+
     /// Records what the pin made in Power BI.
     pub async fn set_pin_target(&self, id: Uuid, target: &PinTarget, now: i64) -> Result<()> {
         let changed = on_pool!(&self.pool, |pool| sqlx::query(

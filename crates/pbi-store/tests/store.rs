@@ -299,6 +299,12 @@ async fn data_sources_keep_their_credential_sealed_and_may_have_none(postgres: b
     let names: Vec<String> = store.data_sources().await.expect("list").into_iter().map(|d| d.details.name).collect();
     assert_eq!(names, ["Finance", "Orders API"]);
 
+    let moved = pbi_store::NewDataSource { location: "postgres://db2.example.com/finance".into(), ..finance.clone() };
+    let updated = store.update_data_source(stored.id, &moved, 13).await.expect("updated");
+    assert!(updated.details == moved && updated.has_credential && updated.updated_at == 13, "the credential stays: {updated:?}");
+    let clash = pbi_store::NewDataSource { name: "orders api".into(), ..moved.clone() };
+    assert!(matches!(store.update_data_source(stored.id, &clash, 13).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.update_data_source(uuid::Uuid::new_v4(), &moved, 13).await, Err(StoreError::NotFound(_))));
     store.set_data_source_credential(stored.id, None, 13).await.expect("cleared");
     assert!(!store.data_source(stored.id).await.expect("read").has_credential);
     store.delete_data_source(bare.id).await.expect("deleted");

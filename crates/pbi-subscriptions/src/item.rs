@@ -46,8 +46,10 @@ impl ColumnType {
 
 /// A column as submitted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColumnSpec {
     pub name: String,
+    /// text, integer, decimal, boolean or datetime.
     #[serde(rename = "type")]
     pub column_type: String,
 }

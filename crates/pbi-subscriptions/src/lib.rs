@@ -2,6 +2,7 @@
 //! schedules. Domain logic as pure functions, and the one runner that does I/O (`sql_source`: an item's query on
 //! its data source); the README lists the modules. The edges and the delivery job call it.
 
+pub mod definitions;
 pub mod deliveries;
 pub mod delivery;
 pub mod frequency;

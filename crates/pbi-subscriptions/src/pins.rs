@@ -99,6 +99,10 @@ fn checked_parameters(declared: &Map<String, Value>, given: &Map<String, Value>)
             return Err(PinFailure::Parameter { name: name.clone(), message: "give text or a number".into() });
         }
     }
+    // A parameter without a default (null) is one each pin must fix.
+    if let Some((name, _)) = declared.iter().find(|(name, default)| default.is_null() && !given.contains_key(*name)) {
+        return Err(PinFailure::Parameter { name: name.clone(), message: "this item has no default for it: give a value".into() });
+    }
     Ok(given.clone())
 }
 
@@ -270,5 +274,9 @@ mod tests {
         assert_eq!(nested.to_string(), "parameters.year: give text or a number");
         let none = checked_parameters(&Map::new(), &given(json!({"company": "X"}))).expect_err("none");
         assert_eq!(none.to_string(), "parameters.company: this item has no parameters");
+        let required = given(json!({"company": null}));
+        let missing = checked_parameters(&required, &Map::new()).expect_err("no value for a parameter without a default");
+        assert_eq!(missing.to_string(), "parameters.company: this item has no default for it: give a value");
+        assert!(checked_parameters(&required, &given(json!({"company": "USMF"}))).is_ok());
     }
 }

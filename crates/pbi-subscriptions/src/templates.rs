@@ -8,7 +8,7 @@ use crate::kind::VisualKind;
 use crate::push_target::Template;
 use pbi_powerbi::models::{DatasetDefinition, Tile};
 use pbi_powerbi::{PowerBiClient, PowerBiError, Workspace};
-use pbi_store::TemplateRow;
+use pbi_store::{Store, StoreError, TemplateRow};
 use uuid::Uuid;
 
 /// The name of the template dashboard.
@@ -94,6 +94,23 @@ pub fn rows_of(set: &TemplateSet, now: i64) -> Vec<TemplateRow> {
             updated_at: now,
         })
         .collect()
+}
+
+/// Keeps a set just made, replacing any made before (nothing of it is found yet).
+pub async fn keep_made(store: &Store, set: &TemplateSet, now: i64) -> Result<(), StoreError> {
+    store.replace_templates(&rows_of(set, now)).await
+}
+
+/// Records what a check found: each kind's report and tile, or that it is not pinned.
+pub async fn keep_checked(store: &Store, states: &[(VisualKind, TemplateState)], now: i64) -> Result<(), StoreError> {
+    for (kind, state) in states {
+        let found = match state {
+            TemplateState::Ready(t) => Some((t.report, t.tile)),
+            TemplateState::NotPinned => None,
+        };
+        store.set_template_found(kind.as_str(), found, now).await?;
+    }
+    Ok(())
 }
 
 /// The set the store keeps, if the templates were made (every kind's row, one workspace and dashboard).

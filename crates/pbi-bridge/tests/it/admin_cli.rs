@@ -249,3 +249,81 @@ async fn connections_list_names_their_owners() {
     assert!(nobody.stderr.contains("no pbi-bridge user 'carol'") && nobody.stderr.contains("users list"), "{}", nobody.stderr);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn data_sources_and_items_are_defined_from_the_command_line_with_the_credential_from_stdin() {
+    const SECRET: &str = "cli-Secret-Password-77";
+    let dir = temp_dir();
+    let added = run(&dir, &["users", "add", "--username", "admin", "--admin", "--password-stdin"], Some("a long enough password\n")).await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+
+    let leaky = format!("postgres://app:{SECRET}@db.example.com/finance");
+    let refused = run(&dir, &["data-sources", "add", "--name", "Finance", "--kind", "postgres", "--location", &leaky], None).await;
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(refused.stderr.contains("location: Remove the password") && !refused.stderr.contains(SECRET), "{}", refused.stderr);
+    let args = [
+        "data-sources",
+        "add",
+        "--name",
+        "Finance",
+        "--kind",
+        "postgres",
+        "--location",
+        "postgres://db.example.com/finance",
+        "--username",
+        "reporting",
+        "--credential-stdin",
+    ];
+    let added = run(&dir, &args, Some(&format!("{SECRET}\n"))).await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    assert!(added.stdout.contains("its credential stored encrypted") && !added.stdout.contains(SECRET), "{}", added.stdout);
+    let file = dir.join("reports.db").display().to_string();
+    let added = run(&dir, &["data-sources", "add", "--name", "Reports", "--kind", "sqlite", "--location", &file], None).await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let moved = run(&dir, &["data-sources", "update", "finance", "--location", "postgres://db2.example.com/finance"], None).await;
+    assert_eq!(moved.code, Some(0), "{}", moved.stderr);
+    let listed = run(&dir, &["data-sources", "list", "--json"], None).await;
+    let sources: Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    assert_eq!(sources[0]["location"], "postgres://db2.example.com/finance", "{sources}");
+    assert_eq!(
+        (sources[0]["hasCredential"].as_bool(), sources[1]["hasCredential"].as_bool()),
+        (Some(true), Some(false)),
+        "the credential stayed"
+    );
+    assert!(!listed.stdout.contains(SECRET));
+    let database = std::fs::read(dir.join("pbi-bridge.db")).unwrap_or_default();
+    assert!(!database.is_empty() && !database.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "stored encrypted");
+
+    // An item is the API's JSON; a fault names its field.
+    let item = |query: &str| {
+        serde_json::json!({
+            "name": "Chart2", "kind": "category-series",
+            "columns": [{"name": "Department", "type": "text"}, {"name": "Amount", "type": "decimal"}],
+            "category": "Department", "value": "Amount", "source": "query", "dataSourceId": sources[1]["id"], "query": query,
+            "parameters": {"company": "USMF"},
+        })
+        .to_string()
+    };
+    let bad = run(&dir, &["items", "add", "--file", "-"], Some(&item("UPDATE spend SET amount = 0"))).await;
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("query: only a query that reads"), "{}", bad.stderr);
+    let typo = run(&dir, &["items", "add", "--file", "-"], Some(r#"{"name": "X", "knd": "table"}"#)).await;
+    assert_eq!(typo.code, Some(2), "{}", typo.stderr);
+    assert!(typo.stderr.contains("knd"), "{}", typo.stderr);
+    let sql = "SELECT department AS Department, SUM(amount) AS Amount FROM spend WHERE company = :company GROUP BY department";
+    let added = run(&dir, &["items", "add", "--file", "-"], Some(&item(sql))).await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let shown = run(&dir, &["items", "show", "chart2"], None).await;
+    let definition: Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!((definition["query"].as_str(), definition["everyone"].as_bool()), (Some(sql), Some(true)), "{definition}");
+    let listed = run(&dir, &["items", "list"], None).await;
+    assert!(listed.stdout.contains("Chart2") && listed.stdout.contains("category-series"), "{}", listed.stdout);
+    let busy = run(&dir, &["data-sources", "remove", "Reports"], None).await;
+    assert_eq!(busy.code, Some(3), "{}", busy.stderr);
+    assert!(busy.stderr.contains("items use this data source"), "{}", busy.stderr);
+    assert_eq!(run(&dir, &["items", "remove", "Chart2"], None).await.code, Some(0));
+    assert_eq!(run(&dir, &["data-sources", "remove", "Reports"], None).await.code, Some(0));
+    let missing = run(&dir, &["items", "show", "Chart2"], None).await;
+    assert_eq!(missing.code, Some(3), "{}", missing.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -112,6 +112,31 @@ async fn up_lets_a_demo_user_connect_their_power_bi_account_and_a_restart_keeps_
     http.get(&back).header("cookie", &session).send().await.expect("callback");
     let connected = http.get(format!("{base}/settings")).header("cookie", &session).send().await.expect("GET").text().await.expect("page");
     assert!(connected.contains("alice@contoso.onmicrosoft.com") && connected.contains(r#"id="status">connected"#), "{connected}");
+
+    // Seed 001 is ready to try: demo items on a SQLite data source, the templates complete in the sandbox.
+    let items = http.get(format!("{base}/items")).header("cookie", &session).send().await.expect("GET").text().await.expect("page");
+    for name in ["IT Spend by department", "Monthly spend", "Total spend", "Open orders"] {
+        assert!(items.contains(name), "{name} in {items}");
+    }
+    let at = items.find("IT Spend by department").expect("the item");
+    let start = at + items[at..].find("/items/").expect("its pin link");
+    let pin_path = items[start..start + items[start..].find('"').expect("end")].to_owned();
+    let dialog = http.get(format!("{base}{pin_path}")).header("cookie", &session).send().await.expect("GET").text().await.expect("page");
+    let form = [
+        ("csrf", hidden(&dialog, "csrf")),
+        ("target", "me:new".to_owned()),
+        ("new_dashboard_name", "IT Spend Analysis Sample".to_owned()),
+        ("every", "hourly".to_owned()),
+        ("minute", "0".to_owned()),
+        ("time_zone", "UTC".to_owned()),
+        ("param.company", "USMF".to_owned()),
+    ];
+    let pinned = http.post(format!("{base}{pin_path}")).header("cookie", &session).form(&form).send().await.expect("POST");
+    assert_eq!(pinned.status(), 303);
+    let shown = pinned.headers()["location"].to_str().expect("ascii").to_owned();
+    let page = http.get(format!("{base}{shown}")).header("cookie", &session).send().await.expect("GET").text().await.expect("page");
+    // The first delivery ran the item's query on the demo database: its four departments.
+    assert!(page.contains("and delivered: the tile shows") && page.contains(r#"<td class="num">4</td>"#), "{page}");
     drop(running);
 
     // A restart keeps pbi-bridge's data (users, registration, connections); the in-memory sandbox starts afresh.

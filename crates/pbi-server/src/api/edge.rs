@@ -72,7 +72,7 @@ pub(super) enum Refusals {
     /// No such thing among the caller's own (another user's reads the same).
     #[response(status = 404)]
     NotFound(ErrorBody),
-    /// The body is larger than 64 KiB.
+    /// The body is too large: 64 KiB at most (64 MiB for an item's rows).
     #[response(status = 413)]
     TooLarge(ErrorBody),
     /// A fault of the server, logged with a request id.

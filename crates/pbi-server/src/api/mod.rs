@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod audit;
+mod definitions;
 mod edge;
 mod jobs;
 mod subscriptions;
@@ -64,13 +65,22 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::tile_token))
         .routes(routes!(workspaces::list_companies))
         .routes(routes!(subscriptions::list_items))
-        .routes(routes!(subscriptions::put_item_rows))
+        .merge(
+            // An item's rows are the one body that is large by nature.
+            OpenApiRouter::new()
+                .routes(routes!(subscriptions::put_item_rows))
+                .layer(axum::extract::DefaultBodyLimit::max(subscriptions::MAX_ROWS_BODY_BYTES)),
+        )
         .routes(routes!(subscriptions::list_subscriptions, subscriptions::pin_item))
         .routes(routes!(subscriptions::get_subscription, subscriptions::update_subscription, subscriptions::delete_subscription))
         .routes(routes!(subscriptions::run_subscription))
         .routes(routes!(subscriptions::list_deliveries))
         .routes(routes!(subscriptions::get_templates, subscriptions::create_templates))
         .routes(routes!(subscriptions::check_templates))
+        .routes(routes!(definitions::list_data_sources, definitions::create_data_source))
+        .routes(routes!(definitions::get_data_source, definitions::update_data_source, definitions::delete_data_source))
+        .routes(routes!(definitions::list_defined_items, definitions::create_item))
+        .routes(routes!(definitions::get_defined_item, definitions::update_item, definitions::delete_item))
         .routes(routes!(account::get_connection, account::disconnect))
         .routes(routes!(account::list_tokens, account::create_token))
         .routes(routes!(account::revoke_token))

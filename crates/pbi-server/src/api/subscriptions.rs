@@ -486,9 +486,12 @@ pub(super) struct ItemRowsOut {
     rows: usize,
 }
 
+/// The largest body `putItemRows` takes.
+pub(super) const MAX_ROWS_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Sends the rows of an item whose rows the application provides (administrators' API tokens). They are
 /// checked against the item's columns (the error names the row and the column) and delivered on each
-/// subscription's schedule. A body is at most 64 KiB.
+/// subscription's schedule. A body is at most 64 MiB.
 #[utoipa::path(put, path = "/items/{id}/rows", tag = "Administration", operation_id = "putItemRows", request_body = ItemRows,
     params(("id" = Uuid, Path, description = "The item's id")), responses((status = 200, description = "Kept", body = ItemRowsOut), Refusals))]
 pub(super) async fn put_item_rows(

@@ -464,6 +464,12 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let body = match (method.as_str(), template.as_str()) {
                 ("PUT", "/items/{id}/rows") => Some(json!({"rows": []})),
+                ("POST" | "PUT", "/admin/data-sources" | "/admin/data-sources/{id}") => {
+                    Some(json!({"name": "Taken", "kind": "sqlite", "location": "/taken.db"}))
+                }
+                ("POST" | "PUT", "/admin/items" | "/admin/items/{id}") => {
+                    Some(json!({"name": "Taken", "kind": "table", "columns": [{"name": "A", "type": "text"}], "source": "pushed"}))
+                }
                 ("PUT", _) => Some(config.clone()),
                 ("POST", "/admin/users") => Some(json!({"username": "mallory", "password": "a long enough password"})),
                 ("PATCH", "/admin/users/{id}") => Some(json!({"disabled": true, "password": "taken over, long enough"})),
@@ -475,7 +481,7 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
             assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_only")), "{template}");
         }
     }
-    assert_eq!(admin_operations, 16);
+    assert_eq!(admin_operations, 26);
     let (status, _) = api.call(&world, bob, Method::GET, "/api/v1/me", None).await;
     assert_eq!(status, StatusCode::OK, "Alice could not disable Bob");
     let (_, users) = api.call(&world, Auth::Token(&admin_token), Method::GET, "/api/v1/admin/users", None).await;

@@ -13,6 +13,7 @@ mod api;
 mod audit;
 mod background;
 mod connect;
+mod definitions;
 mod frame;
 mod fuzz;
 mod headers;

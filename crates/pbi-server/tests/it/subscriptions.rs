@@ -287,7 +287,7 @@ async fn a_data_source_without_stored_credentials_fails_its_deliveries_saying_so
 }
 
 /// A request with an API token, and its status and JSON body.
-async fn call(world: &World, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(world: &World, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut request = world.app.http.request(method, world.app.url(&format!("/api/v1{path}"))).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
@@ -354,6 +354,11 @@ async fn through_the_api_an_admin_makes_the_templates_and_a_user_pins_runs_and_d
     }
     let (status, checked) = call(&world, &admin, Method::POST, "/admin/templates/check", None).await;
     assert_eq!(status, 200, "{checked}");
+    // The templates are scaffolding: Alice, a Contributor there, is offered neither their tiles to show in a
+    // workspace nor their workspace to pin to.
+    let (_, tiles) = call(&world, &alice, Method::GET, "/tiles", None).await;
+    let tiles = tiles["tiles"].as_array().expect("tiles").clone();
+    assert!(!tiles.is_empty() && tiles.iter().all(|t| t["groupId"] != json!(workspace)), "{tiles:?}");
     assert_eq!((kind(&checked, "category-series")["ready"].clone(), kind(&checked, "table")["ready"].clone()), (json!(true), json!(false)));
 
     // Alice may pin the item; Bob is not among its pinners, so for him it does not exist.
@@ -453,7 +458,7 @@ async fn a_sign_in_without_seed_001s_permissions_is_asked_to_sign_in_again_befor
 }
 
 /// A form on a page: the session's CSRF token and the fields, posted; the answer (not followed).
-async fn submit(world: &World, cookie: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn submit(world: &World, cookie: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     let (_, page) = world.app.page(cookie, "/subscriptions").await;
     let csrf = crate::hidden(&page, "csrf").expect("csrf");
     let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
