@@ -427,17 +427,17 @@ struct ItemPage<'a> {
     problem: Option<String>,
 }
 
-async fn item_page(state: &AppState, session: &Session, id: Option<Uuid>, form: ItemForm, problem: Option<Problem>) -> Response {
+/// The item form: a new item (`id` none), or an item `subscriptions` deliver.
+async fn item_page(
+    state: &AppState,
+    session: &Session,
+    (id, subscriptions): (Option<Uuid>, i64),
+    form: ItemForm,
+    problem: Option<Problem>,
+) -> Response {
     let sources = match ops::data_sources(state, &session.user).await {
         Ok(sources) => sources,
         Err(problem) => return problem.page(),
-    };
-    let subscriptions = match id {
-        Some(id) => match ops::item(state, &session.user, id).await {
-            Ok(defined) => defined.subscriptions,
-            Err(problem) => return problem.page(),
-        },
-        None => 0,
     };
     let sources = sources
         .into_iter()
@@ -457,12 +457,12 @@ async fn item_page(state: &AppState, session: &Session, id: Option<Uuid>, form: 
 
 pub async fn new_item(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {
     let form = ItemForm { kind: "category-series".into(), source: "query".into(), everyone: Some("on".into()), ..ItemForm::default() };
-    item_page(&state, &session, None, form, None).await
+    item_page(&state, &session, (None, 0), form, None).await
 }
 
 pub async fn item(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Path(id): Path<Uuid>) -> Response {
     match ops::item(&state, &session.user, id).await {
-        Ok(defined) => item_page(&state, &session, Some(id), ItemForm::of(&defined.input), None).await,
+        Ok(defined) => item_page(&state, &session, (Some(id), defined.subscriptions), ItemForm::of(&defined.input), None).await,
         Err(problem) => problem.page(),
     }
 }
@@ -483,7 +483,16 @@ async fn save_item(state: &AppState, session: &Session, id: Option<Uuid>, form: 
             let said = format!("Saved the item '{}'.", defined.item.details.name);
             session::done(state, session, "/admin/items", Flash::message(Message::success(said)))
         }
-        Err(problem) if shown_on_form(&problem) => item_page(state, session, id, form, Some(problem)).await,
+        Err(problem) if shown_on_form(&problem) => {
+            let subscriptions = match id {
+                Some(id) => match ops::item(state, &session.user, id).await {
+                    Ok(defined) => defined.subscriptions,
+                    Err(other) => return other.page(),
+                },
+                None => 0,
+            };
+            item_page(state, session, (id, subscriptions), form, Some(problem)).await
+        }
         Err(problem) => problem.page(),
     }
 }

@@ -4,9 +4,9 @@
 //! what to do. A location never holds a password: the credential is stored apart, encrypted.
 
 use crate::http_source::url_for;
-use crate::item::{ColumnSpec, ItemSpec};
+use crate::item::{self, ColumnSpec, ItemError, ItemSpec};
 use crate::kind::VisualKind;
-use crate::query::{Dialect, prepare};
+use crate::query::{self, Dialect, prepare};
 use pbi_store::{DataSource, DataSourceKind, ItemSource, NewAuditEntry, NewDataSource, NewItem, Store, StoreError, StoredItem, User};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,12 @@ pub const MAX_PARAMETERS: usize = 20;
 pub struct DefinitionError {
     pub field: String,
     pub message: String,
+}
+
+impl From<ItemError> for DefinitionError {
+    fn from(error: ItemError) -> Self {
+        Self { field: error.field, message: error.message }
+    }
 }
 
 fn fault(field: impl Into<String>, message: impl Into<String>) -> DefinitionError {
@@ -63,17 +69,7 @@ fn given(text: &Option<String>) -> Option<&str> {
 }
 
 fn one_line(field: &str, text: &str, most: usize) -> Result<String, DefinitionError> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(fault(field, "Enter a value."));
-    }
-    if trimmed.chars().count() > most {
-        return Err(fault(field, format!("Use at most {most} characters.")));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(fault(field, "Remove the control characters (tabs, line breaks)."));
-    }
-    Ok(trimmed.to_owned())
+    Ok(item::one_line(field, text, most, "Enter a value.")?)
 }
 
 /// Checks a data source: its kind, a location of that kind without a password, and the fields only that kind
@@ -207,17 +203,12 @@ impl ItemInput {
     }
 }
 
-fn is_parameter_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 fn checked_parameters(parameters: &Map<String, Value>) -> Result<(), DefinitionError> {
     if parameters.len() > MAX_PARAMETERS {
         return Err(fault("parameters", format!("Declare at most {MAX_PARAMETERS} parameters.")));
     }
     for (name, value) in parameters {
-        if !is_parameter_name(name) {
+        if !query::is_name(name) {
             return Err(fault(format!("parameters.{name}"), "Name a parameter with letters, digits and _, starting with a letter."));
         }
         if !(value.is_string() || value.is_number() || value.is_null()) {
@@ -246,7 +237,7 @@ fn matching_parameters(used: &[String], declared: &Map<String, Value>) -> Result
 /// (`users`: every pbi-bridge user).
 pub fn check_item(input: &ItemInput, source: Option<&DataSource>, users: &[User]) -> Result<NewItem, DefinitionError> {
     let spec = input.spec();
-    let item = spec.check().map_err(|e| fault(e.field, e.message))?;
+    let item = spec.check()?;
     let kind = ItemSource::parse(input.source.trim())
         .ok_or_else(|| fault("source", format!("'{}' is not a source; use query, http or pushed.", input.source)))?;
     checked_parameters(&input.parameters)?;
@@ -493,7 +484,10 @@ pub async fn defined_items(store: &Store) -> Result<Vec<Defined>, StoreError> {
 }
 
 pub async fn defined_item(store: &Store, id: Uuid) -> Result<Defined, StoreError> {
-    defined_items(store).await?.into_iter().find(|d| d.item.id == id).ok_or_else(|| StoreError::NotFound(format!("item {id}")))
+    let item = store.item(id).await?;
+    let users = store.users().await?;
+    let subscriptions = store.subscription_counts().await?.get(&id).copied().unwrap_or(0);
+    Ok(Defined { input: input_of(&item, &users), subscriptions, item })
 }
 
 #[cfg(test)]

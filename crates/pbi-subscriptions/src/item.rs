@@ -125,12 +125,18 @@ fn fault(field: impl Into<String>, message: impl Into<String>) -> ItemError {
 
 /// A name Power BI and people can both read: 1 to 100 characters, no control characters, not only spaces.
 fn check_name(field: &str, name: &str) -> Result<String, ItemError> {
-    let trimmed = name.trim();
+    one_line(field, name, MAX_NAME, "Enter a name.")
+}
+
+/// One line of text, trimmed: not empty (`empty` says what to enter), at most `most` characters, no control
+/// characters.
+pub(crate) fn one_line(field: &str, text: &str, most: usize, empty: &str) -> Result<String, ItemError> {
+    let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(fault(field, "Enter a name."));
+        return Err(fault(field, empty));
     }
-    if trimmed.chars().count() > MAX_NAME {
-        return Err(fault(field, format!("Use at most {MAX_NAME} characters.")));
+    if trimmed.chars().count() > most {
+        return Err(fault(field, format!("Use at most {most} characters.")));
     }
     if trimmed.chars().any(char::is_control) {
         return Err(fault(field, "Remove the control characters (tabs, line breaks)."));

@@ -88,7 +88,7 @@ pub fn prepare(sql: &str, dialect: Dialect) -> Result<PreparedQuery, QueryError>
     Ok(PreparedQuery { sql: statement.to_string(), parameters })
 }
 
-fn is_name(name: &str) -> bool {
+pub(crate) fn is_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
