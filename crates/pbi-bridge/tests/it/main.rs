@@ -4,10 +4,11 @@ mod admin_cli;
 mod browser;
 mod cli_output;
 mod datadir;
-mod instances;
 mod jobs_cli;
 mod nginx;
 mod powerbi_cli;
 mod sandbox_cli;
+#[path = "../support/serve.rs"]
+mod serve;
 mod tidy;
 mod up_cli;

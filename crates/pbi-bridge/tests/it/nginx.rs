@@ -4,7 +4,7 @@
 //! and the new API token shown after an action are there on the next page); when that instance is killed,
 //! the same session goes on through the other one.
 
-use crate::instances::{Folder, Instance};
+use crate::serve::{Folder, Instance};
 use crate::up_cli::{hidden, sign_in};
 use pbi_store::Store;
 use secrecy::SecretString;
@@ -157,7 +157,8 @@ async fn nginx_spreads_new_visitors_keeps_a_session_on_one_instance_and_survives
     instances[victim].child.wait().expect("reaped");
     for _ in 0..3 {
         let settings = http.get(format!("{base}/settings")).header("cookie", &session).send().await.expect("GET");
-        assert_eq!(settings.status(), 200, "the session goes on after its instance died");
+        let survivor = &instances[1 - victim];
+        assert_eq!(settings.status(), 200, "the session goes on after its instance died; its log: {}", survivor.log());
         assert_ne!(upstream(&settings), home);
         assert!(settings.text().await.expect("page").contains(r#"id="api-tokens""#), "still signed in");
     }
