@@ -82,7 +82,7 @@ pub enum RegistrationCommand {
         /// Replaces the scopes (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// Let users connect through it again.
+        /// Let users connect through it again; the subscriptions it paused resume and deliver now.
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
         /// Stop new connections through it (existing ones say why they stopped).
@@ -294,10 +294,15 @@ pub async fn registration(store_args: &StoreArgs, command: RegistrationCommand, 
                 details.enabled
             };
             let updated = store.update_registration(current.id, &details, now()).await?;
-            if let Some((secret, expires)) = read_secret(&secret, false)? {
+            let new_secret = read_secret(&secret, false)?;
+            let renewed = new_secret.is_some();
+            if let Some((secret, expires)) = new_secret {
                 store.add_secret(updated.id, &secret, expires, now()).await?;
             }
             show_one(&store, &updated, json_output, "updated").await?;
+            if updated.details.enabled && (enable || renewed) {
+                resume_paused_subscriptions(&store, updated.id).await?;
+            }
         }
         RegistrationCommand::Show { name, all } => {
             let registrations = match name {
@@ -521,6 +526,20 @@ pub async fn users(store_args: &StoreArgs, command: UsersCommand, json_output: b
                 .collect();
             print_list(json_output, &items, &["USER", "NAME", "ROLE", "STATUS"], rows);
         }
+    }
+    Ok(())
+}
+
+/// The registration is usable again: the subscriptions it paused deliver again (the jobs run in `serve` or
+/// `up`). Said on stderr, so `--json` output stays one document.
+async fn resume_paused_subscriptions(store: &Store, registration: Uuid) -> anyhow::Result<()> {
+    let deliveries = pbi_jobs::Schedulable::new().with::<pbi_subscriptions::deliveries::Deliver>();
+    let engine = pbi_jobs::Engine::insert_only_scheduling(store.clone(), pbi_clock::Clock::system(), deliveries).await?;
+    let resumed = pbi_subscriptions::pins::resume_after_registration_usable(store, &engine, registration, now())
+        .await
+        .context("resuming the subscriptions this registration paused")?;
+    if !resumed.is_empty() {
+        eprintln!("Resumed {} paused subscription(s); each delivers now.", resumed.len());
     }
     Ok(())
 }

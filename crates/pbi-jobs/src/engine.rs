@@ -297,6 +297,24 @@ impl Registry {
     }
 }
 
+/// The kinds an insert-only engine may schedule (the CLI resuming subscriptions schedules their deliveries);
+/// their occurrences are run by `serve` or `up`, which register their handlers.
+#[derive(Default)]
+pub struct Schedulable {
+    kinds: HashMap<&'static str, Arc<dyn OccurrenceKind>>,
+}
+
+impl Schedulable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with<J: Job>(mut self) -> Self {
+        self.kinds.insert(J::KIND, Arc::new(KindOf::<J>(PhantomData)));
+        self
+    }
+}
+
 /// How the engine works. The defaults follow the River measurements in docs/design/jobs-on-river.md; they are
 /// not yet measured with pbi-bridge's own jobs.
 #[derive(Debug, Clone)]
@@ -535,9 +553,14 @@ impl Engine {
 
     /// An engine that enqueues and manages jobs but runs none and sweeps nothing (the CLI).
     pub async fn insert_only(store: Store, clock: Clock) -> Result<Self> {
+        Self::insert_only_scheduling(store, clock, Schedulable::new()).await
+    }
+
+    /// An insert-only engine that may also schedule `kinds`.
+    pub async fn insert_only_scheduling(store: Store, clock: Clock, kinds: Schedulable) -> Result<Self> {
         Self::migrate(store.pool()).await?;
         let client = builder(store.pool()).build()?;
-        let core = Arc::new(Core { client, store, clock, kinds: HashMap::new(), metrics: Arc::default(), client_id: String::new() });
+        let core = Arc::new(Core { client, store, clock, kinds: kinds.kinds, metrics: Arc::default(), client_id: String::new() });
         Ok(Self { core, run: tokio::sync::Mutex::new(None), sweeper: std::sync::Mutex::new(None) })
     }
 

@@ -7,7 +7,7 @@ pub mod metrics;
 pub mod schedule;
 mod schedules;
 
-pub use engine::{Engine, EngineConfig, Enqueued, JobInfo, JobState, JobsError, MAX_SNOOZE, NewJob, Registry};
+pub use engine::{Engine, EngineConfig, Enqueued, JobInfo, JobState, JobsError, MAX_SNOOZE, NewJob, Registry, Schedulable};
 pub use schedules::{Occurrence, ScheduleSpec, parse_stored, recurrence_text};
 
 use std::time::Duration;

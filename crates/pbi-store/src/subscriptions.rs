@@ -302,6 +302,24 @@ impl Store {
         ids.iter().map(|id| parse_uuid(id, "subscriptions.id")).collect()
     }
 
+    /// Once `registration` is usable again (enabled, with a secret): the paused subscriptions that deliver
+    /// through its active connections become active. Their ids. One paused for another cause pauses again on
+    /// its next delivery, saying why; one whose owner must sign in waits (its connection is not active).
+    pub async fn resume_subscriptions_of_registration(&self, registration: Uuid, now: i64) -> Result<Vec<Uuid>> {
+        let ids: Vec<String> = on_pool!(&self.pool, |pool| {
+            sqlx::query_scalar(
+                "UPDATE subscriptions SET state = 'active', state_reason = NULL, updated_at = $1 \
+                 WHERE state = 'paused' AND connection_id IN \
+                 (SELECT id FROM connections WHERE registration_id = $2 AND status = 'active') RETURNING id",
+            )
+            .bind(now)
+            .bind(registration.to_string())
+            .fetch_all(pool)
+            .await?
+        });
+        ids.iter().map(|id| parse_uuid(id, "subscriptions.id")).collect()
+    }
+
     /// Deletes `owner`'s subscription and its history; another user's is not found.
     pub async fn delete_subscription(&self, owner: Uuid, id: Uuid) -> Result<()> {
         let changed = on_pool!(&self.pool, |pool| sqlx::query("DELETE FROM subscriptions WHERE id = $1 AND owner = $2")

@@ -90,6 +90,7 @@ on_both!(
     data_sources_keep_their_credential_sealed_and_may_have_none,
     items_are_pinnable_by_everyone_or_by_the_users_they_name,
     a_subscription_is_its_owners_alone_and_keeps_its_delivery_history,
+    a_usable_registration_resumes_the_subscriptions_of_its_active_connections_alone,
     templates_are_replaced_together_and_remember_what_the_check_found
 );
 
@@ -192,6 +193,58 @@ async fn a_subscription_is_its_owners_alone_and_keeps_its_delivery_history(postg
     assert_eq!(resumed.details.connection_id, reconnected, "through the connection she signed in with");
     store.delete_subscription(alice, mine.id).await.expect("deleted");
     assert!(store.deliveries_of(alice, mine.id, None, 10).await.expect("gone").is_empty(), "its history went with it");
+}
+
+async fn a_usable_registration_resumes_the_subscriptions_of_its_active_connections_alone(postgres: bool) {
+    let db = TestDb::new(postgres).await;
+    let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
+    let erp = store.add_registration(&registration("erp"), 0).await.expect("erp").id;
+    let crm = store.add_registration(&registration("crm"), 0).await.expect("crm").id;
+    let item = store.add_item(&pushed_item("Open orders"), 0).await.expect("item").id;
+    let scopes = vec!["Dashboard.Read.All".to_owned()];
+    // One paused subscription per connection: two of erp's (one of them needs its owner to sign in), one of crm's.
+    let mut paused = Vec::new();
+    for (n, registration_id) in [erp, erp, crm].into_iter().enumerate() {
+        let owner = store.add_user(&format!("user{n}"), "User", "hash", false, 0).await.expect("user").id;
+        let account = Account {
+            owner: owner.to_string(),
+            registration_id,
+            tenant_id: "t".into(),
+            object_id: format!("o{n}"),
+            upn: format!("user{n}@contoso.onmicrosoft.com"),
+        };
+        let connection = store.save_connection(&account, &scopes, &tokens("a", Some("r"), 1), 1).await.expect("connection").id;
+        let pin = pbi_store::NewSubscription {
+            owner,
+            connection_id: connection,
+            item_id: item,
+            parameters: "{}".into(),
+            workspace_id: None,
+            workspace_name: "My workspace".into(),
+            dashboard_id: uuid::Uuid::new_v4(),
+            dashboard_name: "Orders".into(),
+            frequency: r#"{"every":"hourly"}"#.into(),
+            time_zone: "UTC".into(),
+        };
+        let id = store.add_subscription(&pin, 2).await.expect("subscription").id;
+        store
+            .set_subscription_state(id, pbi_store::SubscriptionState::Paused, Some("the registration was disabled"), 3)
+            .await
+            .expect("paused");
+        paused.push((id, connection));
+    }
+    store.mark_needs_sign_in(paused[1].1, "invalid_grant", 4).await.expect("needs sign-in");
+
+    assert_eq!(store.resume_subscriptions_of_registration(erp, 5).await.expect("resumed"), [paused[0].0]);
+    let state = |n: usize| {
+        let store = &store;
+        let id = paused[n].0;
+        async move { store.subscription(id).await.expect("read").state }
+    };
+    assert_eq!(state(0).await, pbi_store::SubscriptionState::Active);
+    assert_eq!(state(1).await, pbi_store::SubscriptionState::Paused, "its owner must sign in first");
+    assert_eq!(state(2).await, pbi_store::SubscriptionState::Paused, "another registration's");
+    assert!(store.resume_subscriptions_of_registration(erp, 6).await.expect("again").is_empty(), "nothing twice");
 }
 
 /// An item for everyone whose rows the application pushes.

@@ -250,12 +250,31 @@ pub async fn resume_after_sign_in(
     now: i64,
 ) -> Result<Vec<Uuid>, PinFailure> {
     let resumed = store.resume_subscriptions_of(owner, connection, now).await?;
-    for &id in &resumed {
+    schedule_and_deliver_now(store, engine, &resumed).await?;
+    Ok(resumed)
+}
+
+/// After an administrator made `registration` usable again (enabled it, or gave it a new secret): the
+/// subscriptions it paused are scheduled again and each delivers now. Their ids.
+pub async fn resume_after_registration_usable(
+    store: &Store,
+    engine: &Engine,
+    registration: Uuid,
+    now: i64,
+) -> Result<Vec<Uuid>, PinFailure> {
+    let resumed = store.resume_subscriptions_of_registration(registration, now).await?;
+    schedule_and_deliver_now(store, engine, &resumed).await?;
+    Ok(resumed)
+}
+
+/// Resumed subscriptions: their schedules again, and a delivery each now.
+async fn schedule_and_deliver_now(store: &Store, engine: &Engine, resumed: &[Uuid]) -> Result<(), PinFailure> {
+    for &id in resumed {
         let subscription = store.subscription(id).await?;
         engine.schedule(&schedule_of(&subscription)?).await?;
         deliver_now(engine, id).await?;
     }
-    Ok(resumed)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -198,22 +198,21 @@ async fn users_are_added_from_stdin_and_serve_answers_on_its_printed_url() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
-async fn connections_list_names_their_owners() {
-    let dir = temp_dir();
+/// Users admin and alice, the registration "erp" with a secret, and a connection of Alice's as a sign-in
+/// through the server leaves it: the store on the data directory, Alice's user id, the connection's id.
+async fn alice_connected(dir: &Path) -> (pbi_store::Store, String, uuid::Uuid) {
     for user in ["admin", "alice"] {
-        let added = run(&dir, &["users", "add", "--username", user, "--password-stdin"], Some("a long enough password\n")).await;
+        let added = run(dir, &["users", "add", "--username", user, "--password-stdin"], Some("a long enough password\n")).await;
         assert_eq!(added.code, Some(0), "{}", added.stderr);
     }
     let add = ["registration", "add", "--name", "erp", "--client-id", "c", "--tenant", "t", "--redirect-url", "https://x/cb"];
-    let registered = run(&dir, &[&add[..], &["--secret-stdin", "--secret-expires", "2099-01-31"]].concat(), Some("s")).await;
+    let registered = run(dir, &[&add[..], &["--secret-stdin", "--secret-expires", "2099-01-31"]].concat(), Some("s")).await;
     assert_eq!(registered.code, Some(0), "{}", registered.stderr);
-    let users: Value = serde_json::from_str(&run(&dir, &["users", "list", "--json"], None).await.stdout).expect("JSON");
+    let users: Value = serde_json::from_str(&run(dir, &["users", "list", "--json"], None).await.stdout).expect("JSON");
     let alice = users.as_array().and_then(|u| u.iter().find(|u| u["username"] == "alice")).expect("alice")["id"].as_str().expect("id");
-    let registrations: Value = serde_json::from_str(&run(&dir, &["registration", "show", "--json"], None).await.stdout).expect("JSON");
+    let registrations: Value = serde_json::from_str(&run(dir, &["registration", "show", "--json"], None).await.stdout).expect("JSON");
     let registration = registrations[0]["id"].as_str().and_then(|id| id.parse().ok()).expect("a registration id");
 
-    // A connection as a sign-in through the server leaves it: owned by Alice's pbi-bridge user id.
     let keys = pbi_crypto::KeyRing::load(&dir.join("keys")).expect("the key file");
     let store = pbi_store::Store::connect(&format!("sqlite://{}", dir.join("pbi-bridge.db").display()), keys).await.expect("store");
     let account = pbi_store::Account {
@@ -229,7 +228,78 @@ async fn connections_list_names_their_owners() {
         refresh: None,
         refresh_expires_at: None,
     };
-    store.save_connection(&account, &[], &tokens, 1_700_000_000).await.expect("saved");
+    let connection = store.save_connection(&account, &[], &tokens, 1_700_000_000).await.expect("saved").id;
+    (store, alice.to_owned(), connection)
+}
+
+#[tokio::test]
+async fn enabling_a_registration_again_resumes_the_subscriptions_it_paused() {
+    let dir = temp_dir();
+    let (store, alice, connection) = alice_connected(&dir).await;
+    let item = pbi_store::NewItem {
+        name: "Open orders".into(),
+        definition: "{}".into(),
+        source: pbi_store::ItemSource::Pushed,
+        data_source_id: None,
+        query: None,
+        parameters: "[]".into(),
+        everyone: true,
+        pinners: vec![],
+    };
+    let item = store.add_item(&item, 1).await.expect("item").id;
+    let pin = pbi_store::NewSubscription {
+        owner: alice.parse().expect("a user id"),
+        connection_id: connection,
+        item_id: item,
+        parameters: "{}".into(),
+        workspace_id: None,
+        workspace_name: "My workspace".into(),
+        dashboard_id: uuid::Uuid::new_v4(),
+        dashboard_name: "Orders".into(),
+        frequency: r#"{"every":"hourly","minute":5}"#.into(),
+        time_zone: "Europe/Berlin".into(),
+    };
+    let subscription = store.add_subscription(&pin, 2).await.expect("subscription").id;
+
+    // Disabled, a delivery pauses the subscription (as the delivery job does); enabling brings it back.
+    let disabled = run(&dir, &["registration", "update", "--name", "erp", "--disable"], None).await;
+    assert_eq!(disabled.code, Some(0), "{}", disabled.stderr);
+    assert!(!disabled.stderr.contains("Resumed"), "{}", disabled.stderr);
+    let reason = Some("The delivery extension for this subscription could not be loaded");
+    store.set_subscription_state(subscription, pbi_store::SubscriptionState::Paused, reason, 3).await.expect("paused");
+    let enabled = run(&dir, &["registration", "update", "--name", "erp", "--enable", "--json"], None).await;
+    assert_eq!(enabled.code, Some(0), "{}", enabled.stderr);
+    assert!(enabled.stderr.contains("Resumed 1 paused subscription(s); each delivers now."), "{}", enabled.stderr);
+    serde_json::from_str::<Value>(&enabled.stdout).expect("--json prints one document still");
+    let resumed = store.subscription(subscription).await.expect("read");
+    assert_eq!((resumed.state, resumed.state_reason), (pbi_store::SubscriptionState::Active, None));
+    let owner = format!("subscription:{subscription}");
+    assert!(store.schedule_of("deliveries.run", &owner).await.expect("schedule").is_some(), "scheduled again");
+    store.close().await;
+
+    // Its delivery is queued for `serve` to run now, and its next hourly occurrence (at :05) after it.
+    let jobs: Value = serde_json::from_str(&run(&dir, &["jobs", "list", "--json"], None).await.stdout).expect("JSON");
+    let mut deliveries: Vec<(&str, &str)> = jobs
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|j| j["kind"] == "deliveries.run" && j["args"]["subscription"] == subscription.to_string())
+        .map(|j| (j["state"].as_str().unwrap_or_default(), j["uniqueKey"].as_str().unwrap_or_default()))
+        .collect();
+    deliveries.sort_unstable();
+    assert_eq!(deliveries.len(), 2, "{jobs}");
+    assert_eq!(deliveries[0], ("available", format!("deliver-now:{subscription}").as_str()), "{jobs}");
+    assert!(deliveries[1].0 == "scheduled" && deliveries[1].1.starts_with("schedule:"), "{jobs}");
+    let again = run(&dir, &["registration", "update", "--name", "erp", "--enable"], None).await;
+    assert!(!again.stderr.contains("Resumed"), "nothing paused is left: {}", again.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn connections_list_names_their_owners() {
+    let dir = temp_dir();
+    let (store, alice, _) = alice_connected(&dir).await;
+    let alice = alice.as_str();
     store.close().await;
 
     let listed = run(&dir, &["connections", "list"], None).await;
