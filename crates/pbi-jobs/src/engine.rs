@@ -275,7 +275,7 @@ pub const MAX_SNOOZE: Duration = Duration::from_secs(3600);
 #[derive(Default)]
 pub struct Registry {
     workers: riverqueue::Workers,
-    kinds: HashMap<&'static str, Arc<dyn OccurrenceKind>>,
+    kinds: Schedulable,
     core: Arc<OnceLock<Arc<Core>>>,
     metrics: Arc<JobMetrics>,
 }
@@ -292,13 +292,13 @@ impl Registry {
             core: self.core.clone(),
             kind: PhantomData,
         })?;
-        self.kinds.insert(J::KIND, Arc::new(KindOf::<J>(PhantomData)));
+        self.kinds = self.kinds.with::<J>();
         Ok(self)
     }
 }
 
-/// The kinds an insert-only engine may schedule (the CLI resuming subscriptions schedules their deliveries);
-/// their occurrences are run by `serve` or `up`, which register their handlers.
+/// The kinds an engine may schedule: a registry's, or those given to an insert-only engine (the CLI resuming
+/// subscriptions schedules their deliveries; `serve` or `up` run them, having registered their handlers).
 #[derive(Default)]
 pub struct Schedulable {
     kinds: HashMap<&'static str, Arc<dyn OccurrenceKind>>,
@@ -545,7 +545,7 @@ impl Engine {
             .maintenance(maintenance)
             .build()?;
         let run = client.start()?;
-        let core = Arc::new(Core { client, store, clock, kinds: registry.kinds, metrics: registry.metrics, client_id });
+        let core = Arc::new(Core { client, store, clock, kinds: registry.kinds.kinds, metrics: registry.metrics, client_id });
         let _ = registry.core.set(core.clone());
         let sweeper = tokio::spawn(sweep_forever(core.clone(), config.sweep_every));
         Ok(Self { core, run: tokio::sync::Mutex::new(Some(run)), sweeper: std::sync::Mutex::new(Some(sweeper)) })

@@ -302,7 +302,7 @@ impl Store {
         ids.iter().map(|id| parse_uuid(id, "subscriptions.id")).collect()
     }
 
-    /// Once `registration` is usable again (enabled, with a secret): the paused subscriptions that deliver
+    /// Once an administrator made `registration` usable again: the paused subscriptions that deliver
     /// through its active connections become active. Their ids. One paused for another cause pauses again on
     /// its next delivery, saying why; one whose owner must sign in waits (its connection is not active).
     pub async fn resume_subscriptions_of_registration(&self, registration: Uuid, now: i64) -> Result<Vec<Uuid>> {
