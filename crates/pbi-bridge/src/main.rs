@@ -5,6 +5,7 @@ mod config;
 mod definitions;
 mod jobs;
 mod powerbi;
+mod subscriptions;
 mod up;
 mod up_items;
 
@@ -89,6 +90,16 @@ enum Command {
     Items {
         #[command(subcommand)]
         command: definitions::ItemsCommand,
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// Print JSON instead of a table or a sentence.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Every user's subscriptions (seed 001): list, show, update, run, delete.
+    Subscriptions {
+        #[command(subcommand)]
+        command: subscriptions::SubscriptionsCommand,
         #[command(flatten)]
         store: config::StoreArgs,
         /// Print JSON instead of a table or a sentence.
@@ -236,6 +247,7 @@ async fn main() -> std::process::ExitCode {
         Command::Items { command, store, json } => definitions::items(&store, command, json).await,
         Command::Jobs { command, store, json } => jobs::run(&store, command, json).await,
         Command::Serve(args) => run_serve(args).await,
+        Command::Subscriptions { command, store, json } => subscriptions::run(&store, command, json).await,
         Command::Up(args) => up::run(args).await,
         Command::Users { command, store, json } => admin::users(&store, command, json).await,
     };

@@ -13,8 +13,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use pbi_jobs::JobState;
-use pbi_store::{Session, SubscriptionState};
+use pbi_store::{Delivery, Session, SubscriptionState};
 use pbi_subscriptions::deliveries::schedule_owner;
+use pbi_subscriptions::pins::SettingsChange;
 use pbi_subscriptions::templates::{DASHBOARD_NAME, dataset_name};
 use pbi_subscriptions::{Frequency, VisualKind, Weekday};
 use serde::Deserialize;
@@ -127,14 +128,80 @@ struct PinItemPage<'a> {
     visual: String,
     targets: Vec<TargetGroup>,
     new_dashboard_name: String,
+    f: FrequencyFields,
+    parameters: Vec<ParameterView>,
+    problem: Option<String>,
+}
+
+/// The "How often" fields, as a form shows them (`frequency_fields.html`).
+struct FrequencyFields {
     every: String,
     time: String,
     minute: String,
     cron: String,
     time_zone: String,
+    /// Each day: its form key, its name, whether it is ticked.
     days: Vec<(String, String, bool)>,
-    parameters: Vec<ParameterView>,
-    problem: Option<String>,
+}
+
+impl FrequencyFields {
+    /// As the user typed them (a refused form keeps them), the dialog's defaults where they are empty.
+    fn typed(form: &PinForm) -> Self {
+        FrequencyFields {
+            every: if form.every.is_empty() { "daily".into() } else { form.every.clone() },
+            time: if form.time.is_empty() { "07:00".into() } else { form.time.clone() },
+            minute: form.minute.clone(),
+            cron: form.cron.clone(),
+            time_zone: form.time_zone.clone(),
+            days: Self::days(|key| form.rest.contains_key(&format!("day.{key}"))),
+        }
+    }
+
+    /// A subscription's stored frequency, to edit.
+    fn stored(frequency: &Frequency, time_zone: &str) -> Self {
+        let (every, time, minute, cron, ticked) = match frequency {
+            Frequency::Hourly { minute } => ("hourly", "07:00".to_owned(), minute.to_string(), String::new(), Vec::new()),
+            Frequency::Daily { at } => ("daily", at.to_string(), String::new(), String::new(), Vec::new()),
+            Frequency::Weekly { days, at } => ("weekly", at.to_string(), String::new(), String::new(), days.clone()),
+            Frequency::Cron { expression } => ("cron", "07:00".to_owned(), String::new(), expression.clone(), Vec::new()),
+        };
+        FrequencyFields {
+            every: every.into(),
+            time,
+            minute,
+            cron,
+            time_zone: time_zone.into(),
+            days: Self::days(|key| ticked.iter().any(|d| format!("{d:?}").to_lowercase() == key)),
+        }
+    }
+
+    fn days(ticked: impl Fn(&str) -> bool) -> Vec<(String, String, bool)> {
+        Weekday::ALL
+            .iter()
+            .map(|d| {
+                let name = format!("{d:?}");
+                let key = name.to_lowercase();
+                let checked = ticked(&key);
+                (key, name, checked)
+            })
+            .collect()
+    }
+}
+
+/// The item's parameters as a form shows them: what was typed, else the value the subscription fixed, else the
+/// item's default.
+fn parameter_views(declared: &Map<String, Value>, typed: Option<&PinForm>, fixed: &Map<String, Value>) -> Vec<ParameterView> {
+    let text = |value: &Value| value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+    declared
+        .iter()
+        .map(|(name, default)| ParameterView {
+            value: typed
+                .and_then(|form| form.rest.get(&format!("param.{name}")).cloned())
+                .or_else(|| fixed.get(name).map(text))
+                .unwrap_or_else(|| if default.is_null() { String::new() } else { text(default) }),
+            name: name.clone(),
+        })
+        .collect()
 }
 
 async fn pin_page(state: &AppState, session: &Session, id: Uuid, form: &PinForm, problem: Option<String>) -> Response {
@@ -168,26 +235,7 @@ async fn pin_page(state: &AppState, session: &Session, id: Uuid, form: &PinForm,
         })
         .collect();
     let declared: Map<String, Value> = serde_json::from_str(&item.details.parameters).unwrap_or_default();
-    let parameters = declared
-        .iter()
-        .map(|(name, default)| ParameterView {
-            value: form
-                .rest
-                .get(&format!("param.{name}"))
-                .cloned()
-                .unwrap_or_else(|| default.as_str().map_or_else(|| default.to_string(), str::to_owned)),
-            name: name.clone(),
-        })
-        .collect();
-    let days = Weekday::ALL
-        .iter()
-        .map(|d| {
-            let name = format!("{d:?}");
-            let key = name.to_lowercase();
-            let checked = form.rest.contains_key(&format!("day.{key}"));
-            (key, name, checked)
-        })
-        .collect();
+    let parameters = parameter_views(&declared, Some(form), &Map::new());
     let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     render(
         status,
@@ -199,12 +247,7 @@ async fn pin_page(state: &AppState, session: &Session, id: Uuid, form: &PinForm,
             visual: visual_of(checked.kind).to_owned(),
             targets,
             new_dashboard_name: form.new_dashboard_name.clone(),
-            every: if form.every.is_empty() { "daily".into() } else { form.every.clone() },
-            time: if form.time.is_empty() { "07:00".into() } else { form.time.clone() },
-            minute: form.minute.clone(),
-            cron: form.cron.clone(),
-            time_zone: form.time_zone.clone(),
-            days,
+            f: FrequencyFields::typed(form),
             parameters,
             problem,
         },
@@ -233,16 +276,25 @@ fn pin_input(id: Uuid, form: &PinForm) -> Result<PinInput, Problem> {
         }
         id => DashboardInput::Existing(Uuid::parse_str(id).map_err(|_| invalid("target", "Choose a dashboard from the list."))?),
     };
+    let (frequency, time_zone) = frequency_of(form)?;
+    Ok(PinInput { item: id, workspace, dashboard, frequency, time_zone, parameters: parameters_of(form) })
+}
+
+/// The "How often" fields as a frequency and its time zone (UTC when none is given).
+fn frequency_of(form: &PinForm) -> Result<(Frequency, String), Problem> {
     let days: Vec<String> = form.rest.keys().filter_map(|k| k.strip_prefix("day.")).map(str::to_owned).collect();
     let frequency = Frequency::parse(&form.every, &form.time, &days, &form.minute, &form.cron)
         .map_err(|e| Problem::Invalid { field: e.field.to_owned(), message: e.message })?;
-    let parameters = form
-        .rest
+    let time_zone = if form.time_zone.trim().is_empty() { "UTC".to_owned() } else { form.time_zone.trim().to_owned() };
+    Ok((frequency, time_zone))
+}
+
+/// The item's parameters as the form gives them (`param.<name>`).
+fn parameters_of(form: &PinForm) -> Map<String, Value> {
+    form.rest
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("param.").map(|name| (name.to_owned(), Value::String(v.trim().to_owned()))))
-        .collect();
-    let time_zone = if form.time_zone.trim().is_empty() { "UTC".to_owned() } else { form.time_zone.trim().to_owned() };
-    Ok(PinInput { item: id, workspace, dashboard, frequency, time_zone, parameters })
+        .collect()
 }
 
 pub async fn pin(
@@ -356,6 +408,10 @@ struct SubscriptionPage<'a> {
     s: SubscriptionView,
     deliveries: Vec<DeliveryView>,
     older: Option<i64>,
+    /// The settings form: the stored settings, or what was typed when they were refused.
+    f: FrequencyFields,
+    parameters: Vec<ParameterView>,
+    problem: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -370,35 +426,97 @@ pub async fn show(
     Path(id): Path<Uuid>,
     Query(query): Query<HistoryQuery>,
 ) -> Response {
-    let listed = match ops::one(&state, &session.user, id).await {
+    subscription_page(&state, &session, id, query.before, None).await
+}
+
+/// A subscription with a page of its history; with `refused`, the settings form as typed and why it was not
+/// saved.
+async fn subscription_page(
+    state: &AppState,
+    session: &Session,
+    id: Uuid,
+    before: Option<i64>,
+    refused: Option<(&PinForm, String)>,
+) -> Response {
+    let listed = match ops::one(state, &session.user, id).await {
         Ok(listed) => listed,
         Err(problem) => return problem.page(),
     };
-    let deliveries = match ops::history(&state, &session.user, id, query.before, HISTORY_PAGE).await {
+    let deliveries = match ops::history(state, &session.user, id, before, HISTORY_PAGE).await {
         Ok(deliveries) => deliveries,
         Err(problem) => return problem.page(),
     };
     let older = (deliveries.len() as i64 == HISTORY_PAGE).then(|| deliveries.last().map(|d| d.started_at)).flatten();
-    let deliveries = deliveries
-        .into_iter()
-        .map(|d| DeliveryView {
-            started: when_html(When::at(d.started_at)),
-            took: d.ended_at.map(|end| format!("{} s", (end - d.started_at).max(0))).unwrap_or_else(|| "under way".into()),
-            rows: d.row_count.map(|r| r.to_string()).unwrap_or_else(|| "—".into()),
-            posts: d.post_count,
-            request_ids: d.request_ids.join(" "),
-            badge: match d.outcome.as_str() {
-                "delivered" => "badge-success",
-                "failed" => "badge-danger",
-                "paused" | "retrying" | "snoozed" => "badge-warning",
-                _ => "badge-neutral",
-            },
-            outcome: d.outcome,
-            error: d.error.unwrap_or_default(),
-        })
-        .collect();
-    let s = view_of(&state, listed).await;
-    render(StatusCode::OK, &SubscriptionPage { csrf: &session.csrf_token, s, deliveries, older })
+    let deliveries = deliveries.into_iter().map(delivery_view).collect();
+    let details = &listed.subscription.details;
+    let declared: Map<String, Value> = match state.store.item(details.item_id).await {
+        Ok(item) => serde_json::from_str(&item.details.parameters).unwrap_or_default(),
+        Err(_) => Map::new(),
+    };
+    let fixed: Map<String, Value> = serde_json::from_str(&details.parameters).unwrap_or_default();
+    let typed = refused.as_ref().map(|(form, _)| *form);
+    let parameters = parameter_views(&declared, typed, &fixed);
+    let f = match (typed, serde_json::from_str::<Frequency>(&details.frequency)) {
+        (Some(form), _) => FrequencyFields::typed(form),
+        (None, Ok(frequency)) => FrequencyFields::stored(&frequency, &details.time_zone),
+        (None, Err(_)) => FrequencyFields::typed(&PinForm::default()),
+    };
+    let s = view_of(state, listed).await;
+    let problem = refused.map(|(_, problem)| problem);
+    let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    render(status, &SubscriptionPage { csrf: &session.csrf_token, s, deliveries, older, f, parameters, problem })
+}
+
+fn delivery_view(d: Delivery) -> DeliveryView {
+    DeliveryView {
+        started: when_html(When::at(d.started_at)),
+        took: d.ended_at.map(|end| format!("{} s", (end - d.started_at).max(0))).unwrap_or_else(|| "under way".into()),
+        rows: d.row_count.map(|r| r.to_string()).unwrap_or_else(|| "—".into()),
+        posts: d.post_count,
+        request_ids: d.request_ids.join(" "),
+        badge: match d.outcome.as_str() {
+            "delivered" => "badge-success",
+            "failed" => "badge-danger",
+            "paused" | "retrying" | "snoozed" => "badge-warning",
+            _ => "badge-neutral",
+        },
+        outcome: d.outcome,
+        error: d.error.unwrap_or_default(),
+    }
+}
+
+/// The settings form: a new frequency, time zone and parameters, saved together.
+pub async fn change_settings(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<Uuid>,
+    axum::Form(form): axum::Form<PinForm>,
+) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return form_expired();
+    }
+    let change = frequency_of(&form).map(|(frequency, time_zone)| SettingsChange {
+        frequency: Some(frequency),
+        time_zone: Some(time_zone),
+        parameters: Some(parameters_of(&form)),
+    });
+    let changed = match change {
+        Ok(change) => ops::change_settings(&state, &session.user, id, &change).await,
+        Err(problem) => Err(problem),
+    };
+    match changed {
+        Ok(changed) => {
+            let details = &changed.subscription.details;
+            let how_often = serde_json::from_str::<Frequency>(&details.frequency).map(|f| f.describe()).unwrap_or_default();
+            let mut said = format!("Saved: {how_often} ({}).", details.time_zone);
+            if changed.delivery.is_some() {
+                said.push_str(" It delivers now with the new parameters: reload to see the result.");
+            }
+            session::done(&state, &session, &format!("/subscriptions/{id}"), Flash::message(Message::success(said)))
+        }
+        Err(problem @ (Problem::NotFound(_) | Problem::Internal)) => problem.page(),
+        Err(problem) => subscription_page(&state, &session, id, None, Some((&form, problem.in_words()))).await,
+    }
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use pbi_powerbi::Workspace;
 use pbi_store::{Delivery, StoredItem, Subscription, TemplateRow, User};
 use pbi_subscriptions::Frequency;
 use pbi_subscriptions::kind::VisualKind;
-use pbi_subscriptions::pins::{self, DashboardChoice, NewPin, PinFailure, PinRequest};
+use pbi_subscriptions::pins::{self, Changed, DashboardChoice, NewPin, PinFailure, PinRequest, SettingsChange};
 use pbi_subscriptions::templates;
 use pbi_subscriptions::{Item, ItemSpec};
 use serde_json::{Map, Value};
@@ -46,7 +46,9 @@ fn pin_problem(failure: PinFailure) -> Problem {
         PinFailure::ItemNotFound(_) => Problem::NotFound("item"),
         PinFailure::NotFound(_) => Problem::NotFound("subscription"),
         PinFailure::NotReady(why) => Problem::Conflict(sentence(&why.to_string())),
-        PinFailure::Frequency(e) => Problem::Invalid { field: e.field.to_owned(), message: e.message },
+        // The time zone is a field of its own; the rest are the frequency's (as the API names them).
+        PinFailure::Frequency(e) if e.field == "timeZone" => Problem::Invalid { field: e.field.to_owned(), message: e.message },
+        PinFailure::Frequency(e) => Problem::Invalid { field: format!("frequency.{}", e.field), message: e.message },
         PinFailure::Parameter { name, message } => Problem::Invalid { field: format!("parameters.{name}"), message: sentence(&message) },
         PinFailure::BadItem(why) => {
             Problem::Conflict(format!("This item cannot be pinned ({why}): ask an administrator to save it again."))
@@ -199,6 +201,11 @@ pub(crate) async fn history(state: &AppState, user: &User, id: Uuid, before: Opt
 
 pub(crate) async fn run_now(state: &AppState, user: &User, id: Uuid) -> Result<i64, Problem> {
     pins::run_now(&state.store, &state.jobs, user.id, id).await.map_err(pin_problem)
+}
+
+/// Changes a subscription's schedule, time zone or parameters.
+pub(crate) async fn change_settings(state: &AppState, user: &User, id: Uuid, change: &SettingsChange) -> Result<Changed, Problem> {
+    pins::change_settings(&state.store, &state.jobs, user.id, id, change, state.clock.unix()).await.map_err(pin_problem)
 }
 
 pub(crate) async fn set_enabled(state: &AppState, user: &User, id: Uuid, enabled: bool) -> Result<Subscription, Problem> {

@@ -230,6 +230,17 @@ impl Store {
         .collect())
     }
 
+    /// Every user's subscriptions, oldest first: for administrators (the command line), never for a user's
+    /// request.
+    pub async fn all_subscriptions(&self) -> Result<Vec<Subscription>> {
+        on_pool!(&self.pool, |pool| sqlx::query(concat!("SELECT ", subscription_columns!(), " FROM subscriptions ORDER BY created_at, id"))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(subscription_from)
+            .collect())
+    }
+
     /// How many subscriptions deliver each item (items without any are absent).
     pub async fn subscription_counts(&self) -> Result<std::collections::HashMap<Uuid, i64>> {
         let pairs: Vec<(String, i64)> =
@@ -237,6 +248,32 @@ impl Store {
                 .fetch_all(pool)
                 .await?);
         pairs.iter().map(|(item, count)| Ok((parse_uuid(item, "subscriptions.item_id")?, *count))).collect()
+    }
+
+    /// Changes how often `owner`'s subscription delivers and the values it fixes for the item's parameters
+    /// (JSON, as `NewSubscription` holds them); another user's is not found.
+    pub async fn set_subscription_settings(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        frequency: &str,
+        time_zone: &str,
+        parameters: &str,
+        now: i64,
+    ) -> Result<()> {
+        let changed = on_pool!(&self.pool, |pool| sqlx::query(
+            "UPDATE subscriptions SET frequency = $1, time_zone = $2, parameters = $3, updated_at = $4 WHERE id = $5 AND owner = $6"
+        )
+        .bind(frequency)
+        .bind(time_zone)
+        .bind(parameters)
+        .bind(now)
+        .bind(id.to_string())
+        .bind(owner.to_string())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        changed_one(changed, format_args!("subscription {id}"))
     }
 
     /// Records what the pin made in Power BI.

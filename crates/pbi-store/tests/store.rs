@@ -151,6 +151,15 @@ async fn a_subscription_is_its_owners_alone_and_keeps_its_delivery_history(postg
     assert!(matches!(store.subscription_of(bob, mine.id).await, Err(StoreError::NotFound(_))));
     assert!(store.subscriptions_of(bob).await.expect("his").is_empty());
     assert!(matches!(store.delete_subscription(bob, mine.id).await, Err(StoreError::NotFound(_))));
+    let hourly = r#"{"every":"hourly","minute":15}"#;
+    assert!(matches!(store.set_subscription_settings(bob, mine.id, hourly, "UTC", "{}", 12).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.subscription(mine.id).await.expect("read").details, pin, "Bob changed nothing");
+    store.set_subscription_settings(alice, mine.id, hourly, "UTC", r#"{"company":"DEMF"}"#, 12).await.expect("changed");
+    let changed = store.subscription(mine.id).await.expect("read");
+    assert_eq!(
+        (changed.details.frequency.as_str(), changed.details.time_zone.as_str(), changed.details.parameters.as_str(), changed.updated_at),
+        (hourly, "UTC", r#"{"company":"DEMF"}"#, 12)
+    );
 
     let first = store.start_delivery(mine.id, 7, 100).await.expect("started");
     // One delivery under way at a time: another job finds it, and takes it over only from the job carrying it.

@@ -1,7 +1,7 @@
 //! What a user does with subscriptions, once for every edge (the pin dialog, My Subscriptions, the API, the
 //! CLI): pin an item (the item must be one they may pin and its kind's template ready; the dashboard existing
 //! or new; the pin target made; the subscription stored and scheduled; a first delivery at once), run one now,
-//! enable or disable it, delete it; and resume their paused subscriptions once they have signed in again.
+//! change its schedule or parameters, enable or disable it, delete it; and resume their paused subscriptions once they have signed in again.
 //! Every call names the owner: another user's subscription is not found.
 
 use crate::deliveries::{Deliver, schedule_of, schedule_owner};
@@ -194,6 +194,70 @@ pub async fn run_now(store: &Store, engine: &Engine, owner: Uuid, id: Uuid) -> R
         )));
     }
     Ok(deliver_now(engine, id).await?)
+}
+
+/// A change to a subscription's settings; what is `None` stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsChange {
+    pub frequency: Option<Frequency>,
+    /// IANA, such as `Europe/Berlin`.
+    pub time_zone: Option<String>,
+    /// The values the subscription fixes, all of them: an item parameter left out takes the item's default.
+    pub parameters: Option<Map<String, Value>>,
+}
+
+impl SettingsChange {
+    pub fn is_empty(&self) -> bool {
+        self.frequency.is_none() && self.time_zone.is_none() && self.parameters.is_none()
+    }
+}
+
+/// A subscription after a change of its settings, and the delivery it started (new parameters are
+/// delivered at once, so that the tile shows what the user asked for).
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub subscription: Subscription,
+    pub delivery: Option<i64>,
+}
+
+/// Changes how often a subscription delivers, in which time zone, or the values it fixes for the item's
+/// parameters: checked as a pin checks them, stored, and (when it is active) scheduled anew.
+pub async fn change_settings(
+    store: &Store,
+    engine: &Engine,
+    owner: Uuid,
+    id: Uuid,
+    change: &SettingsChange,
+    now: i64,
+) -> Result<Changed, PinFailure> {
+    let subscription = owned(store, owner, id).await?;
+    let frequency = match &change.frequency {
+        Some(frequency) => frequency.clone(),
+        None => serde_json::from_str(&subscription.details.frequency).map_err(|e| PinFailure::BadItem(e.to_string()))?,
+    };
+    let time_zone = change.time_zone.clone().unwrap_or_else(|| subscription.details.time_zone.clone());
+    frequency.schedule(&time_zone)?;
+    let parameters = match &change.parameters {
+        Some(given) => {
+            let item = store.item(subscription.details.item_id).await?;
+            let declared: Map<String, Value> = serde_json::from_str(&item.details.parameters).unwrap_or_default();
+            Value::Object(checked_parameters(&declared, given)?).to_string()
+        }
+        None => subscription.details.parameters.clone(),
+    };
+    let frequency_text = serde_json::to_string(&frequency).map_err(|e| PinFailure::BadItem(e.to_string()))?;
+    store.set_subscription_settings(owner, id, &frequency_text, &time_zone, &parameters, now).await?;
+    let changed = owned(store, owner, id).await?;
+    let active = changed.state == SubscriptionState::Active;
+    let rescheduled = frequency_text != subscription.details.frequency || time_zone != subscription.details.time_zone;
+    if active && rescheduled {
+        // Removed and made again rather than edited: the occurrence waiting for the old time is cancelled, and
+        // the first of the new schedule waits for its own time.
+        engine.unschedule(Deliver::KIND, &schedule_owner(id)).await?;
+        engine.schedule(&schedule_of(&changed)?).await?;
+    }
+    let delivery = if active && parameters != subscription.details.parameters { Some(deliver_now(engine, id).await?) } else { None };
+    Ok(Changed { subscription: changed, delivery })
 }
 
 /// Enables (schedules again, and delivers now) or disables (stops the schedule) a subscription.

@@ -1,7 +1,7 @@
 //! `pbi-bridge registration|connections|keys` against the sandbox, with a data directory of its own.
 
 use pbi_sandbox::{Sandbox, SandboxConfig, demo};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -232,17 +232,17 @@ async fn alice_connected(dir: &Path) -> (pbi_store::Store, String, uuid::Uuid) {
     (store, alice.to_owned(), connection)
 }
 
-#[tokio::test]
-async fn enabling_a_registration_again_resumes_the_subscriptions_it_paused() {
-    let dir = temp_dir();
-    let (store, alice, connection) = alice_connected(&dir).await;
+/// Alice connected (as `alice_connected`) and subscribed to an item with a `company` parameter (hourly at :05
+/// in Berlin, not scheduled yet); the store and the subscription's id.
+async fn alice_subscribed(dir: &Path) -> (pbi_store::Store, uuid::Uuid) {
+    let (store, alice, connection) = alice_connected(dir).await;
     let item = pbi_store::NewItem {
         name: "Open orders".into(),
         definition: "{}".into(),
         source: pbi_store::ItemSource::Pushed,
         data_source_id: None,
         query: None,
-        parameters: "[]".into(),
+        parameters: r#"{"company":"USMF"}"#.into(),
         everyone: true,
         pinners: vec![],
     };
@@ -260,6 +260,86 @@ async fn enabling_a_registration_again_resumes_the_subscriptions_it_paused() {
         time_zone: "Europe/Berlin".into(),
     };
     let subscription = store.add_subscription(&pin, 2).await.expect("subscription").id;
+    (store, subscription)
+}
+
+#[tokio::test]
+async fn an_administrator_lists_changes_runs_and_deletes_the_users_subscriptions() {
+    let dir = temp_dir();
+    let (store, subscription) = alice_subscribed(&dir).await;
+    let id = subscription.to_string();
+    let listed = run(&dir, &["subscriptions", "list"], None).await;
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    for shown in [id.as_str(), "alice", "Open orders", "Orders", "Hourly, at 5 past (Europe/Berlin)", "active"] {
+        assert!(listed.stdout.contains(shown), "{shown} in {}", listed.stdout);
+    }
+    let admins = run(&dir, &["subscriptions", "list", "--user", "admin", "--json"], None).await;
+    assert_eq!(serde_json::from_str::<Value>(&admins.stdout).expect("JSON"), json!([]), "{}", admins.stderr);
+    let nobody = run(&dir, &["subscriptions", "list", "--user", "carol"], None).await;
+    assert_eq!(nobody.code, Some(2));
+    assert!(nobody.stderr.contains("--user: there is no user 'carol'"), "{}", nobody.stderr);
+
+    // Bad input names its flag (exit 2) and changes nothing.
+    let before = store.subscription(subscription).await.expect("read").details;
+    for (flags, said) in [
+        (&["--every", "weekly", "--time", "07:30"][..], "--day: Choose at least one day of the week."),
+        (&["--time", "07:30"][..], "--every: say how often"),
+        (&["--time-zone", "Mars/Olympus_Mons"][..], "--time-zone: "),
+        (&["--param", "region=East"][..], "--param region: this item has no such parameter; its parameters are company"),
+        (&["--param", "company"][..], "'company' is not NAME=VALUE"),
+        (&[][..], "say what to change"),
+    ] {
+        let refused = run(&dir, &[&["subscriptions", "update", id.as_str()][..], flags].concat(), None).await;
+        assert_eq!(refused.code, Some(2), "{flags:?}: {}", refused.stderr);
+        assert!(refused.stderr.contains(said), "{flags:?}: {}", refused.stderr);
+    }
+    assert_eq!(store.subscription(subscription).await.expect("read").details, before, "nothing changed");
+
+    let update = ["subscriptions", "update", &id, "--every", "daily", "--time", "06:30", "--time-zone", "UTC", "--param", "company=DEMF"];
+    let updated = run(&dir, &update, None).await;
+    assert_eq!(updated.code, Some(0), "{}", updated.stderr);
+    assert_eq!(updated.stdout.trim(), "Saved: Daily at 06:30 (UTC). It delivers now with the new parameters.");
+    let changed = store.subscription(subscription).await.expect("read").details;
+    assert_eq!((changed.time_zone.as_str(), changed.parameters.as_str()), ("UTC", r#"{"company":"DEMF"}"#));
+    let owner = format!("subscription:{subscription}");
+    let schedule = store.schedule_of("deliveries.run", &owner).await.expect("read").expect("scheduled");
+    assert_eq!(schedule.recurrence, "30 6 * * *");
+
+    // Disabled, it cannot run (exit 3, saying why); enabled, it can; the audit log names each change.
+    let disabled = run(&dir, &["subscriptions", "update", &id, "--disable"], None).await;
+    assert_eq!((disabled.code, disabled.stdout.trim()), (Some(0), "Disabled."), "{}", disabled.stderr);
+    assert!(store.schedule_of("deliveries.run", &owner).await.expect("read").is_none(), "its schedule stopped");
+    let refused = run(&dir, &["subscriptions", "run", &id], None).await;
+    assert_eq!(refused.code, Some(3));
+    assert!(refused.stderr.contains("this subscription is disabled: Disabled by its owner."), "{}", refused.stderr);
+    run(&dir, &["subscriptions", "update", &id, "--enable"], None).await;
+    let ran = run(&dir, &["subscriptions", "run", &id, "--json"], None).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(serde_json::from_str::<Value>(&ran.stdout).expect("JSON")["job"].is_i64(), "{}", ran.stdout);
+    let shown: Value = serde_json::from_str(&run(&dir, &["subscriptions", "show", &id], None).await.stdout).expect("JSON");
+    assert_eq!((shown["state"].as_str(), shown["frequency"].as_str()), (Some("active"), Some("Daily at 06:30")), "{shown}");
+    assert!(shown["nextRunAt"].is_string() && shown["deliveries"] == json!([]), "{shown}");
+    let (entries, _) = store.audit_entries(None, 50).await.expect("audit");
+    let actions: Vec<&str> = entries.iter().filter(|e| e.entry.actor == "cli").map(|e| e.entry.action.as_str()).collect();
+    for action in ["subscription.settings", "subscription.disabled", "subscription.enabled", "subscription.run"] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+
+    let deleted = run(&dir, &["subscriptions", "delete", &id], None).await;
+    assert_eq!(deleted.code, Some(0), "{}", deleted.stderr);
+    assert!(deleted.stdout.contains("stay in Power BI, in 'My workspace'"), "{}", deleted.stdout);
+    let gone = run(&dir, &["subscriptions", "show", &id], None).await;
+    assert_eq!(gone.code, Some(3));
+    assert!(gone.stderr.contains(&format!("subscription {id}: `pbi-bridge subscriptions list` shows them")), "{}", gone.stderr);
+    assert!(store.schedule_of("deliveries.run", &owner).await.expect("read").is_none());
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn enabling_a_registration_again_resumes_the_subscriptions_it_paused() {
+    let dir = temp_dir();
+    let (store, subscription) = alice_subscribed(&dir).await;
 
     // Disabled, a delivery pauses the subscription (as the delivery job does); enabling brings it back.
     let disabled = run(&dir, &["registration", "update", "--name", "erp", "--disable"], None).await;

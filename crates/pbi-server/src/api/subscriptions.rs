@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use pbi_store::{Delivery, StoredItem, TemplateRow};
 use pbi_subscriptions::deliveries::schedule_owner;
+use pbi_subscriptions::pins::SettingsChange;
 use pbi_subscriptions::{Frequency, Item};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -166,6 +167,20 @@ pub(super) struct FrequencyIn {
     cron: Option<String>,
 }
 
+impl FrequencyIn {
+    fn parsed(&self) -> Result<Frequency, Problem> {
+        let minute = self.minute.map(|m| m.to_string()).unwrap_or_default();
+        Frequency::parse(
+            &self.every,
+            self.time.as_deref().unwrap_or_default(),
+            &self.days,
+            &minute,
+            self.cron.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| Problem::Invalid { field: format!("frequency.{}", e.field), message: e.message })
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct NewSubscriptionIn {
@@ -226,16 +241,11 @@ pub(super) async fn pin_item(
     Body(new): Body<NewSubscriptionIn>,
 ) -> Answer<(StatusCode, axum::Json<PinnedItemOut>)> {
     let dashboard = dashboard_input(&new)?;
-    let f = &new.frequency;
-    let minute = f.minute.map(|m| m.to_string()).unwrap_or_default();
-    let frequency =
-        Frequency::parse(&f.every, f.time.as_deref().unwrap_or_default(), &f.days, &minute, f.cron.as_deref().unwrap_or_default())
-            .map_err(|e| Problem::Invalid { field: format!("frequency.{}", e.field), message: e.message })?;
     let input = PinInput {
         item: new.item_id,
         workspace: new.workspace_id,
         dashboard,
-        frequency,
+        frequency: new.frequency.parsed()?,
         time_zone: new.time_zone.trim().to_owned(),
         parameters: new.parameters,
     };
@@ -261,10 +271,23 @@ pub(super) async fn get_subscription(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct SubscriptionChange {
     /// false stops its deliveries; true schedules them again and delivers now.
-    enabled: bool,
+    #[serde(default)]
+    enabled: Option<bool>,
+    /// A new frequency (the next run moves to it).
+    #[serde(default)]
+    frequency: Option<FrequencyIn>,
+    /// A new IANA time zone for the frequency.
+    #[serde(default)]
+    time_zone: Option<String>,
+    /// The values the subscription fixes for the item's parameters, all of them (one left out takes the
+    /// item's default); an active subscription delivers them now.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    parameters: Option<Map<String, Value>>,
 }
 
-/// Enables or disables one of the caller's subscriptions.
+/// Changes one of the caller's subscriptions: its frequency, time zone or parameters, and whether it is
+/// enabled. Give at least one field; the settings are changed before it is enabled or disabled.
 #[utoipa::path(patch, path = "/subscriptions/{id}", tag = "Subscriptions", operation_id = "updateSubscription", request_body = SubscriptionChange,
     params(("id" = Uuid, Path, description = "The subscription's id")), responses((status = 200, description = "OK", body = SubscriptionOut), Refusals))]
 pub(super) async fn update_subscription(
@@ -273,7 +296,20 @@ pub(super) async fn update_subscription(
     Ids(id): Ids<Uuid>,
     Body(change): Body<SubscriptionChange>,
 ) -> Answer<axum::Json<SubscriptionOut>> {
-    ops::set_enabled(&state, &caller.user, id, change.enabled).await?;
+    let settings = SettingsChange {
+        frequency: change.frequency.as_ref().map(FrequencyIn::parsed).transpose()?,
+        time_zone: change.time_zone.map(|zone| zone.trim().to_owned()),
+        parameters: change.parameters,
+    };
+    if settings.is_empty() && change.enabled.is_none() {
+        return Err(Problem::invalid("enabled", "Give enabled, frequency, timeZone or parameters: the fields to change.").into());
+    }
+    if !settings.is_empty() {
+        ops::change_settings(&state, &caller.user, id, &settings).await?;
+    }
+    if let Some(enabled) = change.enabled {
+        ops::set_enabled(&state, &caller.user, id, enabled).await?;
+    }
     let listed = ops::one(&state, &caller.user, id).await?;
     Ok(axum::Json(subscription_out(&state, listed).await?))
 }

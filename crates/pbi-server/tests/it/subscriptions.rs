@@ -286,6 +286,131 @@ async fn a_data_source_without_stored_credentials_fails_its_deliveries_saying_so
     assert_eq!(failed.state, SubscriptionState::Active);
 }
 
+/// A SQLite database of (company, department, amount) rows for a data source; its path.
+async fn spend_database(rows: &[(&str, &str, f64)]) -> std::path::PathBuf {
+    use sqlx::ConnectOptions as _;
+    let path = std::env::temp_dir().join(format!("pbi-bridge-spend-{}.sqlite", Uuid::new_v4()));
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let mut db = options.connect().await.expect("a SQLite file");
+    sqlx::query("CREATE TABLE spend (company TEXT NOT NULL, department TEXT NOT NULL, amount REAL NOT NULL)")
+        .execute(&mut db)
+        .await
+        .expect("table");
+    for (company, department, amount) in rows {
+        sqlx::query("INSERT INTO spend VALUES (?1, ?2, ?3)")
+            .bind(company)
+            .bind(department)
+            .bind(amount)
+            .execute(&mut db)
+            .await
+            .expect("row");
+    }
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_subscriptions_settings_moves_its_schedule_and_delivers_new_parameters_at_once() {
+    use reqwest::Method;
+    let file = spend_database(&[("USMF", "IT", 1.0), ("USMF", "HR", 2.0), ("DEMF", "IT", 3.0)]).await;
+    let query = r#"SELECT department AS "Department", amount AS "Amount" FROM spend WHERE company = :company ORDER BY amount"#;
+    let mut item = spend_item("Chart2", ItemSource::Query, None, Some(query));
+    item.parameters = json!({"company": "USMF"}).to_string();
+    let pin = pinned_item(item).await;
+    let (world, store, id) = (&pin.world, &pin.world.app.store, pin.subscription.id);
+    let source = NewDataSource {
+        name: "Spend".into(),
+        kind: DataSourceKind::Sqlite,
+        location: file.to_string_lossy().into_owned(),
+        username: None,
+        credential_header: None,
+    };
+    let source = store.add_data_source(&source, None, world.app.clock.unix()).await.expect("source").id;
+    let mut item = store.item(pin.item).await.expect("item");
+    item.details.data_source_id = Some(source);
+    store.update_item(pin.item, &item.details, world.app.clock.unix()).await.expect("updated");
+    assert_eq!(pin.run_now().await.last_error, None);
+    assert_eq!(pin.table().await, [("IT".to_owned(), 1.0), ("HR".to_owned(), 2.0)], "the item's default company");
+
+    // New parameters are delivered at once.
+    let token = world.api_token(&pin.alice, "settings").await;
+    let path = format!("/subscriptions/{id}");
+    let (status, changed) = call(world, &token, Method::PATCH, &path, Some(json!({"parameters": {"company": "DEMF"}}))).await;
+    assert_eq!((status, &changed["parameters"]), (200, &json!({"company": "DEMF"})), "{changed}");
+    run_due_work(&world.app.engine()).await;
+    assert_eq!(pin.table().await, [("IT".to_owned(), 3.0)]);
+    assert_eq!(pin.history().await.len(), 2);
+
+    // Bad input names its field and changes nothing; Bob cannot change Alice's subscription.
+    let before = store.subscription(id).await.expect("read").details;
+    for (change, field) in [
+        (json!({}), "enabled"),
+        (json!({"frequency": {"every": "hourly", "minute": 75}}), "frequency.minute"),
+        (json!({"frequency": {"every": "cron", "cron": "every day"}}), "frequency.cron"),
+        (json!({"timeZone": "Mars/Olympus_Mons"}), "timeZone"),
+        (json!({"parameters": {"region": "East"}}), "parameters.region"),
+        (json!({"parameters": {"company": ["DEMF"]}}), "parameters.company"),
+    ] {
+        let (status, answer) = call(world, &token, Method::PATCH, &path, Some(change.clone())).await;
+        assert_eq!((status, answer["error"]["field"].as_str()), (400, Some(field)), "{change}: {answer}");
+    }
+    let bob = world.api_token(&world.app.session("bob").await, "bob").await;
+    let (status, _) = call(world, &bob, Method::PATCH, &path, Some(json!({"timeZone": "UTC"}))).await;
+    assert_eq!(status, 404);
+    assert_eq!(store.subscription(id).await.expect("read").details, before, "nothing changed");
+
+    // A new frequency: the waiting hourly occurrence is cancelled, the first daily one waits for its time.
+    let old_next = store.schedules_of(&schedule_owner(id)).await.expect("schedules")[0].next_run_at;
+    let daily = json!({"frequency": {"every": "daily", "time": "06:30"}, "timeZone": "UTC"});
+    let (status, changed) = call(world, &token, Method::PATCH, &path, Some(daily)).await;
+    assert_eq!((status, changed["frequency"].as_str()), (200, Some("Daily at 06:30")), "{changed}");
+    let next =
+        time::OffsetDateTime::parse(changed["nextRunAt"].as_str().expect("next run"), &time::format_description::well_known::Rfc3339)
+            .expect("a time");
+    let now = world.app.clock.now();
+    assert_eq!((next.hour(), next.minute()), (6, 30), "{next}");
+    assert!(next > now && next - now <= time::Duration::days(1), "the next 06:30 UTC after {now}: {next}");
+    let schedules = store.schedules_of(&schedule_owner(id)).await.expect("schedules");
+    assert_eq!((schedules.len(), schedules[0].recurrence.as_str()), (1, "30 6 * * *"), "{schedules:?}");
+    world.app.clock.set(time::OffsetDateTime::from_unix_timestamp(old_next).expect("a time")).expect("manual clock");
+    run_due_work(&world.app.engine()).await;
+    assert_eq!(pin.history().await.len(), 2, "nothing at the old hourly time");
+    world.app.clock.set(next).expect("manual clock");
+    run_due_work(&world.app.engine()).await;
+    assert_eq!(pin.history().await.len(), 3, "the daily delivery");
+
+    // In the page (signed in again: a day passed): the form shows the stored settings; a refused one keeps
+    // what was typed.
+    let alice = world.app.session("alice").await;
+    let (_, page) = world.app.page(&alice, &path).await;
+    assert!(
+        page.contains(r#"<option value="daily" selected>"#)
+            && page.contains(r#"id="time" value="06:30""#)
+            && page.contains(r#"id="param-company" value="DEMF""#),
+        "{page}"
+    );
+    let settings = format!("{path}/settings");
+    let refused = submit(world, &alice, &settings, &[("every", "weekly"), ("time", "08:00"), ("param.company", "USMF")]).await;
+    assert_eq!(refused.status(), 400);
+    let refused = refused.text().await.expect("page");
+    assert!(
+        refused.contains("Choose at least one day of the week.") && refused.contains(r#"id="param-company" value="USMF""#),
+        "{refused}"
+    );
+    let saved = submit(
+        world,
+        &alice,
+        &settings,
+        &[("every", "weekly"), ("day.monday", "on"), ("time", "08:00"), ("time_zone", "Europe/Berlin"), ("param.company", "USMF")],
+    )
+    .await;
+    assert_eq!(saved.status(), 303);
+    let (_, page) = world.app.page(&alice, &path).await;
+    assert!(page.contains("Saved: Weekly on Monday at 08:00 (Europe/Berlin). It delivers now with the new parameters"), "{page}");
+    run_due_work(&world.app.engine()).await;
+    assert_eq!(pin.table().await, [("IT".to_owned(), 1.0), ("HR".to_owned(), 2.0)]);
+    let _ = std::fs::remove_file(file);
+}
+
 /// A request with an API token, and its status and JSON body.
 pub(crate) async fn call(world: &World, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut request = world.app.http.request(method, world.app.url(&format!("/api/v1{path}"))).bearer_auth(token);
