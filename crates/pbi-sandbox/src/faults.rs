@@ -14,6 +14,9 @@ pub struct FaultRule {
     /// How many matching requests get the fault before the rule is used up.
     #[serde(default = "one")]
     pub count: u32,
+    /// How many matching requests pass untouched before the fault applies (to fail the second of a run).
+    #[serde(default)]
+    pub skip: u32,
     pub fault: FaultKind,
 }
 
@@ -45,7 +48,12 @@ pub enum FaultKind {
 
 impl FaultRule {
     pub fn new(method: Option<&str>, path: &str, count: u32, fault: FaultKind) -> Self {
-        Self { method: method.map(str::to_owned), path: path.to_owned(), count, fault }
+        Self { method: method.map(str::to_owned), path: path.to_owned(), count, skip: 0, fault }
+    }
+
+    /// The same rule, letting the first `skip` matching requests through.
+    pub fn after(self, skip: u32) -> Self {
+        Self { skip, ..self }
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
@@ -77,6 +85,10 @@ impl Faults {
     pub fn take(&self, method: &str, path: &str) -> Option<FaultKind> {
         let mut rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
         let index = rules.iter().position(|r| r.matches(method, path))?;
+        if rules[index].skip > 0 {
+            rules[index].skip -= 1;
+            return None;
+        }
         let fault = rules[index].fault.clone();
         rules[index].count -= 1;
         if rules[index].count == 0 {
@@ -128,6 +140,18 @@ mod tests {
         assert_eq!(faults.take("post", "/x"), Some(FaultKind::Drop));
         assert_eq!(faults.take("POST", "/x"), Some(FaultKind::Drop));
         assert_eq!(faults.take("POST", "/x"), None);
+    }
+
+    #[test]
+    fn a_rule_with_skip_lets_that_many_matches_through_first() {
+        let faults = Faults::default();
+        faults.add(FaultRule::new(Some("POST"), "/x", 1, FaultKind::Drop).after(2));
+        assert_eq!(faults.take("GET", "/x"), None, "not a match: nothing skipped");
+        assert_eq!((faults.take("POST", "/x"), faults.take("POST", "/x")), (None, None));
+        assert_eq!(faults.take("POST", "/x"), Some(FaultKind::Drop));
+        assert_eq!(faults.take("POST", "/x"), None, "used up");
+        let rule: FaultRule = serde_json::from_str(r#"{"path":"/x","skip":1,"fault":{"kind":"drop"}}"#).expect("valid");
+        assert_eq!((rule.skip, rule.count), (1, 1));
     }
 
     #[test]

@@ -10,12 +10,12 @@
 #[path = "../support/serve.rs"]
 mod serve;
 
-use serve::{Folder, Instance};
+use serve::{Folder, Instance, consented_app, sandbox_registration};
 
 use pbi_sandbox::Command as SandboxCommand;
 use pbi_sandbox::{Sandbox, SandboxConfig, SandboxHandle, demo};
 use pbi_store::sqlx::{self, PgPool};
-use pbi_store::{Account, ConnectionStatus, NewRegistration, Store, Tokens};
+use pbi_store::{Account, ConnectionStatus, Store, Tokens};
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -61,48 +61,11 @@ async fn three_instances_share_the_keep_alive_and_survive_one_killed_mid_run() {
     // The sandbox: an app with admin consent in Contoso, and one user per connection.
     let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
     let tenant = pbi_sandbox::demo_id("tenant:contoso");
-    let app = sandbox
-        .control(SandboxCommand::CreateApp {
-            client_id: None,
-            tenant,
-            display_name: "ERP".into(),
-            multi_tenant: false,
-            redirect_uris: vec!["http://127.0.0.1:1/oauth/callback".into()],
-            delegated_permissions: vec!["Dashboard.Read.All".into()],
-        })
-        .expect("app");
-    let client_id: uuid::Uuid = app["clientId"].as_str().expect("client id").parse().expect("uuid");
-    let secret = sandbox
-        .control(SandboxCommand::AddSecret { client_id, value: None, description: None, expires_in_days: 365 })
-        .expect("secret")["value"]
-        .as_str()
-        .expect("value")
-        .to_owned();
-    sandbox
-        .control(SandboxCommand::GrantConsent { tenant, client_id, user: None, scopes: vec!["Dashboard.Read.All".into()] })
-        .expect("admin consent");
-
-    let base = sandbox.base_url().to_owned();
+    let (client_id, secret) = consented_app(&sandbox, "ERP", &["Dashboard.Read.All"]);
     let token_path = format!("/{}/oauth2/v2.0/token", demo::CONTOSO_DOMAIN);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let registration = store
-        .add_registration(
-            &NewRegistration {
-                name: "erp".into(),
-                client_id: client_id.to_string(),
-                tenant: demo::CONTOSO_DOMAIN.into(),
-                cloud: "public".into(),
-                redirect_urls: vec!["http://127.0.0.1:1/oauth/callback".into()],
-                scopes: vec!["Dashboard.Read.All".into(), "offline_access".into()],
-                authorize_url: Some(format!("{base}/{}/oauth2/v2.0/authorize", demo::CONTOSO_DOMAIN)),
-                token_url: Some(format!("{base}{token_path}")),
-                api_base: Some(base.clone()),
-                enabled: true,
-            },
-            now,
-        )
-        .await
-        .expect("registration");
+    let registration = sandbox_registration(&sandbox, "erp", client_id, &["Dashboard.Read.All", "offline_access"]);
+    let registration = store.add_registration(&registration, now).await.expect("registration");
     store.add_secret(registration.id, &SecretString::from(secret), now + 365 * 86_400, now).await.expect("secret");
 
     // 1,000 connections whose tokens were issued two days ago: all due a keep-alive.

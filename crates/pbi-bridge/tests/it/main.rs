@@ -4,6 +4,7 @@ mod admin_cli;
 mod browser;
 mod cli_output;
 mod datadir;
+mod delivery_crash;
 mod jobs_cli;
 mod nginx;
 mod powerbi_cli;

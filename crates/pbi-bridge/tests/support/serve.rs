@@ -69,3 +69,52 @@ impl Instance {
         Instance { child, url, log }
     }
 }
+
+/// A new single-tenant app in the sandbox's Contoso with admin consent to `permissions`, and a secret; its
+/// client id and the secret.
+pub fn consented_app(sandbox: &pbi_sandbox::SandboxHandle, display_name: &str, permissions: &[&str]) -> (uuid::Uuid, String) {
+    use pbi_sandbox::Command;
+    let tenant = pbi_sandbox::demo_id("tenant:contoso");
+    let permissions: Vec<String> = permissions.iter().map(|p| (*p).to_owned()).collect();
+    let app = sandbox
+        .control(Command::CreateApp {
+            client_id: None,
+            tenant,
+            display_name: display_name.into(),
+            multi_tenant: false,
+            redirect_uris: vec!["http://127.0.0.1:1/oauth/callback".into()],
+            delegated_permissions: permissions.clone(),
+        })
+        .expect("app");
+    let client_id: uuid::Uuid = app["clientId"].as_str().expect("client id").parse().expect("uuid");
+    let secret =
+        sandbox.control(Command::AddSecret { client_id, value: None, description: None, expires_in_days: 365 }).expect("secret")["value"]
+            .as_str()
+            .expect("value")
+            .to_owned();
+    sandbox.control(Command::GrantConsent { tenant, client_id, user: None, scopes: permissions }).expect("admin consent");
+    (client_id, secret)
+}
+
+/// A registration of `client_id` in Contoso whose Entra and Power BI endpoints are the sandbox's.
+pub fn sandbox_registration(
+    sandbox: &pbi_sandbox::SandboxHandle,
+    name: &str,
+    client_id: uuid::Uuid,
+    scopes: &[&str],
+) -> pbi_store::NewRegistration {
+    let base = sandbox.base_url().to_owned();
+    let domain = pbi_sandbox::demo::CONTOSO_DOMAIN;
+    pbi_store::NewRegistration {
+        name: name.into(),
+        client_id: client_id.to_string(),
+        tenant: domain.into(),
+        cloud: "public".into(),
+        redirect_urls: vec!["http://127.0.0.1:1/oauth/callback".into()],
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        authorize_url: Some(format!("{base}/{domain}/oauth2/v2.0/authorize")),
+        token_url: Some(format!("{base}/{domain}/oauth2/v2.0/token")),
+        api_base: Some(base),
+        enabled: true,
+    }
+}
