@@ -99,7 +99,7 @@ async fn refuse_cross_site_changes(State(shared): State<Arc<Shared>>, request: R
 }
 
 /// `scheme://host[:port]` of a URL as a browser writes it in `Origin`: lower case, no default port, no path.
-fn origin_of(url: &str) -> String {
+pub(crate) fn origin_of(url: &str) -> String {
     let url = url.to_ascii_lowercase();
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url.as_str()));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -636,21 +636,32 @@ pub fn apply(world: &mut World, clock: &Clock, command: Command) -> Result<Value
         }
         Command::PinVisual { user, report, dashboard, title, row_span, col_span, visual } => {
             let person = world.user_by_upn(&user).ok_or_else(|| ControlError::Invalid(format!("there is no user {user}")))?.id;
-            let pinned = world.reports.get(&report).ok_or_else(|| missing("report", report))?;
-            let (report_ws, dataset_id) = (pinned.workspace, pinned.dataset_id);
-            let board = world.dashboards.get(&dashboard).ok_or_else(|| missing("dashboard", dashboard))?;
-            let role = |workspace: Uuid| world.workspaces.get(&workspace).and_then(|w| world.role_in(w, person));
-            if role(report_ws).is_none() {
-                return Err(ControlError::Invalid(format!("{user} cannot open the report {report}")));
-            }
-            if !role(board.workspace).is_some_and(crate::model::WorkspaceRole::can_write) {
-                return Err(ControlError::Invalid(format!(
-                    "{user} cannot pin to the dashboard {dashboard}: it needs Contributor or above"
-                )));
-            }
-            add_tile(world, dashboard, Tile { id: Uuid::new_v4(), title, report_id: Some(report), dataset_id, row_span, col_span, visual })
+            pin_visual(
+                world,
+                person,
+                report,
+                dashboard,
+                Tile { id: Uuid::new_v4(), title, report_id: None, dataset_id: None, row_span, col_span, visual },
+            )
         }
     }
+}
+
+/// What a person does in a report: pins `tile`'s visual (built on the report's dataset) to `dashboard`. They
+/// must be able to open the report and write to the dashboard's workspace, as in the service.
+pub(crate) fn pin_visual(world: &mut World, person: Uuid, report: Uuid, dashboard: Uuid, tile: Tile) -> Result<Value, ControlError> {
+    let upn = world.users.get(&person).map_or_else(|| person.to_string(), |u| u.upn.clone());
+    let pinned = world.reports.get(&report).ok_or_else(|| missing("report", report))?;
+    let (report_ws, dataset_id) = (pinned.workspace, pinned.dataset_id);
+    let board = world.dashboards.get(&dashboard).ok_or_else(|| missing("dashboard", dashboard))?;
+    let role = |workspace: Uuid| world.workspaces.get(&workspace).and_then(|w| world.role_in(w, person));
+    if role(report_ws).is_none() {
+        return Err(ControlError::Invalid(format!("{upn} cannot open the report {report}")));
+    }
+    if !role(board.workspace).is_some_and(crate::model::WorkspaceRole::can_write) {
+        return Err(ControlError::Invalid(format!("{upn} cannot pin to the dashboard {dashboard}: it needs Contributor or above")));
+    }
+    add_tile(world, dashboard, Tile { report_id: Some(report), dataset_id, ..tile })
 }
 
 /// Adds a tile whose visual reads a table and columns its dataset has (a visual on nothing cannot be pinned).

@@ -21,6 +21,7 @@ mod push;
 mod requestlog;
 mod seed;
 mod tls;
+mod web;
 
 pub use faults::{Fault, FaultKind, FaultRule};
 pub use jwt::SigningKeyPair;
@@ -143,6 +144,7 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         .merge(powerbi::routes())
         .merge(control::routes(shared.clone()))
         .merge(embed::routes())
+        .merge(web::routes())
         .fallback(powerbi::unknown_route)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), requestlog::log_and_inject_faults))
         .layer(axum::extract::DefaultBodyLimit::max(powerbi::MAX_BODY_BYTES))

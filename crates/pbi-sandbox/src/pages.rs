@@ -1,4 +1,5 @@
-//! The few HTML pages the sandbox serves: Entra's sign-in, consent and error pages. Plain forms, no script.
+//! The few HTML pages the sandbox serves: Entra's sign-in, consent and error pages, and the Power BI
+//! service's pages for what only a person does (`web.rs`). Plain forms, no script.
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -20,6 +21,15 @@ pub fn esc(text: &str) -> String {
 }
 
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    framed(status, "Microsoft Entra ID emulator", title, body)
+}
+
+/// A page of the Power BI service's emulator.
+pub fn service_page(status: StatusCode, title: &str, body: &str) -> Response {
+    framed(status, "Power BI service emulator", title, body)
+}
+
+fn framed(status: StatusCode, service: &str, title: &str, body: &str) -> Response {
     let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -30,15 +40,17 @@ main{{background:#fff;padding:44px;width:440px;box-shadow:0 2px 6px rgba(0,0,0,.
 h1{{font-size:1.5rem;font-weight:600;margin:0 0 16px}} .sandbox{{color:#666;font-size:.8rem;margin-bottom:24px}}
 label{{display:block;margin-top:12px}} input[type=text],input[type=password],input[type=email]{{width:100%;padding:6px 0;border:0;border-bottom:1px solid #666;font-size:1rem}}
 button{{margin-top:24px;padding:6px 24px;font-size:1rem;border:1px solid #0067b8;background:#0067b8;color:#fff}}
-button.secondary{{background:#ccc;border-color:#ccc;color:#000}} .error{{color:#e81123;margin-top:12px}}
+button.secondary{{background:#ccc;border-color:#ccc;color:#000}} .error{{color:#e81123;margin-top:12px}} .ok{{color:#107c10}}
+select{{width:100%;padding:4px 0;font-size:1rem}}
 ul.perms li{{margin:6px 0}} code{{font-size:.85rem;word-break:break-all}}
 pre.wrap{{white-space:pre-wrap;word-break:break-all;background:#f6f6f6;padding:8px;font-size:.85rem}}
 </style></head>
-<body><main><div class="sandbox">pbi-bridge sandbox &middot; Microsoft Entra ID emulator</div>
+<body><main><div class="sandbox">pbi-bridge sandbox &middot; {service}</div>
 <h1>{title}</h1>
 {body}
 </main></body></html>"#,
-        title = esc(title)
+        title = esc(title),
+        service = esc(service)
     );
     (status, Html(html)).into_response()
 }

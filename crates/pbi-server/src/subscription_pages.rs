@@ -586,8 +586,22 @@ struct TemplateView {
     label: &'static str,
     visual: &'static str,
     dataset: String,
+    /// The dataset's page in Power BI (where *Create report* is), once made.
+    dataset_url: Option<String>,
     ready: bool,
     made: bool,
+}
+
+/// Where the Power BI service's pages are for the configured registration (app.powerbi.com, a sovereign
+/// cloud's, or the sandbox's).
+async fn power_bi_web(state: &AppState) -> Option<url::Url> {
+    let registration = crate::connect::active_registration(state).await.ok().flatten()?;
+    pbi_auth::cloud_of(&registration).ok().map(|cloud| cloud.embed_base())
+}
+
+/// A dataset's page in Power BI, as the service's `webUrl`s name it.
+fn dataset_page(web: &url::Url, workspace: Uuid, dataset: Uuid) -> Option<String> {
+    web.join(&format!("groups/{workspace}/datasets/{dataset}")).ok().map(String::from)
 }
 
 #[derive(Template)]
@@ -604,16 +618,21 @@ pub async fn templates(State(state): State<Arc<AppState>>, SignedIn(session): Si
         Ok(templates) => templates,
         Err(problem) => return problem.page(),
     };
+    let web = power_bi_web(&state).await;
     let kinds = templates
         .states()
         .into_iter()
-        .map(|(kind, ready)| TemplateView {
-            kind: kind.as_str(),
-            label: kind.label(),
-            visual: visual_of(kind),
-            dataset: dataset_name(kind),
-            ready: ready.unwrap_or(false),
-            made: ready.is_some(),
+        .map(|(kind, ready)| {
+            let row = templates.rows.iter().find(|r| r.kind == kind.as_str());
+            TemplateView {
+                kind: kind.as_str(),
+                label: kind.label(),
+                visual: visual_of(kind),
+                dataset: dataset_name(kind),
+                dataset_url: web.as_ref().zip(row).and_then(|(web, row)| dataset_page(web, row.workspace_id, row.dataset_id)),
+                ready: ready.unwrap_or(false),
+                made: ready.is_some(),
+            }
         })
         .collect();
     render(

@@ -276,7 +276,8 @@ fn start(shared: &Shared, world: &mut World, pending: PendingAuthorize, headers:
     }
 }
 
-fn session_user(world: &World, headers: &HeaderMap) -> Option<Uuid> {
+/// Who is signed in to Entra ID in this browser (its session cookie).
+pub(crate) fn session_user(world: &World, headers: &HeaderMap) -> Option<Uuid> {
     let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';'));
     let session = cookies.filter_map(|c| c.trim().split_once('=')).find(|(name, _)| *name == SESSION_COOKIE).map(|(_, value)| value)?;
     world.oauth.sessions.get(session).map(|s| s.user)
@@ -379,17 +380,23 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, Path(_segment): Path<Str
         );
         return sign_in_page(&world, &pending, Some(&error));
     }
-    let session = ids::opaque(32);
-    world.oauth.sessions.insert(session.clone(), BrowserSession { user: user.id });
+    let cookie = session_cookie(&shared, &mut world, user.id);
     let mut response = continue_as(&shared, &mut world, pending, user.id, false);
-    // Like Entra ID's ESTSAUTH cookie, SameSite=None so that silent sign-in works in an iframe; browsers drop a
-    // SameSite=None cookie that is not Secure, so over plain http the sandbox falls back to Lax.
-    let same_site = if shared.base_url.starts_with("https://") { "SameSite=None; Secure" } else { "SameSite=Lax" };
-    if let Ok(cookie) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; {same_site}")) {
+    if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response.extensions_mut().insert(CallerTag(user.upn));
     response
+}
+
+/// A new browser session for `user`, and its cookie.
+pub(crate) fn session_cookie(shared: &Shared, world: &mut World, user: Uuid) -> Option<HeaderValue> {
+    let session = ids::opaque(32);
+    world.oauth.sessions.insert(session.clone(), BrowserSession { user });
+    // Like Entra ID's ESTSAUTH cookie, SameSite=None so that silent sign-in works in an iframe; browsers drop a
+    // SameSite=None cookie that is not Secure, so over plain http the sandbox falls back to Lax.
+    let same_site = if shared.base_url.starts_with("https://") { "SameSite=None; Secure" } else { "SameSite=Lax" };
+    HeaderValue::from_str(&format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; {same_site}")).ok()
 }
 
 /// The sign-in context `ctx` names, unless it is gone (completed) or older than its hour.

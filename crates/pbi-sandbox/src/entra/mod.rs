@@ -1,6 +1,6 @@
 //! The Entra ID (Azure AD) half of the sandbox: discovery, keys, authorize, consent and token endpoints.
 
-mod authorize;
+pub(crate) mod authorize;
 mod errors;
 pub mod scopes;
 pub(crate) mod token;

@@ -16,17 +16,17 @@ fn scope() -> String {
     format!("{API_SCOPES} {api}/Dashboard.ReadWrite.All {api}/Content.Create {api}/Workspace.ReadWrite.All {api}/Report.ReadWrite.All")
 }
 
-async fn token(t: &TestSandbox, upn: &str) -> String {
+pub(crate) async fn token(t: &TestSandbox, upn: &str) -> String {
     t.user_tokens_for(upn, &scope()).await["access_token"].as_str().expect("token").to_owned()
 }
 
-async fn ok(t: &TestSandbox, token: &str, method: Method, path: &str, body: Value) -> Value {
+pub(crate) async fn ok(t: &TestSandbox, token: &str, method: Method, path: &str, body: Value) -> Value {
     let (status, _, answer) = t.call(token, method, path, Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{path}: {answer}");
     answer
 }
 
-fn id(value: &Value) -> String {
+pub(crate) fn id(value: &Value) -> String {
     value["id"].as_str().expect("id").to_owned()
 }
 
@@ -44,7 +44,7 @@ async fn embed_data(t: &TestSandbox, token: &str, dashboard: &str, tile: &str) -
 }
 
 /// A workspace of Alice's with a push dataset shaped like the demo's Sales table, and two rows in it.
-async fn alices_pin_target(t: &TestSandbox, alice: &str) -> (String, String) {
+pub(crate) async fn alices_pin_target(t: &TestSandbox, alice: &str) -> (String, String) {
     let (status, _, group) = t.call(alice, Method::POST, "/groups", Some(json!({"name": "Pins"}))).await;
     assert_eq!(status, StatusCode::OK, "{group}");
     let ws = id(&group);

@@ -11,3 +11,4 @@ mod powerbi;
 mod push;
 mod shapes;
 mod support;
+mod web;

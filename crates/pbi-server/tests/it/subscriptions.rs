@@ -610,6 +610,9 @@ async fn in_the_pages_an_admin_completes_the_templates_and_a_user_pins_watches_t
     assert_eq!(page.matches("not pinned yet").count(), 4, "{page}");
     let rows = world.app.store.templates().await.expect("templates");
     let category = rows.iter().find(|r| r.kind == "category-series").expect("row");
+    // Each dataset links to its page in Power BI (here the sandbox's), where Create report is.
+    let dataset_page = format!("{}/groups/{}/datasets/{}", world.sandbox.base_url(), category.workspace_id, category.dataset_id);
+    assert!(page.contains(&format!(r#"<a href="{dataset_page}" target="_blank""#)), "{page}");
     pin_template_visual(&world, "admin@contoso.onmicrosoft.com", category.workspace_id, category.dataset_id, category.dashboard_id);
     let member = Command::AddWorkspaceMember {
         workspace: category.workspace_id,
