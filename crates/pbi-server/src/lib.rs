@@ -209,6 +209,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/subscriptions/{id}", get(subscription_pages::show))
         .route("/subscriptions/{id}/run", post(subscription_pages::run_now))
         .route("/subscriptions/{id}/settings", post(subscription_pages::change_settings))
+        .route("/subscriptions/{id}/check-pin", post(subscription_pages::check_pin))
         .route("/subscriptions/{id}/enable", post(subscription_pages::enable))
         .route("/subscriptions/{id}/disable", post(subscription_pages::disable))
         .route("/subscriptions/{id}/delete", post(subscription_pages::delete))

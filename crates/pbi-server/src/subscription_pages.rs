@@ -320,7 +320,11 @@ pub async fn pin(
         state.jobs.wait_for(pinned.first_delivery, FIRST_DELIVERY_WAIT, |j| j.state.is_finished() || j.state == JobState::Retryable).await;
     let subscription = state.store.subscription(pinned.subscription.id).await.ok();
     let item = pinned.subscription.details.dashboard_name.clone();
+    let awaiting = pinned.subscription.target.tile_id.is_none();
     let message = match (ended, subscription.as_ref().and_then(|s| s.last_error.clone())) {
+        _ if awaiting => Message::warning(format!(
+            "Made the dataset for '{item}', but your Power BI account cannot copy the template tile: pin it once yourself, as the steps below say."
+        )),
         (Ok(job), None) if job.state == JobState::Completed => {
             Message::success(format!("Pinned to '{item}' and delivered: the tile shows the item's data now."))
         }
@@ -344,12 +348,22 @@ struct SubscriptionView {
     error: String,
     active: bool,
     disabled: bool,
+    /// "Pin once": the tile is not on the dashboard yet; where in Power BI to pin it from, and what to build.
+    awaiting_pin: bool,
+    pin_page: Option<String>,
+    report_made: bool,
+    visual: &'static str,
 }
 
 async fn view_of(state: &AppState, listed: Listed) -> SubscriptionView {
     let s = listed.subscription;
     let next = state.store.schedules_of(&schedule_owner(s.id)).await.ok().and_then(|rows| rows.first().map(|r| r.next_run_at));
+    let pin_page = ops::pin_once_page(state, &s).await;
     SubscriptionView {
+        awaiting_pin: s.target.tile_id.is_none(),
+        pin_page,
+        report_made: s.target.report_id.is_some(),
+        visual: listed.kind.map_or("the item's visual", visual_of),
         id: s.id,
         item: listed.item_name,
         workspace: s.details.workspace_name,
@@ -536,6 +550,10 @@ async fn act(state: &AppState, session: &Session, form: &ActionForm, action: &st
             ops::run_now(state, user, id).await.map(|_| "A delivery is under way: reload to see its result.".to_owned()),
             format!("/subscriptions/{id}"),
         ),
+        "check-pin" => (
+            ops::check_pin(state, user, id).await.map(|_| "Found the tile you pinned: every delivery refreshes it.".to_owned()),
+            format!("/subscriptions/{id}"),
+        ),
         "enable" => (
             ops::set_enabled(state, user, id, true).await.map(|_| "Enabled: it delivers now, then on its schedule.".to_owned()),
             format!("/subscriptions/{id}"),
@@ -577,6 +595,7 @@ macro_rules! subscription_action {
 }
 
 subscription_action!(run_now, "run");
+subscription_action!(check_pin, "check-pin");
 subscription_action!(enable, "enable");
 subscription_action!(disable, "disable");
 subscription_action!(delete, "delete");
@@ -590,18 +609,6 @@ struct TemplateView {
     dataset_url: Option<String>,
     ready: bool,
     made: bool,
-}
-
-/// Where the Power BI service's pages are for the configured registration (app.powerbi.com, a sovereign
-/// cloud's, or the sandbox's).
-async fn power_bi_web(state: &AppState) -> Option<url::Url> {
-    let registration = crate::connect::active_registration(state).await.ok().flatten()?;
-    pbi_auth::cloud_of(&registration).ok().map(|cloud| cloud.embed_base())
-}
-
-/// A dataset's page in Power BI, as the service's `webUrl`s name it.
-fn dataset_page(web: &url::Url, workspace: Uuid, dataset: Uuid) -> Option<String> {
-    web.join(&format!("groups/{workspace}/datasets/{dataset}")).ok().map(String::from)
 }
 
 #[derive(Template)]
@@ -618,7 +625,7 @@ pub async fn templates(State(state): State<Arc<AppState>>, SignedIn(session): Si
         Ok(templates) => templates,
         Err(problem) => return problem.page(),
     };
-    let web = power_bi_web(&state).await;
+    let web = ops::power_bi_web(&state).await;
     let kinds = templates
         .states()
         .into_iter()
@@ -629,7 +636,10 @@ pub async fn templates(State(state): State<Arc<AppState>>, SignedIn(session): Si
                 label: kind.label(),
                 visual: visual_of(kind),
                 dataset: dataset_name(kind),
-                dataset_url: web.as_ref().zip(row).and_then(|(web, row)| dataset_page(web, row.workspace_id, row.dataset_id)),
+                dataset_url: web
+                    .as_ref()
+                    .zip(row)
+                    .and_then(|(web, row)| ops::content_page(web, Some(row.workspace_id), "datasets", &row.dataset_id.to_string())),
                 ready: ready.unwrap_or(false),
                 made: ready.is_some(),
             }

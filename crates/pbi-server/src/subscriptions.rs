@@ -203,6 +203,43 @@ pub(crate) async fn run_now(state: &AppState, user: &User, id: Uuid) -> Result<i
     pins::run_now(&state.store, &state.jobs, user.id, id).await.map_err(pin_problem)
 }
 
+/// "Pin once": finds the tile the user pinned by hand from the subscription's dataset (see `pins::check_pin`).
+pub(crate) async fn check_pin(state: &AppState, user: &User, id: Uuid) -> Result<Subscription, Problem> {
+    one(state, user, id).await?;
+    let (client, _) = client_for(state, user).await?;
+    pins::check_pin(&state.store, &client, user.id, id, state.clock.unix()).await.map_err(pin_problem)
+}
+
+/// Where the Power BI service's pages are for the configured registration (app.powerbi.com, a sovereign
+/// cloud's, or the sandbox's).
+pub(crate) async fn power_bi_web(state: &AppState) -> Option<url::Url> {
+    let registration = crate::connect::active_registration(state).await.ok().flatten()?;
+    pbi_auth::cloud_of(&registration).ok().map(|cloud| cloud.embed_base())
+}
+
+/// A dataset's or report's page in Power BI (`what`: `datasets` or `reports`), as the service's `webUrl`s
+/// name it (`me` for My workspace).
+pub(crate) fn content_page(web: &url::Url, workspace: Option<Uuid>, what: &str, id: &str) -> Option<String> {
+    let group = workspace.map_or_else(|| "me".to_owned(), |w| w.to_string());
+    web.join(&format!("groups/{group}/{what}/{id}")).ok().map(String::from)
+}
+
+/// A "pin once" subscription's page in Power BI to pin its tile from: the report pbi-bridge cloned (its
+/// visual is the template's: Pin visual), else the dataset (Create report first). `None` once pinned.
+pub(crate) async fn pin_once_page(state: &AppState, subscription: &Subscription) -> Option<String> {
+    let target = &subscription.target;
+    if target.tile_id.is_some() {
+        return None;
+    }
+    let web = power_bi_web(state).await?;
+    let workspace = subscription.details.workspace_id;
+    match (target.report_id, &target.dataset_id) {
+        (Some(report), _) => content_page(&web, workspace, "reports", &report.to_string()),
+        (None, Some(dataset)) => content_page(&web, workspace, "datasets", dataset),
+        (None, None) => None,
+    }
+}
+
 /// Changes a subscription's schedule, time zone or parameters.
 pub(crate) async fn change_settings(state: &AppState, user: &User, id: Uuid, change: &SettingsChange) -> Result<Changed, Problem> {
     pins::change_settings(&state.store, &state.jobs, user.id, id, change, state.clock.unix()).await.map_err(pin_problem)

@@ -13,7 +13,7 @@ use crate::frequency::Frequency;
 use crate::http_source::{self, HttpSource};
 use crate::item::{Item, ItemSpec};
 use crate::outcome::{Decision, Fault, decide, delivery_error, fault_from_power_bi};
-use crate::push_target::{self, Pinned};
+use crate::push_target;
 use crate::query::{Dialect, prepare};
 use crate::rows::{Row, push_rows};
 use crate::sql_source::{self, SourceError, SqlSource};
@@ -21,7 +21,9 @@ use pbi_auth::{Auth, AuthError, ConnectionTokens, cloud_of};
 use pbi_clock::Clock;
 use pbi_jobs::{Engine, Failure, Handler, Job, JobsError, Outcome, Running, ScheduleSpec};
 use pbi_powerbi::{PowerBiClient, RetryPolicy, Workspace};
-use pbi_store::{DataSourceKind, Delivery, DeliveryUpdate, ItemSource, Store, StoreError, StoredItem, Subscription, SubscriptionState};
+use pbi_store::{
+    DataSourceKind, Delivery, DeliveryUpdate, ItemSource, PinTarget, Store, StoreError, StoredItem, Subscription, SubscriptionState,
+};
 use serde_json::{Map, Value};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -201,7 +203,10 @@ impl Deliveries {
     async fn attempt(&self, subscription: &Subscription, item: &StoredItem, tally: &mut Tally) -> Result<(), Stopped> {
         let stop = |fault| Stopped { fault };
         let client = self.client_for(subscription).await.map_err(stop)?;
-        let pinned = pinned(subscription).map_err(stop)?;
+        let dataset = dataset_of(subscription).map_err(stop)?;
+        if subscription.target.tile_id.is_none() {
+            self.look_for_tile(&client, subscription, &dataset).await;
+        }
         let checked = checked_item(item).map_err(stop)?;
         let values = parameter_values(item, subscription);
         let rendered = self.render(item, &checked, &values).await.map_err(stop)?;
@@ -220,8 +225,8 @@ impl Deliveries {
                     tally.progress = Some(progress.paused());
                     return Err(stop(Fault::Throttled { retry_after: *wait }));
                 }
-                Step::Clear => push_target::clear(&client, workspace, &pinned).await,
-                Step::Post(range) => push_target::post(&client, workspace, &pinned, &rows[range.clone()]).await,
+                Step::Clear => push_target::clear(&client, workspace, &dataset).await,
+                Step::Post(range) => push_target::post(&client, workspace, &dataset, &rows[range.clone()]).await,
             };
             match answer {
                 Ok(request_id) => {
@@ -241,6 +246,26 @@ impl Deliveries {
             }
         }
         Ok(())
+    }
+
+    /// A "pin once" subscription waits for the tile its owner pins in Power BI: each delivery looks for it
+    /// (best effort: a failure to look is logged, and the delivery goes on, filling the dataset either way).
+    async fn look_for_tile(&self, client: &PowerBiClient, subscription: &Subscription, dataset: &str) {
+        let workspace = workspace_of(subscription);
+        match push_target::find_tile(client, workspace, subscription.details.dashboard_id, dataset).await {
+            Ok(Some((tile, report))) => {
+                let target = PinTarget {
+                    dataset_id: Some(dataset.to_owned()),
+                    report_id: report.or(subscription.target.report_id),
+                    tile_id: Some(tile),
+                };
+                if let Err(error) = self.store.set_pin_target(subscription.id, &target, self.clock.unix()).await {
+                    tracing::warn!(subscription = %subscription.id, %error, "recording the tile pinned by hand");
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::info!(subscription = %subscription.id, %error, "looking for the tile pinned by hand"),
+        }
     }
 
     async fn save(&self, tally: &Tally, outcome: &str, error: Option<String>, progress: &Progress) -> Result<(), Fault> {
@@ -420,15 +445,11 @@ fn broker_fault(error: AuthError) -> Fault {
     }
 }
 
-/// What the pin made in Power BI; a pin not completed (the fallback's tile not found yet) cannot be delivered.
-fn pinned(subscription: &Subscription) -> Result<Pinned, Fault> {
-    let target = &subscription.target;
-    match (&target.dataset_id, target.report_id, target.tile_id) {
-        (Some(dataset), Some(report), Some(tile)) => Ok(Pinned { dataset: dataset.clone(), report, tile }),
-        _ => Err(Fault::Source {
-            message: "the pin is not complete: its tile was not found on the dashboard yet (pin it in Power BI, then check it on My Subscriptions)".into(),
-        }),
-    }
+/// The pin's push dataset: what a delivery fills (a "pin once" subscription has it before its tile).
+fn dataset_of(subscription: &Subscription) -> Result<String, Fault> {
+    subscription.target.dataset_id.clone().ok_or_else(|| Fault::Source {
+        message: "the pin made no dataset in Power BI: delete this subscription and pin the item again".into(),
+    })
 }
 
 fn checked_item(item: &StoredItem) -> Result<Item, Fault> {

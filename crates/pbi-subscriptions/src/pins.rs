@@ -165,7 +165,7 @@ pub async fn pin(
 
 async fn store_subscription(store: &Store, new: &NewSubscription, pinned: &Pinned, now: i64) -> Result<Subscription, PinFailure> {
     let subscription = store.add_subscription(new, now).await?;
-    let target = PinTarget { dataset_id: Some(pinned.dataset.clone()), report_id: Some(pinned.report), tile_id: Some(pinned.tile) };
+    let target = PinTarget { dataset_id: Some(pinned.dataset.clone()), report_id: pinned.report, tile_id: pinned.tile };
     store.set_pin_target(subscription.id, &target, now).await?;
     Ok(store.subscription(subscription.id).await?)
 }
@@ -289,9 +289,9 @@ pub async fn delete(store: &Store, engine: &Engine, client: Option<&PowerBiClien
     engine.unschedule(Deliver::KIND, &schedule_owner(id)).await?;
     if let Some(client) = client {
         let target = &subscription.target;
-        if let (Some(dataset), Some(report), Some(tile)) = (&target.dataset_id, target.report_id, target.tile_id) {
+        if let Some(dataset) = &target.dataset_id {
             let workspace = subscription.details.workspace_id.map_or(Workspace::My, Workspace::Group);
-            let pinned = Pinned { dataset: dataset.clone(), report, tile };
+            let pinned = Pinned { dataset: dataset.clone(), report: target.report_id, tile: target.tile_id };
             match push_target::remove(client, workspace, &pinned).await {
                 Ok(()) => {}
                 // Already gone in Power BI: nothing left to remove.
@@ -302,6 +302,31 @@ pub async fn delete(store: &Store, engine: &Engine, client: Option<&PowerBiClien
     }
     store.delete_subscription(owner, id).await?;
     Ok(())
+}
+
+/// "Pin once": looks, as `client` (the owner), for the tile they pinned by hand to the subscription's dashboard
+/// from its dataset, and records it. A subscription whose tile is known is as it was.
+pub async fn check_pin(store: &Store, client: &PowerBiClient, owner: Uuid, id: Uuid, now: i64) -> Result<Subscription, PinFailure> {
+    let subscription = owned(store, owner, id).await?;
+    let Some(dataset) = subscription.target.dataset_id.clone() else {
+        return Err(PinFailure::Conflict("this pin made no dataset in Power BI: delete it and pin the item again".into()));
+    };
+    if subscription.target.tile_id.is_some() {
+        return Ok(subscription);
+    }
+    let workspace = subscription.details.workspace_id.map_or(Workspace::My, Workspace::Group);
+    let found = push_target::find_tile(client, workspace, subscription.details.dashboard_id, &dataset)
+        .await
+        .map_err(|e| PinFailure::Target(PinError::Tile(e)))?;
+    let Some((tile, report)) = found else {
+        return Err(PinFailure::Conflict(format!(
+            "no tile of the dashboard '{}' reads this item's dataset yet: pin the visual to that dashboard in Power BI, then check again",
+            subscription.details.dashboard_name
+        )));
+    };
+    let target = PinTarget { dataset_id: Some(dataset), report_id: report.or(subscription.target.report_id), tile_id: Some(tile) };
+    store.set_pin_target(id, &target, now).await?;
+    owned(store, owner, id).await
 }
 
 /// After `owner` signed in again (as `connection`): their paused subscriptions become active through it, are

@@ -28,12 +28,27 @@ pub struct Place {
     pub name: String,
 }
 
-/// What a pin made in Power BI.
+/// What a pin made in Power BI. A pin whose clone was refused (the user cannot read the templates) has the
+/// dataset, perhaps the report, and no tile until the user pins one from it in Power BI ("pin once").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pinned {
     pub dataset: String,
-    pub report: Uuid,
-    pub tile: Uuid,
+    pub report: Option<Uuid>,
+    pub tile: Option<Uuid>,
+}
+
+impl Pinned {
+    /// Its tile is on the dashboard: cloned, or found after the user pinned it.
+    pub fn complete(&self) -> bool {
+        self.tile.is_some()
+    }
+}
+
+/// Power BI refused the caller the template (they cannot read it or its workspace): the pin goes on as
+/// "pin once". A token problem is not such a refusal: the caller must sign in again.
+fn refused_the_template(error: &PowerBiError) -> bool {
+    use pbi_powerbi::ErrorKind as K;
+    matches!(error.kind, K::NotFound { .. } | K::Unauthorized { .. } | K::Forbidden { .. }) && !error.is_token_problem()
 }
 
 /// Which step of a pin failed, with Power BI's error (the caller classifies it: refused, missing, throttled).
@@ -55,8 +70,11 @@ impl PinError {
     }
 }
 
-/// Pins a kind's template at `place`. What a failed step leaves behind (the dataset, the report) is removed
-/// again, as far as Power BI lets it, so a refused pin leaves nothing.
+/// Pins a kind's template at `place`. When Power BI refuses the caller the template report (they cannot read
+/// the templates workspace), the pin keeps the dataset it made for the user to pin a tile from by hand ("pin
+/// once"; `find_tile` then finds it). Whoever may clone the report may clone its tile (they are in one
+/// workspace), so a refused tile is another fault: the target dashboard is gone, or Power BI failed. What another failed step leaves behind is removed again, as far
+/// as Power BI lets it, so such a pin leaves nothing.
 pub async fn pin(client: &PowerBiClient, kind: VisualKind, template: &Template, place: &Place) -> Result<Pinned, PinError> {
     let definition: DatasetDefinition = serde_json::from_value(kind.dataset_definition(&place.name))
         .map_err(|e| PinError::Dataset(PowerBiError::invalid(e.to_string())))?;
@@ -72,6 +90,7 @@ pub async fn pin(client: &PowerBiClient, kind: VisualKind, template: &Template, 
     let onto = CloneTarget { workspace: Some(place.workspace), report: None, dataset: Some(dataset_id) };
     let report = match client.clone_report(source, template.report, &place.name, &onto).await {
         Ok(report) => report,
+        Err(e) if refused_the_template(&e) => return Ok(Pinned { dataset: dataset.id, report: None, tile: None }),
         Err(e) => {
             let _ = client.delete_dataset(place.workspace, &dataset.id).await;
             return Err(PinError::Report(e));
@@ -79,7 +98,7 @@ pub async fn pin(client: &PowerBiClient, kind: VisualKind, template: &Template, 
     };
     let rebound = CloneTarget { report: Some(report.id), ..onto };
     match client.clone_tile(source, template.dashboard, template.tile, place.dashboard, &rebound).await {
-        Ok(tile) => Ok(Pinned { dataset: dataset.id, report: report.id, tile: tile.id }),
+        Ok(tile) => Ok(Pinned { dataset: dataset.id, report: Some(report.id), tile: Some(tile.id) }),
         Err(e) => {
             let _ = client.delete_report(place.workspace, report.id).await;
             let _ = client.delete_dataset(place.workspace, &dataset.id).await;
@@ -88,24 +107,38 @@ pub async fn pin(client: &PowerBiClient, kind: VisualKind, template: &Template, 
     }
 }
 
+/// The tile a user pinned by hand to `dashboard` from the pin's dataset (the first, in the dashboard's order),
+/// and the report it was pinned from.
+pub async fn find_tile(
+    client: &PowerBiClient,
+    workspace: Workspace,
+    dashboard: Uuid,
+    dataset: &str,
+) -> Result<Option<(Uuid, Option<Uuid>)>, PowerBiError> {
+    let tiles = client.tiles(workspace, dashboard).await?;
+    Ok(tiles.iter().find(|t| t.dataset_id.is_some_and(|d| d.to_string().eq_ignore_ascii_case(dataset))).map(|t| (t.id, t.report_id)))
+}
+
 /// Deletes every row of the pin's table; gives the call's RequestId.
-pub async fn clear(client: &PowerBiClient, workspace: Workspace, pinned: &Pinned) -> Result<Option<String>, PowerBiError> {
-    client.delete_rows(workspace, &pinned.dataset, TABLE).await
+pub async fn clear(client: &PowerBiClient, workspace: Workspace, dataset: &str) -> Result<Option<String>, PowerBiError> {
+    client.delete_rows(workspace, dataset, TABLE).await
 }
 
 /// POSTs rows (at most 10,000) to the pin's table; gives the call's RequestId.
 pub async fn post(
     client: &PowerBiClient,
     workspace: Workspace,
-    pinned: &Pinned,
+    dataset: &str,
     rows: &[Map<String, Value>],
 ) -> Result<Option<String>, PowerBiError> {
-    client.post_rows(workspace, &pinned.dataset, TABLE, rows).await
+    client.post_rows(workspace, dataset, TABLE, rows).await
 }
 
 /// Removes what the pin made that an API can remove: the dataset and the report. No API removes a tile: it
 /// stays on the dashboard, drawn from nothing, until the user deletes it in Power BI.
 pub async fn remove(client: &PowerBiClient, workspace: Workspace, pinned: &Pinned) -> Result<(), PowerBiError> {
-    client.delete_report(workspace, pinned.report).await?;
+    if let Some(report) = pinned.report {
+        client.delete_report(workspace, report).await?;
+    }
     client.delete_dataset(workspace, &pinned.dataset).await
 }

@@ -96,7 +96,7 @@ async fn a_pin_reads_its_own_dataset_which_holds_exactly_the_rows_its_delivery_s
     let place = Place { workspace: sales, dashboard: dashboard.id, name: "Chart2".into() };
     let pinned = push_target::pin(&client, VisualKind::CategorySeries, &template, &place).await.expect("pinned");
     let tiles = client.tiles(sales, dashboard.id).await.expect("tiles");
-    assert_eq!(tiles.iter().map(|t| t.id).collect::<Vec<_>>(), [pinned.tile]);
+    assert_eq!(tiles.iter().map(|t| Some(t.id)).collect::<Vec<_>>(), [pinned.tile]);
     assert_eq!(tiles[0].dataset_id.map(|d| d.to_string()), Some(pinned.dataset.clone()), "the tile reads the pin's own dataset");
 
     // Two deliveries; the second replaces the first's rows.
@@ -112,8 +112,8 @@ async fn a_pin_reads_its_own_dataset_which_holds_exactly_the_rows_its_delivery_s
         loop {
             let step = progress.next(now);
             match &step {
-                Step::Clear => drop(push_target::clear(&client, sales, &pinned).await.expect("cleared")),
-                Step::Post(range) => drop(push_target::post(&client, sales, &pinned, &rows[range.clone()]).await.expect("posted")),
+                Step::Clear => drop(push_target::clear(&client, sales, &pinned.dataset).await.expect("cleared")),
+                Step::Post(range) => drop(push_target::post(&client, sales, &pinned.dataset, &rows[range.clone()]).await.expect("posted")),
                 Step::Wait(d) => panic!("no wait for a few rows: {d:?}"),
                 Step::Done => break,
             }
@@ -124,7 +124,7 @@ async fn a_pin_reads_its_own_dataset_which_holds_exactly_the_rows_its_delivery_s
         assert_eq!(labels, regions.iter().map(|(r, _)| *r).collect::<Vec<_>>(), "exactly the delivered rows");
     }
     push_target::remove(&client, sales, &pinned).await.expect("removed");
-    assert!(client.report(sales, pinned.report).await.is_err(), "the report is gone");
+    assert!(client.report(sales, pinned.report.expect("a report")).await.is_err(), "the report is gone");
     assert_eq!(client.tiles(sales, dashboard.id).await.expect("tiles").len(), 1, "no API removes the tile: it stays");
 }
 

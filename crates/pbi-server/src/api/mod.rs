@@ -74,6 +74,7 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(subscriptions::list_subscriptions, subscriptions::pin_item))
         .routes(routes!(subscriptions::get_subscription, subscriptions::update_subscription, subscriptions::delete_subscription))
         .routes(routes!(subscriptions::run_subscription))
+        .routes(routes!(subscriptions::check_pin))
         .routes(routes!(subscriptions::list_deliveries))
         .routes(routes!(subscriptions::get_templates, subscriptions::create_templates))
         .routes(routes!(subscriptions::check_templates))

@@ -96,6 +96,12 @@ pub(super) struct SubscriptionOut {
     /// The next scheduled delivery; null when paused or disabled.
     #[schema(format = DateTime)]
     next_run_at: Option<String>,
+    /// The tile could not be copied (the caller cannot read the templates): pin it once in Power BI from
+    /// `pinInPowerBi`, then checkPin (each delivery also looks for it). The deliveries fill the dataset meanwhile.
+    awaiting_pin: bool,
+    /// The report (Pin visual) or dataset (Create report, then Pin visual) page in Power BI to pin the tile
+    /// from; null once the tile is on the dashboard.
+    pin_in_power_bi: Option<String>,
     /// What the pin made in Power BI.
     dataset_id: Option<String>,
     report_id: Option<Uuid>,
@@ -108,7 +114,10 @@ async fn subscription_out(state: &AppState, listed: Listed) -> Result<Subscripti
     let s = listed.subscription;
     let schedules = state.store.schedules_of(&schedule_owner(s.id)).await.map_err(Problem::store("schedule", "reading a schedule"))?;
     let frequency = serde_json::from_str::<Frequency>(&s.details.frequency).map(|f| f.describe()).unwrap_or_default();
+    let pin_in_power_bi = ops::pin_once_page(state, &s).await;
     Ok(SubscriptionOut {
+        awaiting_pin: s.target.tile_id.is_none(),
+        pin_in_power_bi,
         id: s.id,
         item_id: s.details.item_id,
         item_name: listed.item_name,
@@ -232,7 +241,9 @@ fn dashboard_input(new: &NewSubscriptionIn) -> Result<DashboardInput, Problem> {
 }
 
 /// Pins an item to a Power BI dashboard: a subscription that delivers it on its frequency, and a first
-/// delivery now. The tile's title and link are the template's (no Power BI API sets them).
+/// delivery now. The tile's title and link are the template's (no Power BI API sets them). When Power BI
+/// refuses the caller the template (no access to the templates workspace), the subscription awaits its pin
+/// (`awaitingPin`): pin the tile once in Power BI from `pinInPowerBi`, then checkPin.
 #[utoipa::path(post, path = "/subscriptions", tag = "Subscriptions", operation_id = "pinItem", request_body = NewSubscriptionIn,
     responses((status = 201, description = "Pinned; the first delivery is under way", body = PinnedItemOut), Refusals, PowerBiRefusals))]
 pub(super) async fn pin_item(
@@ -354,6 +365,21 @@ pub(super) async fn run_subscription(
 ) -> Answer<(StatusCode, axum::Json<RunOut>)> {
     let job = ops::run_now(&state, &caller.user, id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(RunOut { job })))
+}
+
+/// "Pin once": looks for the tile the caller pinned in Power BI from the subscription's dataset (to its
+/// dashboard) and records it. 409 saying what to do while there is none.
+#[utoipa::path(post, path = "/subscriptions/{id}/check-pin", tag = "Subscriptions", operation_id = "checkPin",
+    params(("id" = Uuid, Path, description = "The subscription's id")),
+    responses((status = 200, description = "Checked: the tile is known", body = SubscriptionOut), Refusals, PowerBiRefusals))]
+pub(super) async fn check_pin(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+) -> Answer<axum::Json<SubscriptionOut>> {
+    ops::check_pin(&state, &caller.user, id).await?;
+    let listed = ops::one(&state, &caller.user, id).await?;
+    Ok(axum::Json(subscription_out(&state, listed).await?))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -416,6 +416,7 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
     assert_eq!(
         tried,
         [
+            "checkPin",
             "deleteSubscription",
             "deleteWorkspace",
             "getSubscription",

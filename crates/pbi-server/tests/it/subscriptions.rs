@@ -110,7 +110,7 @@ async fn pinned_item(item: NewItem) -> Pin {
         time_zone: "Europe/Berlin".into(),
     };
     let subscription = world.app.store.add_subscription(&new, now).await.expect("subscription");
-    let target = PinTarget { dataset_id: Some(pinned.dataset.clone()), report_id: Some(pinned.report), tile_id: Some(pinned.tile) };
+    let target = PinTarget { dataset_id: Some(pinned.dataset.clone()), report_id: pinned.report, tile_id: pinned.tile };
     world.app.store.set_pin_target(subscription.id, &target, now).await.expect("target");
     world.app.engine().schedule(&schedule_of(&subscription).expect("spec")).await.expect("scheduled");
     let subscription = world.app.store.subscription(subscription.id).await.expect("read");
@@ -564,6 +564,103 @@ async fn through_the_api_an_admin_makes_the_templates_and_a_user_pins_runs_and_d
     assert_eq!(world.app.http.get(&rows_url).send().await.expect("GET").status(), 404, "the push dataset was deleted");
     assert!(store.subscriptions_of(alice_id).await.expect("none").is_empty());
     assert!(store.schedules_of(&schedule_owner(id.parse().expect("uuid"))).await.expect("schedules").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_cannot_read_the_templates_pins_once_by_hand_and_the_tile_is_found_by_its_dataset() {
+    use reqwest::Method;
+    let world = working_world_with_scopes(pbi_server::PERMISSIONS).await;
+    let admin = world.api_token(&world.connected("admin").await, "templates").await;
+    let alice_session = world.connected("alice").await;
+    let alice = world.api_token(&alice_session, "pins").await;
+    let (_, made) = call(&world, &admin, Method::POST, "/admin/templates", Some(json!({"workspaceName": "pbi-bridge templates"}))).await;
+    let uuid_at = |value: &Value| -> Uuid { value.as_str().and_then(|s| s.parse().ok()).expect("a uuid") };
+    let category = made["kinds"].as_array().and_then(|k| k.iter().find(|k| k["kind"] == "category-series").cloned()).expect("kind");
+    let templates_workspace = uuid_at(&made["workspaceId"]);
+    pin_template_visual(
+        &world,
+        "admin@contoso.onmicrosoft.com",
+        templates_workspace,
+        uuid_at(&category["datasetId"]),
+        uuid_at(&made["dashboardId"]),
+    );
+    let (status, _) = call(&world, &admin, Method::POST, "/admin/templates/check", None).await;
+    assert_eq!(status, 200);
+    // Alice is not given access to the templates workspace: Power BI refuses her the template report.
+    let item =
+        world.app.store.add_item(&spend_item("Chart2", ItemSource::Pushed, None, None), world.app.clock.unix()).await.expect("item").id;
+    let rows = json!([{"Department": "IT", "Amount": 3}, {"Department": "HR", "Amount": 4}]);
+    world.app.store.set_pushed_rows(item, &rows.to_string(), world.app.clock.unix()).await.expect("rows");
+    let sales = demo_id("ws:sales");
+    let body =
+        json!({"itemId": item, "workspaceId": sales, "newDashboardName": DASHBOARD, "frequency": {"every": "hourly"}, "timeZone": "UTC"});
+    let (status, pinned) = call(&world, &alice, Method::POST, "/subscriptions", Some(body)).await;
+    assert_eq!(status, 201, "{pinned}");
+    let subscription = &pinned["subscription"];
+    let id = subscription["id"].as_str().expect("id").to_owned();
+    let dataset = subscription["datasetId"].as_str().expect("the dataset was made").to_owned();
+    let dataset_page = format!("{}/groups/{sales}/datasets/{dataset}", world.sandbox.base_url());
+    assert_eq!(
+        (subscription["awaitingPin"].clone(), &subscription["tileId"], &subscription["reportId"]),
+        (json!(true), &Value::Null, &Value::Null)
+    );
+    assert_eq!(subscription["pinInPowerBi"].as_str(), Some(dataset_page.as_str()), "{subscription}");
+    // The deliveries fill the dataset meanwhile, so the visual she builds shows the data.
+    let first = pinned["firstDeliveryJob"].as_i64().expect("job");
+    world.app.engine().wait_for(first, Duration::from_secs(30), |j| j.state.is_finished()).await.expect("delivered");
+    let rows_url = format!("{}/_sandbox/datasets/{dataset}/tables/Item/rows", world.sandbox.base_url());
+    let stored: Value = world.app.http.get(&rows_url).send().await.expect("GET").json().await.expect("JSON");
+    assert_eq!(stored["count"], 2, "{stored}");
+    let (_, page) = world.app.page(&alice_session, &format!("/subscriptions/{id}")).await;
+    assert!(page.contains(r#"id="pin-once""#) && page.contains(&format!(r#"<a href="{dataset_page}""#)), "{page}");
+    let (status, answer) = call(&world, &alice, Method::POST, &format!("/subscriptions/{id}/check-pin"), None).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("No tile of the dashboard '{DASHBOARD}' reads this item's dataset yet")),
+        "{answer}"
+    );
+
+    // In Power BI she makes a report on the dataset and pins its bar chart to her dashboard; the next delivery
+    // finds the tile by its dataset.
+    let report = world
+        .sandbox
+        .control(Command::CreateReport { id: None, workspace: sales, name: "Chart2".into(), dataset: Some(dataset.parse().expect("uuid")) })
+        .expect("report")["id"]
+        .as_str()
+        .and_then(|s| s.parse::<Uuid>().ok())
+        .expect("report id");
+    let visual = Visual { kind: SandboxVisual::Bar, table: "Item".into(), value: Some("Value".into()), category: Some("Category".into()) };
+    let dashboard = uuid_at(&subscription["dashboardId"]);
+    let by_hand = Command::PinVisual {
+        user: "alice@contoso.onmicrosoft.com".into(),
+        report,
+        dashboard,
+        title: "Chart2".into(),
+        row_span: 2,
+        col_span: 2,
+        visual,
+    };
+    let tile: Uuid = world.sandbox.control(by_hand).expect("pinned by a person")["id"].as_str().and_then(|s| s.parse().ok()).expect("tile");
+    let (_, run) = call(&world, &alice, Method::POST, &format!("/subscriptions/{id}/run"), None).await;
+    let job = run["job"].as_i64().expect("job");
+    world.app.engine().wait_for(job, Duration::from_secs(30), |j| j.state.is_finished()).await.expect("delivered");
+    let (_, found) = call(&world, &alice, Method::GET, &format!("/subscriptions/{id}"), None).await;
+    assert_eq!(
+        (found["awaitingPin"].clone(), uuid_at(&found["tileId"]), uuid_at(&found["reportId"])),
+        (json!(false), tile, report),
+        "{found}"
+    );
+    assert_eq!(found["pinInPowerBi"], Value::Null);
+    let (status, checked) = call(&world, &alice, Method::POST, &format!("/subscriptions/{id}/check-pin"), None).await;
+    assert_eq!((status, uuid_at(&checked["tileId"])), (200, tile), "checking again changes nothing");
+    let (_, page) = world.app.page(&alice_session, &format!("/subscriptions/{id}")).await;
+    assert!(!page.contains(r#"id="pin-once""#), "{page}");
+    let (status, _) = call(&world, &alice, Method::DELETE, &format!("/subscriptions/{id}?removeContent=true"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(world.app.http.get(&rows_url).send().await.expect("GET").status(), 404, "the push dataset was deleted");
 }
 
 #[tokio::test]
