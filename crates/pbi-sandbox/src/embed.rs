@@ -76,7 +76,7 @@ struct DataRequest {
 
 /// A `powerbi-models` basic filter: `{"target": {"table", "column"}, "operator": "In", "values": [...]}`.
 #[derive(Debug, Clone, PartialEq)]
-struct BasicFilter {
+pub(crate) struct BasicFilter {
     table: String,
     column: String,
     values: BTreeSet<String>,
@@ -253,7 +253,14 @@ fn filtered_rows<'d>(dataset: &'d Dataset, table: &'d Table, filters: &[BasicFil
     table.rows.iter().filter(|row| allowed.iter().all(|(i, values)| row.get(*i).is_some_and(|c| values.contains(&cell_text(c))))).collect()
 }
 
-fn visual_data(dataset: Option<&Dataset>, title: &str, visual: &Visual, row_span: u32, col_span: u32, filters: &[BasicFilter]) -> Value {
+pub(crate) fn visual_data(
+    dataset: Option<&Dataset>,
+    title: &str,
+    visual: &Visual,
+    row_span: u32,
+    col_span: u32,
+    filters: &[BasicFilter],
+) -> Value {
     let base = json!({"title": title, "kind": visual.kind, "rowSpan": row_span, "colSpan": col_span});
     let Some((dataset, table)) = dataset.and_then(|d| d.tables.iter().find(|t| t.name.eq_ignore_ascii_case(&visual.table)).map(|t| (d, t)))
     else {

@@ -1,6 +1,7 @@
 //! The Power BI service's own pages for what a person does in the browser and no API can, at the `webUrl`s
-//! the API returns: a dataset's page, with *Create report*; and a report's page, where they build a visual
-//! on the report's dataset and pin it to a dashboard (what the `PinVisual` control command does for scripts).
+//! the API returns: a dataset's page, with *Create report*; a report's page, where they build a visual on the
+//! report's dataset and pin it to a dashboard (what the `PinVisual` control command does for scripts); and a
+//! dashboard's page, its tiles drawn from their datasets' rows as they are now.
 //! The person is whoever is signed in to the sandbox's Entra ID in this browser (its session cookie); a
 //! visitor who is not signs in on the page. Plain forms, no script.
 
@@ -23,6 +24,7 @@ pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/groups/{group}/datasets/{datasetId}", get(dataset_page).post(create_report))
         .route("/groups/{group}/reports/{reportId}", get(report_page).post(pin))
+        .route("/groups/{group}/dashboards/{dashboardId}", get(dashboard_page))
         .route("/sandbox-web/sign-in", post(sign_in))
 }
 
@@ -264,4 +266,67 @@ async fn pin(
     let name = world.dashboards.get(&dashboard).map(|d| d.display_name.clone()).unwrap_or_default();
     let to = format!("{here}?pinned={}", form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>());
     Redirect::to(&to).into_response()
+}
+
+/// One tile as the dashboard page draws it, from `embed::visual_data`'s description.
+fn drawn_tile(visual: &serde_json::Value) -> String {
+    let title = visual["title"].as_str().unwrap_or_default();
+    let number = |v: &serde_json::Value| v.as_f64().map_or_else(|| "(Blank)".to_owned(), |n| format!("{n}"));
+    let body = if let Some(error) = visual["error"].as_str() {
+        format!(r#"<p class="error">{}</p>"#, esc(error))
+    } else if let Some(points) = visual["points"].as_array() {
+        let items: String = points
+            .iter()
+            .map(|p| {
+                let label = p["label"].as_str().unwrap_or_default();
+                format!(r#"<li data-label="{l}" data-value="{v}">{l}: {v}</li>"#, l = esc(label), v = number(&p["value"]))
+            })
+            .collect();
+        format!(r#"<ul class="points">{items}</ul>"#)
+    } else if let Some(rows) = visual["rows"].as_array() {
+        let head: String = visual["columns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| format!("<th>{}</th>", esc(c.as_str().unwrap_or_default())))
+            .collect();
+        let cell = |c: &serde_json::Value| c.as_str().map_or_else(|| c.to_string(), str::to_owned);
+        let body: String = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "<tr>{}</tr>",
+                    r.as_array().into_iter().flatten().map(|c| format!("<td>{}</td>", esc(&cell(c)))).collect::<String>()
+                )
+            })
+            .collect();
+        format!("<table><tr>{head}</tr>{body}</table>")
+    } else {
+        format!(r#"<p class="card" data-value="{v}">{v}</p>"#, v = number(&visual["value"]))
+    };
+    format!(r#"<section class="tile" data-title="{t}"><h2>{t}</h2>{body}</section>"#, t = esc(title))
+}
+
+async fn dashboard_page(State(shared): State<Arc<Shared>>, Path((group, id)): Path<(String, Uuid)>, headers: HeaderMap) -> Response {
+    let world = shared.world();
+    let here = format!("/groups/{group}/dashboards/{id}");
+    let Some(person) = session_user(&world, &headers) else { return sign_in_form(&here, None) };
+    let Some(dashboard) = world.dashboards.get(&id) else { return not_found("dashboard") };
+    if world.workspaces.get(&dashboard.workspace).and_then(|w| world.role_in(w, person)).is_none() {
+        return not_found("dashboard");
+    }
+    let tiles: String = dashboard
+        .tiles
+        .iter()
+        .map(|t| {
+            let dataset = t.dataset_id.and_then(|d| world.datasets.get(&d));
+            drawn_tile(&crate::embed::visual_data(dataset, &t.title, &t.visual, t.row_span, t.col_span, &[]))
+        })
+        .collect();
+    let body = if tiles.is_empty() {
+        "<p id=\"no-tiles\">This dashboard has no tiles yet.</p>".to_owned()
+    } else {
+        format!(r#"<div id="tiles">{tiles}</div>"#)
+    };
+    service_page(StatusCode::OK, &dashboard.display_name, &body)
 }

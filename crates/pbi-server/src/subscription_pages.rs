@@ -351,6 +351,8 @@ struct SubscriptionView {
     /// "Pin once": the tile is not on the dashboard yet; where in Power BI to pin it from, and what to build.
     awaiting_pin: bool,
     pin_page: Option<String>,
+    /// The dashboard's page in Power BI.
+    dashboard_page: Option<String>,
     report_made: bool,
     visual: &'static str,
 }
@@ -359,7 +361,9 @@ async fn view_of(state: &AppState, listed: Listed) -> SubscriptionView {
     let s = listed.subscription;
     let next = state.store.schedules_of(&schedule_owner(s.id)).await.ok().and_then(|rows| rows.first().map(|r| r.next_run_at));
     let pin_page = ops::pin_once_page(state, &s).await;
+    let dashboard_page = ops::dashboard_page(state, &s).await;
     SubscriptionView {
+        dashboard_page,
         awaiting_pin: s.target.tile_id.is_none(),
         pin_page,
         report_made: s.target.report_id.is_some(),

@@ -240,6 +240,12 @@ pub(crate) async fn pin_once_page(state: &AppState, subscription: &Subscription)
     }
 }
 
+/// The subscription's dashboard's page in Power BI.
+pub(crate) async fn dashboard_page(state: &AppState, subscription: &Subscription) -> Option<String> {
+    let web = power_bi_web(state).await?;
+    content_page(&web, subscription.details.workspace_id, "dashboards", &subscription.details.dashboard_id.to_string())
+}
+
 /// Changes a subscription's schedule, time zone or parameters.
 pub(crate) async fn change_settings(state: &AppState, user: &User, id: Uuid, change: &SettingsChange) -> Result<Changed, Problem> {
     pins::change_settings(&state.store, &state.jobs, user.id, id, change, state.clock.unix()).await.map_err(pin_problem)

@@ -94,10 +94,31 @@ async fn a_person_creates_a_report_on_a_dataset_and_pins_a_visual_from_its_page(
         (Some(report.as_str()), Some(ds.as_str()), Some("By region"))
     );
 
+    // The dashboard's page draws the tile from the dataset's rows as they are now.
+    let (_, board) = t.api_get(&alice, &format!("/groups/{ws}/dashboards/{dashboard}")).await;
+    let board_path = board["webUrl"].as_str().and_then(|u| u.strip_prefix(t.sandbox.base_url())).expect("webUrl").to_owned();
+    let (status, drawn) = page(&t, Some(&cookie), &board_path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        drawn.contains(r#"<section class="tile" data-title="By region"><h2>By region</h2><ul class="points"><li data-label="East" data-value="5">East: 5</li><li data-label="West" data-value="7">"#),
+        "{drawn}"
+    );
+    ok(
+        &t,
+        &alice,
+        Method::POST,
+        &format!("/groups/{ws}/datasets/{ds}/tables/Sales/rows"),
+        json!({"rows": [{"Amount": 1.5, "Region": "East", "Date": "2026-12-03T00:00:00Z"}]}),
+    )
+    .await;
+    let (_, drawn) = page(&t, Some(&cookie), &board_path).await;
+    assert!(drawn.contains(r#"data-label="East" data-value="6.5""#), "new rows are drawn at once: {drawn}");
+
     // Bob is not in Alice's workspace: her dataset and report do not exist for him, and he pins nothing.
     let bob = signed_in(&t, "bob@contoso.onmicrosoft.com", &report_path).await;
     assert_eq!(page(&t, Some(&bob), &dataset_path).await.0, StatusCode::NOT_FOUND);
     assert_eq!(page(&t, Some(&bob), &report_path).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(page(&t, Some(&bob), &board_path).await.0, StatusCode::NOT_FOUND);
     assert_eq!(post(&t, &bob, &dataset_path, &[]).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(post(&t, &bob, &report_path, &good).await.status(), StatusCode::BAD_REQUEST);
     // Another site's page cannot post these forms in Alice's name.

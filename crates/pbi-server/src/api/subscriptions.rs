@@ -83,6 +83,8 @@ pub(super) struct SubscriptionOut {
     workspace_name: String,
     dashboard_id: Uuid,
     dashboard_name: String,
+    /// The dashboard's page in Power BI.
+    dashboard_web_url: Option<String>,
     /// How often, in words ("Daily at 07:30").
     frequency: String,
     time_zone: String,
@@ -115,6 +117,7 @@ async fn subscription_out(state: &AppState, listed: Listed) -> Result<Subscripti
     let schedules = state.store.schedules_of(&schedule_owner(s.id)).await.map_err(Problem::store("schedule", "reading a schedule"))?;
     let frequency = serde_json::from_str::<Frequency>(&s.details.frequency).map(|f| f.describe()).unwrap_or_default();
     let pin_in_power_bi = ops::pin_once_page(state, &s).await;
+    let dashboard_web_url = ops::dashboard_page(state, &s).await;
     Ok(SubscriptionOut {
         awaiting_pin: s.target.tile_id.is_none(),
         pin_in_power_bi,
@@ -126,6 +129,7 @@ async fn subscription_out(state: &AppState, listed: Listed) -> Result<Subscripti
         workspace_name: s.details.workspace_name,
         dashboard_id: s.details.dashboard_id,
         dashboard_name: s.details.dashboard_name,
+        dashboard_web_url,
         frequency,
         time_zone: s.details.time_zone,
         parameters: serde_json::from_str(&s.details.parameters).unwrap_or_default(),

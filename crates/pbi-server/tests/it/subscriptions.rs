@@ -517,6 +517,9 @@ async fn through_the_api_an_admin_makes_the_templates_and_a_user_pins_runs_and_d
         (pinned["subscription"]["dashboardName"].as_str(), pinned["subscription"]["workspaceName"].as_str()),
         (Some(DASHBOARD), Some("Sales Analytics"))
     );
+    let board = pinned["subscription"]["dashboardId"].as_str().expect("dashboard");
+    let board_page = format!("{}/groups/{sales}/dashboards/{board}", world.sandbox.base_url());
+    assert_eq!(pinned["subscription"]["dashboardWebUrl"].as_str(), Some(board_page.as_str()), "its page in Power BI");
     let first = pinned["firstDeliveryJob"].as_i64().expect("job");
     world.app.engine().wait_for(first, Duration::from_secs(30), |j| j.state.is_finished()).await.expect("delivered");
     let (_, history) = call(&world, &alice, Method::GET, &format!("/subscriptions/{id}/deliveries"), None).await;
