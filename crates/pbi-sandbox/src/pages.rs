@@ -42,6 +42,7 @@ label{{display:block;margin-top:12px}} input[type=text],input[type=password],inp
 button{{margin-top:24px;padding:6px 24px;font-size:1rem;border:1px solid #0067b8;background:#0067b8;color:#fff}}
 button.secondary{{background:#ccc;border-color:#ccc;color:#000}} .error{{color:#e81123;margin-top:12px}} .ok{{color:#107c10}}
 select{{width:100%;padding:4px 0;font-size:1rem}}
+.tile{{border:1px solid #e1dfdd;padding:8px 12px;margin:12px 0}} .tile h2{{font-size:1rem;margin:0 0 6px}}
 ul.perms li{{margin:6px 0}} code{{font-size:.85rem;word-break:break-all}}
 pre.wrap{{white-space:pre-wrap;word-break:break-all;background:#f6f6f6;padding:8px;font-size:.85rem}}
 </style></head>

@@ -1,9 +1,13 @@
 //! Seed 000's whole story in a real headless Chromium against `pbi-bridge up`: the admin validates the
 //! Power BI configuration; Alice and Bob each sign in, click Get started, sign in at the sandbox's Entra ID,
-//! accept consent, see their own tiles, pin some, and see them drawn. Neither sees the other's.
+//! accept consent, see their own tiles, pin some, and see them drawn. Neither sees the other's. And seed
+//! 001's: the admin registers a data source and an item and completes the templates in the sandbox's Power
+//! BI pages; Alice pins the item and sees it drawn; new data an hour later; consent withdrawn, paused, signed
+//! in again, delivered.
 //!
-//! `tests/browser/walkthrough.mjs` drives Chromium through puppeteer-core (`./scripts/test` runs `npm ci`
-//! there and installs Debian's Chromium). Screenshots land in `<target>/tmp/walkthrough/`.
+//! `tests/browser/walkthrough.mjs` and `seed001.mjs` drive Chromium through puppeteer-core (`./scripts/test`
+//! runs `npm ci` there and installs Debian's Chromium). Screenshots land in `<target>/tmp/walkthrough/` and
+//! `<target>/tmp/seed001/`.
 
 use crate::up_cli::up;
 use serde_json::Value;
@@ -26,8 +30,12 @@ fn strings(value: &Value) -> Vec<&str> {
     value.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
 }
 
+/// One browser walkthrough at a time: each runs `up` and a Chromium, more than two cores share well.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_their_own_tiles() {
+    let _alone = ONE_BROWSER.lock().await;
     let dir = std::env::temp_dir().join(format!("pbi-walkthrough-{}", uuid::Uuid::new_v4()));
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("walkthrough");
     let _ = std::fs::remove_dir_all(&shots);
@@ -300,4 +308,129 @@ fn keyboard_only(steps: &Value) {
     assert_eq!(unpinned["message"], format!("Unpinned '{}'.", unpinned["title"].as_str().unwrap_or_default()), "{steps}");
     assert_eq!(unpinned["left"], 1, "{steps}");
     assert_eq!(steps["signedOut"], "You are signed out.", "{steps}");
+}
+
+/// Runs `seed001.mjs`: answers each `{"waiting": …}` line by doing it (`act`) and writing `done`; gives the
+/// report (the last line).
+fn walk_seed_001(base: &str, shots: &Path, database: &Path, mut act: impl FnMut(&str)) -> Value {
+    use std::io::{BufRead, Write};
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/seed001.mjs");
+    let mut child = std::process::Command::new("node")
+        .arg(&script)
+        .arg(base)
+        .arg(shots)
+        .arg(database)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run node ({e}); ./scripts/test installs what the browser test needs"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut last = Value::Null;
+    for line in stdout.lines() {
+        let line = line.expect("a line");
+        let Ok(value) = serde_json::from_str::<Value>(&line) else { continue };
+        if let Some(waiting) = value["waiting"].as_str() {
+            act(waiting);
+            writeln!(stdin, "done").expect("answered");
+        } else {
+            last = value;
+        }
+    }
+    drop(stdin);
+    let output = child.wait_with_output().expect("node ended");
+    assert!(output.status.success(), "the seed 001 walkthrough failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    last
+}
+
+/// The application's data changes: more IT spend for USMF.
+fn more_it_spend(database: &Path) {
+    let url = format!("sqlite://{}", database.display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        use pbi_store::sqlx::Connection as _;
+        let mut db = pbi_store::sqlx::SqliteConnection::connect(&url).await.expect("the demo database");
+        pbi_store::sqlx::query("UPDATE spend SET amount = amount + 1000 WHERE company = 'USMF' AND department = 'IT'")
+            .execute(&mut db)
+            .await
+            .expect("updated");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_001_in_a_browser_templates_a_pin_new_data_an_hour_later_and_a_pause_until_signing_in_again() {
+    let _alone = ONE_BROWSER.lock().await;
+    let dir = std::env::temp_dir().join(format!("pbi-seed001-{}", uuid::Uuid::new_v4()));
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("seed001");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let running = up(&dir).await;
+    let database = dir.join("demo-reports.db").canonicalize().expect("up wrote the demo database");
+    let (base, shots_for_task) = (running.base.clone(), shots.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        walk_seed_001(&base, &shots_for_task, &database, |waiting| match waiting {
+            "new-data" => more_it_spend(&database),
+            other => panic!("the walkthrough waits for {other}, which this test does not do"),
+        })
+    })
+    .await
+    .expect("walkthrough task");
+    let _ = std::fs::write(shots.join("report.json"), serde_json::to_string_pretty(&report).unwrap_or_default());
+
+    // The admin: a data source and an item, the templates made again and built in Power BI, then ready.
+    let messages = &report["messages"];
+    assert!(messages["source"].as_str().is_some_and(|m| m.contains("Finance (walkthrough)")), "{messages}");
+    assert!(messages["item"].as_str().is_some_and(|m| m.contains("Spend by department (walkthrough)")), "{messages}");
+    let admin = &report["admin"];
+    assert_eq!(admin["status"], "connected", "{admin}");
+    assert_eq!(strings(&admin["notPinned"]), ["not pinned yet"; 4], "{admin}");
+    assert_eq!(admin["pinnedInPowerBi"].as_array().map(Vec::len), Some(4), "{admin}");
+    assert!(strings(&admin["pinnedInPowerBi"]).iter().all(|m| *m == "Pinned to pbi-bridge templates."), "{admin}");
+    assert_eq!(messages["checked"], "Every template is ready: users can pin items of every kind.", "{messages}");
+    assert_eq!(strings(&admin["ready"]), ["ready"; 4], "{admin}");
+
+    // Alice pins the item to a new dashboard, watches the first delivery, and sees it drawn in Power BI.
+    let pin = &report["pin"];
+    assert!(messages["pinned"].as_str().is_some_and(|m| m.contains("and delivered: the tile shows")), "{messages}");
+    assert_eq!(pin["deliveries"], serde_json::json!([{"outcome": "delivered", "rows": "4"}]), "{pin}");
+    let spend =
+        |drawn: &Value, department: &str| drawn[0]["points"][department].as_f64().unwrap_or_else(|| panic!("{department} in {drawn}"));
+    // USMF's IT spend over the demo's three months: 182,000 + 176,500 + 191,250.
+    assert_eq!(spend(&pin["drawn"], "IT"), 549_750.0, "{pin}");
+    assert_eq!(spend(&pin["drawn"], "HR"), 147_500.0, "{pin}");
+
+    // The data changed; an hour later the scheduled delivery drew the new figures.
+    let refreshed = &report["refreshed"];
+    assert_eq!(spend(&refreshed["drawn"], "IT"), 552_750.0, "three rows of 1,000 more: {refreshed}");
+    assert_eq!(spend(&refreshed["drawn"], "HR"), 147_500.0, "{refreshed}");
+    assert_eq!(refreshed["deliveries"][0]["outcome"], "delivered", "{refreshed}");
+
+    // Consent withdrawn: paused with the reason, a banner; signing in again resumes it and it delivers.
+    let expired = &report["expired"];
+    assert_eq!(expired["state"], "paused", "{expired}");
+    assert!(expired["banner"].as_str().is_some_and(|b| b.contains("1 subscription(s) are paused")), "{expired}");
+    assert!(expired["reason"].as_str().is_some_and(|r| r.starts_with("Sign in to Power BI again")), "{expired}");
+    assert!(messages["needsSignIn"].as_str().is_some_and(|m| m.contains("needs you to sign in again")), "{messages}");
+    assert!(messages["signedInAgain"].as_str().is_some_and(|m| m.contains("resumed")), "{messages}");
+    let again = &report["again"];
+    assert_eq!(again["state"], "active", "{again}");
+    assert_eq!(again["deliveries"][0]["outcome"], "delivered", "{again}");
+    assert_eq!(again["deliveries"][1]["outcome"], "paused", "{again}");
+    assert_eq!(spend(&again["drawn"], "IT"), 552_750.0, "{again}");
+
+    // Every pbi-bridge page of the story: no WCAG 2.1 A/AA violation, no horizontal scroll on a phone.
+    let pages = report["pages"].as_array().expect("pages");
+    assert_eq!(pages.len(), 8, "{pages:?}");
+    for page in pages {
+        let file = page["file"].as_str().unwrap_or_default();
+        assert_eq!(page["violations"], serde_json::json!([]), "{file}: axe-core finds no WCAG 2.1 A/AA violation at {}", page["url"]);
+        let phone = &page["phone"];
+        assert!(phone["scrollWidth"].as_i64() <= phone["clientWidth"].as_i64(), "{file}: no horizontal scroll at 390 px: {phone}");
+    }
+    for shot in ["s4-sandbox-pin-visual.png", "s9-sandbox-dashboard.png", "s8-alice-subscription-1366.png"] {
+        assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "screenshot {shot}");
+    }
+    drop(running);
+    let _ = std::fs::remove_dir_all(dir);
 }
