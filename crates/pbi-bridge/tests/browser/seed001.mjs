@@ -9,7 +9,7 @@
 // Every wait is for something on a page or in an answer, never for a length of time.
 import { createInterface } from "node:readline";
 import { join } from "node:path";
-import { click, connect, launch, signIn as signInAs } from "./story.mjs";
+import { click, connect, launch, sayWhereEachWas, signIn as signInAs } from "./story.mjs";
 import { checkPage } from "./pages.mjs";
 
 const [base, shots, database] = process.argv.slice(2);
@@ -27,11 +27,7 @@ try {
   report.expired = await consentWithdrawn();
   report.again = await signInAgain();
 } catch (error) {
-  for (const [name, page] of Object.entries(sessions)) {
-    const text = await page.$eval("body", (b) => b.innerText).catch(() => "(no page)");
-    console.error(`${name} was at ${page.url()}:\n${text.slice(0, 2000)}\n`);
-    await page.screenshot({ path: join(shots, `failed-${name}.png`), fullPage: true }).catch(() => {});
-  }
+  await sayWhereEachWas(sessions, shots);
   throw error;
 } finally {
   await close();

@@ -76,3 +76,12 @@ export async function startConnecting(page, base, account, beforeSignIn = async 
   await beforeSignIn();
   await click(page, "#idSIButton9");
 }
+
+/// After a failure: where each person's page was and what it said (the test prints it), and a screenshot.
+export async function sayWhereEachWas(sessions, shots) {
+  for (const [name, page] of Object.entries(sessions)) {
+    const text = await page.$eval("body", (b) => b.innerText).catch(() => "(no page)");
+    console.error(`${name} was at ${page.url()}:\n${text.slice(0, 2000)}\n`);
+    await page.screenshot({ path: join(shots, `failed-${name}.png`), fullPage: true }).catch(() => {});
+  }
+}

@@ -3,7 +3,7 @@
 // Prints one JSON object describing what each person saw; crates/pbi-bridge/tests/it/browser.rs asserts on it.
 // Every wait is for something on the page (a selector or a condition), never for a length of time.
 import { join } from "node:path";
-import { click, connect, launch, settled, signIn as signInAs, startConnecting } from "./story.mjs";
+import { click, connect, launch, sayWhereEachWas, settled, signIn as signInAs, startConnecting } from "./story.mjs";
 import { checkPage } from "./pages.mjs";
 
 const [base, shots] = process.argv.slice(2);
@@ -30,11 +30,7 @@ try {
   report.frames = await frames();
 } catch (error) {
   // Say where each person was and what their page said: the test prints this when it fails.
-  for (const [name, page] of Object.entries(sessions)) {
-    const text = await page.$eval("body", (b) => b.innerText).catch(() => "(no page)");
-    console.error(`${name} was at ${page.url()}:\n${text.slice(0, 2000)}\n`);
-    await page.screenshot({ path: join(shots, `failed-${name}.png`), fullPage: true }).catch(() => {});
-  }
+  await sayWhereEachWas(sessions, shots);
   throw error;
 } finally {
   await close();
