@@ -1,5 +1,14 @@
 //! The pbi-bridge executable: parses the command line and starts what it names.
 
+/// Prints a line of a long-running command's banner. A closed standard output (whoever started it stopped
+/// reading) must not stop a server: `println!` would panic on it, so the write's error is dropped.
+macro_rules! banner {
+    ($($line:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($line)*);
+    }};
+}
+
 mod admin;
 mod config;
 mod definitions;
@@ -202,9 +211,9 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not listen on {}", args.addr))?;
     // The first line is a contract: scripts and tests read the URL from it.
-    println!("pbi-bridge server listening on {}", server.base_url());
+    banner!("pbi-bridge server listening on {}", server.base_url());
     created.say(false);
-    println!("Press Ctrl-C to stop.");
+    banner!("Press Ctrl-C to stop.");
     let interrupted = tokio::select! {
         result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C"),
         result = server.stopped() => return result.context("the server stopped"),
@@ -290,9 +299,9 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     let mut sandbox = pbi_sandbox::Sandbox::start(config).await.with_context(|| format!("could not listen on {}", args.addr))?;
     let base = sandbox.base_url().to_owned();
     // The first line is a contract: scripts and tests read the URL from it.
-    println!("pbi-bridge sandbox listening on {base}");
+    banner!("pbi-bridge sandbox listening on {base}");
     if let Some(ca_file) = ca_file {
-        println!("Trust this CA to use HTTPS: {} (Python: REQUESTS_CA_BUNDLE, Node: NODE_EXTRA_CA_CERTS)", ca_file.display());
+        banner!("Trust this CA to use HTTPS: {} (Python: REQUESTS_CA_BUNDLE, Node: NODE_EXTRA_CA_CERTS)", ca_file.display());
     }
     if args.seed == pbi_sandbox::Seed::Demo {
         print_demo_help(&base);
@@ -308,19 +317,19 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
 fn print_demo_help(base: &str) {
     use pbi_sandbox::demo;
     let client = pbi_sandbox::demo_client_id();
-    println!();
-    println!(
+    banner!();
+    banner!(
         "Demo tenant: {} (users sign in with <name>-password, e.g. alice@{} / alice-password)",
         demo::CONTOSO_DOMAIN,
         demo::CONTOSO_DOMAIN
     );
-    println!("Sign in in a browser:");
-    println!(
+    banner!("Sign in in a browser:");
+    banner!(
         "  {base}/{}/oauth2/v2.0/authorize?client_id={client}&response_type=code&redirect_uri={base}/_sandbox/callback&scope=openid%20offline_access%20https://analysis.windows.net/powerbi/api/.default",
         demo::CONTOSO_DOMAIN
     );
-    println!("Directory, apps and secrets: {base}/_sandbox/seed");
-    println!("Press Ctrl-C to stop.");
+    banner!("Directory, apps and secrets: {base}/_sandbox/seed");
+    banner!("Press Ctrl-C to stop.");
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::item::{Item, ItemSpec};
 use crate::outcome::{Decision, Fault, decide, delivery_error, fault_from_power_bi};
 use crate::push_target;
 use crate::query::{Dialect, prepare};
-use crate::rows::{Row, push_rows};
+use crate::rows::{PushTable, Row};
 use crate::sql_source::{self, SourceError, SqlSource};
 use pbi_auth::{Auth, AuthError, ConnectionTokens, cloud_of};
 use pbi_clock::Clock;
@@ -209,10 +209,9 @@ impl Deliveries {
         }
         let checked = checked_item(item).map_err(stop)?;
         let values = parameter_values(item, subscription);
-        let rendered = self.render(item, &checked, &values).await.map_err(stop)?;
-        let rows = push_rows(&checked, &rendered, self.clock.now()).map_err(|e| stop(Fault::Rows(e)))?;
-        tally.rows = Some(rows.len() as i64);
-        let mut progress = Progress::resume(tally.progress.take(), rows.len());
+        let table = self.render(item, &checked, &values).await.map_err(stop)?;
+        tally.rows = Some(table.len() as i64);
+        let mut progress = Progress::resume(tally.progress.take(), table.len());
         // Stored before any step: a crash from here on restarts the delivery with the clear.
         self.save(tally, "running", None, &progress).await.map_err(stop)?;
         let workspace = workspace_of(subscription);
@@ -226,7 +225,7 @@ impl Deliveries {
                     return Err(stop(Fault::Throttled { retry_after: *wait }));
                 }
                 Step::Clear => push_target::clear(&client, workspace, &dataset).await,
-                Step::Post(range) => push_target::post(&client, workspace, &dataset, &rows[range.clone()]).await,
+                Step::Post(range) => push_target::post(&client, workspace, &dataset, &table.rows(range.clone())).await,
             };
             match answer {
                 Ok(request_id) => {
@@ -297,11 +296,44 @@ impl Deliveries {
         Ok(PowerBiClient::sharing(self.http.clone(), &cloud, Arc::new(tokens)).with_retry(RetryPolicy::none()))
     }
 
-    /// The item's rows from its source.
-    async fn render(&self, item: &StoredItem, checked: &Item, values: &Map<String, Value>) -> Result<Vec<Row>, Fault> {
+    /// The item's rows from its source, checked against its columns (a row that does not fit stops the
+    /// delivery before anything is sent), as push rows. A query's rows are checked as they are read, none
+    /// kept but in the compact table.
+    async fn render(&self, item: &StoredItem, checked: &Item, values: &Map<String, Value>) -> Result<PushTable, Fault> {
+        let mut table = PushTable::new(checked, self.clock.now());
+        let mut refused = None;
+        let mut keep = |row: Row| match table.push(&row) {
+            Ok(()) => true,
+            Err(error) => {
+                refused = Some(error);
+                false
+            }
+        };
+        if let Some(rows) = self.read_source(item, checked, values, &mut keep).await? {
+            for row in rows {
+                if !keep(row) {
+                    break;
+                }
+            }
+        }
+        match refused {
+            Some(error) => Err(Fault::Rows(error)),
+            None => Ok(table),
+        }
+    }
+
+    /// Reads the item's source: a query's rows go to `on_row` as they are read (`None` then); an endpoint's
+    /// and the application's rows come back whole.
+    async fn read_source(
+        &self,
+        item: &StoredItem,
+        checked: &Item,
+        values: &Map<String, Value>,
+        on_row: &mut (dyn FnMut(Row) -> bool + Send),
+    ) -> Result<Option<Vec<Row>>, Fault> {
         let source_fault = |e: SourceError| Fault::Source { message: e.to_string() };
         match item.details.source {
-            ItemSource::Pushed => pushed_rows(&self.store, item).await,
+            ItemSource::Pushed => pushed_rows(&self.store, item).await.map(Some),
             ItemSource::Query | ItemSource::Http => {
                 let Some(source_id) = item.details.data_source_id else {
                     return Err(Fault::Source { message: "the item has no data source".into() });
@@ -331,7 +363,7 @@ impl Deliveries {
                             credential: credential.as_ref(),
                             timeout: self.settings.source_timeout,
                         };
-                        http_source::fetch(&self.http, &endpoint, checked, values).await.map_err(source_fault)
+                        http_source::fetch(&self.http, &endpoint, checked, values).await.map(Some).map_err(source_fault)
                     }
                     (ItemSource::Query, kind @ (DataSourceKind::Postgres | DataSourceKind::Sqlite)) => {
                         let dialect = if kind == DataSourceKind::Postgres { Dialect::Postgres } else { Dialect::Sqlite };
@@ -343,7 +375,7 @@ impl Deliveries {
                             password: credential.as_ref(),
                             timeout: self.settings.source_timeout,
                         };
-                        sql_source::run(&database, &prepared, values).await.map_err(source_fault)
+                        sql_source::each_row(&database, &prepared, values, on_row).await.map(|()| None).map_err(source_fault)
                     }
                     (_, kind) => Err(Fault::Source {
                         message: format!("the data source '{name}' is a {} source, which this item's source cannot use", kind.as_str()),

@@ -24,4 +24,4 @@ pub use item::{Binding, Column, ColumnSpec, ColumnType, Item, ItemError, ItemSpe
 pub use kind::{PushColumn, PushType, VisualKind};
 pub use outcome::{Decision, Fault, decide, delivery_error, fault_from_power_bi};
 pub use pacing::PushWindow;
-pub use rows::{Row, RowError, push_rows};
+pub use rows::{PushTable, Row, RowError, push_rows};

@@ -1,7 +1,8 @@
 //! Running an item's prepared query on its data source (the one part of this crate that does I/O): one
 //! connection of its own, a read-only transaction, a statement timeout, the pin's parameter values bound, at
-//! most `rows::MAX_ROWS` rows read. Rows come back as JSON objects for `rows::push_rows` to check. Errors name
-//! what failed and never carry the credential.
+//! most `rows::MAX_ROWS` rows read. Rows are handed one by one, as JSON objects, to the caller (`each_row`:
+//! a delivery checks each into its compact `PushTable` and keeps nothing else), or collected (`run`). Errors
+//! name what failed and never carry the credential.
 
 use crate::query::{Dialect, PreparedQuery};
 use crate::rows::{MAX_ROWS, Row};
@@ -46,6 +47,23 @@ pub enum SourceError {
 
 /// Runs `query` with `values` (by parameter name) and gives its rows.
 pub async fn run(source: &SqlSource<'_>, query: &PreparedQuery, values: &Map<String, Value>) -> Result<Vec<Row>, SourceError> {
+    let mut rows = Vec::new();
+    each_row(source, query, values, &mut |row| {
+        rows.push(row);
+        true
+    })
+    .await?;
+    Ok(rows)
+}
+
+/// Runs `query` with `values` and hands each row to `on_row` as it is read (none is kept here), until the
+/// rows end or `on_row` says to stop (false).
+pub async fn each_row(
+    source: &SqlSource<'_>,
+    query: &PreparedQuery,
+    values: &Map<String, Value>,
+    on_row: &mut (dyn FnMut(Row) -> bool + Send),
+) -> Result<(), SourceError> {
     let binds = query
         .parameters
         .iter()
@@ -53,8 +71,8 @@ pub async fn run(source: &SqlSource<'_>, query: &PreparedQuery, values: &Map<Str
         .collect::<Result<Vec<_>, _>>()?;
     let work = async {
         match source.dialect {
-            Dialect::Postgres => run_postgres(source, query, &binds).await,
-            Dialect::Sqlite => run_sqlite(source, query, &binds).await,
+            Dialect::Postgres => run_postgres(source, query, &binds, on_row).await,
+            Dialect::Sqlite => run_sqlite(source, query, &binds, on_row).await,
         }
     };
     tokio::time::timeout(source.timeout * 2, work).await.map_err(|_| SourceError::Timeout(source.timeout))?
@@ -84,7 +102,12 @@ macro_rules! bind_json {
     };
 }
 
-async fn run_postgres(source: &SqlSource<'_>, query: &PreparedQuery, binds: &[Value]) -> Result<Vec<Row>, SourceError> {
+async fn run_postgres(
+    source: &SqlSource<'_>,
+    query: &PreparedQuery,
+    binds: &[Value],
+    on_row: &mut (dyn FnMut(Row) -> bool + Send),
+) -> Result<(), SourceError> {
     let mut options = sqlx::postgres::PgConnectOptions::from_str(source.location).map_err(connect_error)?;
     if let Some(user) = source.username {
         options = options.username(user);
@@ -105,22 +128,30 @@ async fn run_postgres(source: &SqlSource<'_>, query: &PreparedQuery, binds: &[Va
     for value in binds {
         statement = bind_json!(statement, value);
     }
-    let mut rows = Vec::new();
+    let mut read = 0;
     let mut stream = statement.fetch(&mut *tx);
     while let Some(row) = stream.try_next().await.map_err(query_error)? {
-        if rows.len() == MAX_ROWS {
+        if read == MAX_ROWS {
             return Err(SourceError::TooManyRows);
         }
+        read += 1;
         let text: String = row.try_get("row").map_err(query_error)?;
         let object = serde_json::from_str::<Map<String, Value>>(&text).map_err(|e| SourceError::Query(e.to_string()))?;
-        rows.push(object);
+        if !on_row(object) {
+            break;
+        }
     }
     drop(stream);
     tx.rollback().await.map_err(query_error)?;
-    Ok(rows)
+    Ok(())
 }
 
-async fn run_sqlite(source: &SqlSource<'_>, query: &PreparedQuery, binds: &[Value]) -> Result<Vec<Row>, SourceError> {
+async fn run_sqlite(
+    source: &SqlSource<'_>,
+    query: &PreparedQuery,
+    binds: &[Value],
+    on_row: &mut (dyn FnMut(Row) -> bool + Send),
+) -> Result<(), SourceError> {
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(source.location).read_only(true).busy_timeout(source.timeout);
     let mut connection = tokio::time::timeout(source.timeout, sqlx::SqliteConnection::connect_with(&options))
         .await
@@ -130,19 +161,22 @@ async fn run_sqlite(source: &SqlSource<'_>, query: &PreparedQuery, binds: &[Valu
     for value in binds {
         statement = bind_json!(statement, value);
     }
-    let mut rows = Vec::new();
+    let mut read = 0;
     let mut stream = statement.fetch(&mut connection);
     while let Some(row) = tokio::time::timeout(source.timeout, stream.try_next())
         .await
         .map_err(|_| SourceError::Timeout(source.timeout))?
         .map_err(query_error)?
     {
-        if rows.len() == MAX_ROWS {
+        if read == MAX_ROWS {
             return Err(SourceError::TooManyRows);
         }
-        rows.push(sqlite_row(&row)?);
+        read += 1;
+        if !on_row(sqlite_row(&row)?) {
+            break;
+        }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// A SQLite row as JSON, by each value's storage class.

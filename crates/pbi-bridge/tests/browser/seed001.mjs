@@ -2,8 +2,8 @@
 //   node seed001.mjs <pbi-bridge URL> <screenshot directory> <demo database file>
 // The admin registers a data source and an item, makes the templates again and builds each template visual
 // in the sandbox's Power BI pages; Alice pins the item to a new dashboard and sees it drawn there; the test
-// changes the data and the clock moves an hour: the tile shows the new figures; her consent is withdrawn, the
-// next delivery pauses the subscription, she signs in again, and the next delivery succeeds.
+// changes the data and the clock moves an hour: the tile shows the new figures; her consent is withdrawn, two
+// hours later her next delivery pauses the subscription, she signs in again, and the next delivery succeeds.
 // Prints one JSON object per line: `{"waiting": …}` when it needs the test to act (the test answers on stdin),
 // and last the report, which crates/pbi-bridge/tests/it/browser.rs asserts on.
 // Every wait is for something on a page or in an answer, never for a length of time.
@@ -186,9 +186,29 @@ async function untilSays(page, url, wanted) {
   );
 }
 
+/// The subscription's next run as its page says it (the `datetime` of its time element).
+async function nextRun(page) {
+  await page.goto(report.pin.subscription);
+  return page.evaluate(async (url) => (await (await fetch(url)).text()).match(/Next run<\/dt><dd><time datetime="([^"]+)"/)?.[1], report.pin.subscription);
+}
+
+/// Moves the clock two hours on once the schedule has moved to its next run after `before` (a delivery hands
+/// over to the next occurrence just after it ends: the clock moved first would race it).
+async function twoHoursOnAfterTheNextRunMovesFrom(page, before) {
+  await page.goto(report.pin.subscription);
+  await page.waitForFunction(
+    async (url, before) => (await (await fetch(url)).text()).match(/Next run<\/dt><dd><time datetime="([^"]+)"/)?.[1] !== before,
+    { polling: 250, timeout: 60000 },
+    report.pin.subscription,
+    before,
+  );
+  await control(report.admin.sandbox, "/_sandbox/clock/advance", { seconds: 7200 });
+}
+
 async function newDataAnHourLater() {
   const page = sessions.alice;
   await theTest("new-data");
+  report.nextRunBefore = await nextRun(page);
   await control(report.admin.sandbox, "/_sandbox/clock/advance", { seconds: 3600 });
   // The hourly delivery runs by itself: the dashboard shows the new figure once it has.
   const it = () => report.pin.drawn[0]?.points?.IT;
@@ -210,9 +230,13 @@ async function newDataAnHourLater() {
 
 async function consentWithdrawn() {
   const page = sessions.alice;
-  // Alice withdraws her consent in Entra ID; an hour on, her access token has expired and cannot be renewed.
+  // Alice withdraws her consent in Entra ID; two hours on (after the hourly delivery has handed over to the
+  // next occurrence), her access token has expired and cannot be renewed: the next delivery, which she starts
+  // with Run now, pauses the subscription.
   await control(report.admin.sandbox, "/_sandbox/commands", { op: "revokeGrants", user: report.admin.alice });
-  await control(report.admin.sandbox, "/_sandbox/clock/advance", { seconds: 3600 });
+  await twoHoursOnAfterTheNextRunMovesFrom(page, report.nextRunBefore);
+  await page.goto(report.pin.subscription);
+  await click(page, "#run-now");
   await untilSays(page, `${base}/subscriptions`, 'id="paused-banner"');
   await page.goto(`${base}/subscriptions`);
   const banner = await page.$eval("#paused-banner", (e) => e.textContent.trim());
