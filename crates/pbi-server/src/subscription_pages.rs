@@ -353,20 +353,17 @@ struct SubscriptionView {
     pin_page: Option<String>,
     /// The dashboard's page in Power BI.
     dashboard_page: Option<String>,
-    report_made: bool,
     visual: &'static str,
 }
 
-async fn view_of(state: &AppState, listed: Listed) -> SubscriptionView {
+/// A subscription as the pages show it; `web` is where Power BI's pages are (`ops::power_bi_web`).
+async fn view_of(state: &AppState, listed: Listed, web: Option<&url::Url>) -> SubscriptionView {
     let s = listed.subscription;
     let next = state.store.schedules_of(&schedule_owner(s.id)).await.ok().and_then(|rows| rows.first().map(|r| r.next_run_at));
-    let pin_page = ops::pin_once_page(state, &s).await;
-    let dashboard_page = ops::dashboard_page(state, &s).await;
     SubscriptionView {
-        dashboard_page,
+        dashboard_page: ops::dashboard_page(web, &s),
         awaiting_pin: s.target.tile_id.is_none(),
-        pin_page,
-        report_made: s.target.report_id.is_some(),
+        pin_page: ops::pin_once_page(web, &s),
         visual: listed.kind.map_or("the item's visual", visual_of),
         id: s.id,
         item: listed.item_name,
@@ -400,9 +397,10 @@ pub async fn list(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
         Ok(listed) => listed,
         Err(problem) => return problem.page(),
     };
+    let web = ops::power_bi_web(&state).await;
     let mut rows = Vec::with_capacity(listed.len());
     for l in listed {
-        rows.push(view_of(&state, l).await);
+        rows.push(view_of(&state, l, web.as_ref()).await);
     }
     let paused = rows.iter().filter(|r| r.state == "paused").count();
     render(StatusCode::OK, &SubscriptionsPage { csrf: &session.csrf_token, rows, paused })
@@ -479,7 +477,7 @@ async fn subscription_page(
         (None, Ok(frequency)) => FrequencyFields::stored(&frequency, &details.time_zone),
         (None, Err(_)) => FrequencyFields::typed(&PinForm::default()),
     };
-    let s = view_of(state, listed).await;
+    let s = view_of(state, listed, ops::power_bi_web(state).await.as_ref()).await;
     let problem = refused.map(|(_, problem)| problem);
     let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     render(status, &SubscriptionPage { csrf: &session.csrf_token, s, deliveries, older, f, parameters, problem })

@@ -211,7 +211,7 @@ pub(crate) async fn check_pin(state: &AppState, user: &User, id: Uuid) -> Result
 }
 
 /// Where the Power BI service's pages are for the configured registration (app.powerbi.com, a sovereign
-/// cloud's, or the sandbox's).
+/// cloud's, or the sandbox's). Read once per request, for every subscription it shows.
 pub(crate) async fn power_bi_web(state: &AppState) -> Option<url::Url> {
     let registration = crate::connect::active_registration(state).await.ok().flatten()?;
     pbi_auth::cloud_of(&registration).ok().map(|cloud| cloud.embed_base())
@@ -224,26 +224,17 @@ pub(crate) fn content_page(web: &url::Url, workspace: Option<Uuid>, what: &str, 
     web.join(&format!("groups/{group}/{what}/{id}")).ok().map(String::from)
 }
 
-/// A "pin once" subscription's page in Power BI to pin its tile from: the report pbi-bridge cloned (its
-/// visual is the template's: Pin visual), else the dataset (Create report first). `None` once pinned.
-pub(crate) async fn pin_once_page(state: &AppState, subscription: &Subscription) -> Option<String> {
+/// A "pin once" subscription's dataset page in Power BI (Create report, then Pin visual), under `web`
+/// (`power_bi_web`). `None` once its tile is pinned.
+pub(crate) fn pin_once_page(web: Option<&url::Url>, subscription: &Subscription) -> Option<String> {
     let target = &subscription.target;
-    if target.tile_id.is_some() {
-        return None;
-    }
-    let web = power_bi_web(state).await?;
-    let workspace = subscription.details.workspace_id;
-    match (target.report_id, &target.dataset_id) {
-        (Some(report), _) => content_page(&web, workspace, "reports", &report.to_string()),
-        (None, Some(dataset)) => content_page(&web, workspace, "datasets", dataset),
-        (None, None) => None,
-    }
+    let dataset = target.dataset_id.as_deref().filter(|_| target.tile_id.is_none())?;
+    content_page(web?, subscription.details.workspace_id, "datasets", dataset)
 }
 
-/// The subscription's dashboard's page in Power BI.
-pub(crate) async fn dashboard_page(state: &AppState, subscription: &Subscription) -> Option<String> {
-    let web = power_bi_web(state).await?;
-    content_page(&web, subscription.details.workspace_id, "dashboards", &subscription.details.dashboard_id.to_string())
+/// The subscription's dashboard's page in Power BI, under `web` (`power_bi_web`).
+pub(crate) fn dashboard_page(web: Option<&url::Url>, subscription: &Subscription) -> Option<String> {
+    content_page(web?, subscription.details.workspace_id, "dashboards", &subscription.details.dashboard_id.to_string())
 }
 
 /// Changes a subscription's schedule, time zone or parameters.

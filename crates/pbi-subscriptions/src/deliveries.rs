@@ -21,9 +21,7 @@ use pbi_auth::{Auth, AuthError, ConnectionTokens, cloud_of};
 use pbi_clock::Clock;
 use pbi_jobs::{Engine, Failure, Handler, Job, JobsError, Outcome, Running, ScheduleSpec};
 use pbi_powerbi::{PowerBiClient, RetryPolicy, Workspace};
-use pbi_store::{
-    DataSourceKind, Delivery, DeliveryUpdate, ItemSource, PinTarget, Store, StoreError, StoredItem, Subscription, SubscriptionState,
-};
+use pbi_store::{DataSourceKind, Delivery, DeliveryUpdate, ItemSource, Store, StoreError, StoredItem, Subscription, SubscriptionState};
 use serde_json::{Map, Value};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -250,14 +248,8 @@ impl Deliveries {
     /// A "pin once" subscription waits for the tile its owner pins in Power BI: each delivery looks for it
     /// (best effort: a failure to look is logged, and the delivery goes on, filling the dataset either way).
     async fn look_for_tile(&self, client: &PowerBiClient, subscription: &Subscription, dataset: &str) {
-        let workspace = workspace_of(subscription);
-        match push_target::find_tile(client, workspace, subscription.details.dashboard_id, dataset).await {
-            Ok(Some((tile, report))) => {
-                let target = PinTarget {
-                    dataset_id: Some(dataset.to_owned()),
-                    report_id: report.or(subscription.target.report_id),
-                    tile_id: Some(tile),
-                };
+        match crate::pins::tile_pinned_by_hand(client, subscription, dataset).await {
+            Ok(Some(target)) => {
                 if let Err(error) = self.store.set_pin_target(subscription.id, &target, self.clock.unix()).await {
                     tracing::warn!(subscription = %subscription.id, %error, "recording the tile pinned by hand");
                 }
@@ -509,7 +501,7 @@ async fn pushed_rows(store: &Store, item: &StoredItem) -> Result<Vec<Row>, Fault
     serde_json::from_str(&text).map_err(|e| Fault::Source { message: format!("the rows the application sent cannot be read: {e}") })
 }
 
-fn workspace_of(subscription: &Subscription) -> Workspace {
+pub(crate) fn workspace_of(subscription: &Subscription) -> Workspace {
     subscription.details.workspace_id.map_or(Workspace::My, Workspace::Group)
 }
 

@@ -4,7 +4,7 @@
 //! change its schedule or parameters, enable or disable it, delete it; and resume their paused subscriptions once they have signed in again.
 //! Every call names the owner: another user's subscription is not found.
 
-use crate::deliveries::{Deliver, schedule_of, schedule_owner};
+use crate::deliveries::{Deliver, schedule_of, schedule_owner, workspace_of};
 use crate::frequency::{Frequency, FrequencyError};
 use crate::item::ItemSpec;
 use crate::push_target::{self, PinError, Pinned, Place};
@@ -290,9 +290,8 @@ pub async fn delete(store: &Store, engine: &Engine, client: Option<&PowerBiClien
     if let Some(client) = client {
         let target = &subscription.target;
         if let Some(dataset) = &target.dataset_id {
-            let workspace = subscription.details.workspace_id.map_or(Workspace::My, Workspace::Group);
             let pinned = Pinned { dataset: dataset.clone(), report: target.report_id, tile: target.tile_id };
-            match push_target::remove(client, workspace, &pinned).await {
+            match push_target::remove(client, workspace_of(&subscription), &pinned).await {
                 Ok(()) => {}
                 // Already gone in Power BI: nothing left to remove.
                 Err(e) if matches!(e.kind, pbi_powerbi::ErrorKind::NotFound { .. }) => {}
@@ -314,19 +313,30 @@ pub async fn check_pin(store: &Store, client: &PowerBiClient, owner: Uuid, id: U
     if subscription.target.tile_id.is_some() {
         return Ok(subscription);
     }
-    let workspace = subscription.details.workspace_id.map_or(Workspace::My, Workspace::Group);
-    let found = push_target::find_tile(client, workspace, subscription.details.dashboard_id, &dataset)
-        .await
-        .map_err(|e| PinFailure::Target(PinError::Tile(e)))?;
-    let Some((tile, report)) = found else {
+    let found = tile_pinned_by_hand(client, &subscription, &dataset).await.map_err(|e| PinFailure::Target(PinError::Tile(e)))?;
+    let Some(target) = found else {
         return Err(PinFailure::Conflict(format!(
             "no tile of the dashboard '{}' reads this item's dataset yet: pin the visual to that dashboard in Power BI, then check again",
             subscription.details.dashboard_name
         )));
     };
-    let target = PinTarget { dataset_id: Some(dataset), report_id: report.or(subscription.target.report_id), tile_id: Some(tile) };
     store.set_pin_target(id, &target, now).await?;
     owned(store, owner, id).await
+}
+
+/// The pin target once the owner's hand-pinned tile is found on the subscription's dashboard (by `dataset`,
+/// its push dataset); `None` while there is none. What `check_pin` and each delivery look for.
+pub(crate) async fn tile_pinned_by_hand(
+    client: &PowerBiClient,
+    subscription: &Subscription,
+    dataset: &str,
+) -> Result<Option<PinTarget>, PowerBiError> {
+    let found = push_target::find_tile(client, workspace_of(subscription), subscription.details.dashboard_id, dataset).await?;
+    Ok(found.map(|(tile, report)| PinTarget {
+        dataset_id: Some(dataset.to_owned()),
+        report_id: report.or(subscription.target.report_id),
+        tile_id: Some(tile),
+    }))
 }
 
 /// After `owner` signed in again (as `connection`): their paused subscriptions become active through it, are

@@ -28,20 +28,14 @@ pub struct Place {
     pub name: String,
 }
 
-/// What a pin made in Power BI. A pin whose clone was refused (the user cannot read the templates) has the
-/// dataset, perhaps the report, and no tile until the user pins one from it in Power BI ("pin once").
+/// What a pin made in Power BI. A pin whose template report was refused (the user cannot read the templates)
+/// has the dataset alone until the user pins a tile from it in Power BI ("pin once"; the report then is
+/// the one they made).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pinned {
     pub dataset: String,
     pub report: Option<Uuid>,
     pub tile: Option<Uuid>,
-}
-
-impl Pinned {
-    /// Its tile is on the dashboard: cloned, or found after the user pinned it.
-    pub fn complete(&self) -> bool {
-        self.tile.is_some()
-    }
 }
 
 /// Power BI refused the caller the template (they cannot read it or its workspace): the pin goes on as

@@ -101,8 +101,8 @@ pub(super) struct SubscriptionOut {
     /// The tile could not be copied (the caller cannot read the templates): pin it once in Power BI from
     /// `pinInPowerBi`, then checkPin (each delivery also looks for it). The deliveries fill the dataset meanwhile.
     awaiting_pin: bool,
-    /// The report (Pin visual) or dataset (Create report, then Pin visual) page in Power BI to pin the tile
-    /// from; null once the tile is on the dashboard.
+    /// The dataset's page in Power BI to pin the tile from (Create report, then Pin visual); null once the
+    /// tile is on the dashboard.
     pin_in_power_bi: Option<String>,
     /// What the pin made in Power BI.
     dataset_id: Option<String>,
@@ -112,12 +112,13 @@ pub(super) struct SubscriptionOut {
     created_at: String,
 }
 
-async fn subscription_out(state: &AppState, listed: Listed) -> Result<SubscriptionOut, Problem> {
+/// A subscription as the API shows it; `web` is where Power BI's pages are (`ops::power_bi_web`).
+async fn subscription_out(state: &AppState, listed: Listed, web: Option<&url::Url>) -> Result<SubscriptionOut, Problem> {
     let s = listed.subscription;
     let schedules = state.store.schedules_of(&schedule_owner(s.id)).await.map_err(Problem::store("schedule", "reading a schedule"))?;
     let frequency = serde_json::from_str::<Frequency>(&s.details.frequency).map(|f| f.describe()).unwrap_or_default();
-    let pin_in_power_bi = ops::pin_once_page(state, &s).await;
-    let dashboard_web_url = ops::dashboard_page(state, &s).await;
+    let pin_in_power_bi = ops::pin_once_page(web, &s);
+    let dashboard_web_url = ops::dashboard_page(web, &s);
     Ok(SubscriptionOut {
         awaiting_pin: s.target.tile_id.is_none(),
         pin_in_power_bi,
@@ -153,9 +154,10 @@ pub(super) struct SubscriptionList {
 #[utoipa::path(get, path = "/subscriptions", tag = "Subscriptions", operation_id = "listSubscriptions",
     responses((status = 200, description = "OK", body = SubscriptionList), Refusals))]
 pub(super) async fn list_subscriptions(State(state): State<Arc<AppState>>, caller: Caller) -> Answer<axum::Json<SubscriptionList>> {
+    let web = ops::power_bi_web(&state).await;
     let mut subscriptions = Vec::new();
     for listed in ops::list(&state, &caller.user).await? {
-        subscriptions.push(subscription_out(&state, listed).await?);
+        subscriptions.push(subscription_out(&state, listed, web.as_ref()).await?);
     }
     Ok(axum::Json(SubscriptionList { subscriptions }))
 }
@@ -266,7 +268,7 @@ pub(super) async fn pin_item(
     };
     let pinned = ops::pin(&state, &caller.user, input).await?;
     let listed = ops::one(&state, &caller.user, pinned.subscription.id).await?;
-    let subscription = subscription_out(&state, listed).await?;
+    let subscription = subscription_out(&state, listed, ops::power_bi_web(&state).await.as_ref()).await?;
     Ok((StatusCode::CREATED, axum::Json(PinnedItemOut { subscription, first_delivery_job: pinned.first_delivery })))
 }
 
@@ -279,7 +281,7 @@ pub(super) async fn get_subscription(
     Ids(id): Ids<Uuid>,
 ) -> Answer<axum::Json<SubscriptionOut>> {
     let listed = ops::one(&state, &caller.user, id).await?;
-    Ok(axum::Json(subscription_out(&state, listed).await?))
+    Ok(axum::Json(subscription_out(&state, listed, ops::power_bi_web(&state).await.as_ref()).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -326,7 +328,7 @@ pub(super) async fn update_subscription(
         ops::set_enabled(&state, &caller.user, id, enabled).await?;
     }
     let listed = ops::one(&state, &caller.user, id).await?;
-    Ok(axum::Json(subscription_out(&state, listed).await?))
+    Ok(axum::Json(subscription_out(&state, listed, ops::power_bi_web(&state).await.as_ref()).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -383,7 +385,7 @@ pub(super) async fn check_pin(
 ) -> Answer<axum::Json<SubscriptionOut>> {
     ops::check_pin(&state, &caller.user, id).await?;
     let listed = ops::one(&state, &caller.user, id).await?;
-    Ok(axum::Json(subscription_out(&state, listed).await?))
+    Ok(axum::Json(subscription_out(&state, listed, ops::power_bi_web(&state).await.as_ref()).await?))
 }
 
 #[derive(Serialize, ToSchema)]
