@@ -265,14 +265,15 @@ impl PowerBiClient {
             .map(|answer| answer.request_id)
     }
 
-    /// One `POST rows` request (at most 10,000 rows); `push_rows` checks and batches larger inputs. Gives Power
-    /// BI's RequestId of the call, for support.
-    pub async fn post_rows(
+    /// One `POST rows` request (at most 10,000 rows); `push_rows` checks and batches larger inputs. Each row is
+    /// anything that serializes as a JSON object (a map, or a row already written as JSON). Gives Power BI's
+    /// RequestId of the call, for support.
+    pub async fn post_rows<R: serde::Serialize>(
         &self,
         workspace: Workspace,
         dataset: &str,
         table: &str,
-        rows: &[serde_json::Map<String, Value>],
+        rows: &[R],
     ) -> Result<Option<String>> {
         let request = Request::new(Method::POST, format!("{}datasets/{dataset}/tables/{}/rows", workspace.prefix(), path_segment(table)))
             .json(&json!({"rows": rows}))?;

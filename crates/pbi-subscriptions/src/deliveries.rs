@@ -15,7 +15,8 @@ use crate::item::{Item, ItemSpec};
 use crate::outcome::{Decision, Fault, decide, delivery_error, fault_from_power_bi};
 use crate::push_target;
 use crate::query::{Dialect, prepare};
-use crate::rows::{PushTable, Row};
+use crate::rows::Row;
+use crate::spool::{Spool, SpoolError, SpooledRows};
 use crate::sql_source::{self, SourceError, SqlSource};
 use pbi_auth::{Auth, AuthError, ConnectionTokens, cloud_of};
 use pbi_clock::Clock;
@@ -207,9 +208,9 @@ impl Deliveries {
         }
         let checked = checked_item(item).map_err(stop)?;
         let values = parameter_values(item, subscription);
-        let table = self.render(item, &checked, &values).await.map_err(stop)?;
-        tally.rows = Some(table.len() as i64);
-        let mut progress = Progress::resume(tally.progress.take(), table.len());
+        let mut rows = self.render(item, &checked, &values).await.map_err(stop)?;
+        tally.rows = Some(rows.len() as i64);
+        let mut progress = Progress::resume(tally.progress.take(), rows.len());
         // Stored before any step: a crash from here on restarts the delivery with the clear.
         self.save(tally, "running", None, &progress).await.map_err(stop)?;
         let workspace = workspace_of(subscription);
@@ -223,7 +224,10 @@ impl Deliveries {
                     return Err(stop(Fault::Throttled { retry_after: *wait }));
                 }
                 Step::Clear => push_target::clear(&client, workspace, &dataset).await,
-                Step::Post(range) => push_target::post(&client, workspace, &dataset, &table.rows(range.clone())).await,
+                Step::Post(range) => {
+                    let batch = rows.batch(range.clone()).map_err(|e| stop(spool_fault(SpoolError::from(e))))?;
+                    push_target::post(&client, workspace, &dataset, &batch).await
+                }
             };
             match answer {
                 Ok(request_id) => {
@@ -289,12 +293,12 @@ impl Deliveries {
     }
 
     /// The item's rows from its source, checked against its columns (a row that does not fit stops the
-    /// delivery before anything is sent), as push rows. A query's rows are checked as they are read, none
-    /// kept but in the compact table.
-    async fn render(&self, item: &StoredItem, checked: &Item, values: &Map<String, Value>) -> Result<PushTable, Fault> {
-        let mut table = PushTable::new(checked, self.clock.now());
+    /// delivery before anything is sent), as push rows in a spool. A query's rows are checked and spooled as
+    /// they are read: none is held in memory.
+    async fn render(&self, item: &StoredItem, checked: &Item, values: &Map<String, Value>) -> Result<SpooledRows, Fault> {
+        let mut spool = Spool::create(checked, self.clock.now()).map_err(spool_fault)?;
         let mut refused = None;
-        let mut keep = |row: Row| match table.push(&row) {
+        let mut keep = |row: Row| match spool.push(&row) {
             Ok(()) => true,
             Err(error) => {
                 refused = Some(error);
@@ -309,8 +313,8 @@ impl Deliveries {
             }
         }
         match refused {
-            Some(error) => Err(Fault::Rows(error)),
-            None => Ok(table),
+            Some(error) => Err(spool_fault(error)),
+            None => spool.finish().map_err(spool_fault),
         }
     }
 
@@ -466,6 +470,15 @@ fn broker_fault(error: AuthError) -> Fault {
         | AuthError::Setup(_)) => Fault::IntegrationUnavailable { reason: error.to_string() },
         AuthError::Refused(explained) => Fault::Refused { message: explained.to_string() },
         other => Fault::Outage { message: other.to_string() },
+    }
+}
+
+/// A row that does not fit stops the delivery for its owner to fix; a temporary file that cannot be written
+/// is an outage of this machine, retried with backoff.
+fn spool_fault(error: SpoolError) -> Fault {
+    match error {
+        SpoolError::Row(error) => Fault::Rows(error),
+        error @ SpoolError::Io { .. } => Fault::Outage { message: error.to_string() },
     }
 }
 

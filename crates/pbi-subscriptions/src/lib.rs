@@ -15,6 +15,7 @@ pub mod pins;
 pub mod push_target;
 pub mod query;
 pub mod rows;
+pub mod spool;
 pub mod sql_source;
 pub mod templates;
 
@@ -24,4 +25,5 @@ pub use item::{Binding, Column, ColumnSpec, ColumnType, Item, ItemError, ItemSpe
 pub use kind::{PushColumn, PushType, VisualKind};
 pub use outcome::{Decision, Fault, decide, delivery_error, fault_from_power_bi};
 pub use pacing::PushWindow;
-pub use rows::{PushTable, Row, RowError, push_rows};
+pub use rows::{Row, RowError, push_rows};
+pub use spool::{Spool, SpoolError, SpooledRows};

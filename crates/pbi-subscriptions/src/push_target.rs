@@ -6,7 +6,6 @@
 use crate::kind::{TABLE, VisualKind};
 use pbi_powerbi::models::DatasetDefinition;
 use pbi_powerbi::{CloneTarget, PowerBiClient, PowerBiError, Workspace};
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// A kind's template, in the templates workspace: the report on the template dataset, and the tile an
@@ -118,12 +117,13 @@ pub async fn clear(client: &PowerBiClient, workspace: Workspace, dataset: &str) 
     client.delete_rows(workspace, dataset, TABLE).await
 }
 
-/// POSTs rows (at most 10,000) to the pin's table; gives the call's RequestId.
-pub async fn post(
+/// POSTs rows (at most 10,000; JSON objects, a delivery's as its spool holds them) to the pin's table; gives
+/// the call's RequestId.
+pub async fn post<R: serde::Serialize>(
     client: &PowerBiClient,
     workspace: Workspace,
     dataset: &str,
-    rows: &[Map<String, Value>],
+    rows: &[R],
 ) -> Result<Option<String>, PowerBiError> {
     client.post_rows(workspace, dataset, TABLE, rows).await
 }

@@ -46,133 +46,8 @@ pub fn push_rows(item: &Item, rows: &[Row], refreshed: OffsetDateTime) -> Result
     rows.iter().enumerate().map(|(i, row)| push_row(item, i + 1, row, &stamp)).collect()
 }
 
-/// A delivery's push rows, checked, held column by column: a number takes 8 bytes and a text its length and
-/// 5, where a JSON object per row takes hundreds, so that a large item is held whole (and so checked whole
-/// before its first POST) in little memory. Each batch becomes JSON objects only when it is sent.
-pub struct PushTable {
-    item: Item,
-    stamp: Value,
-    columns: Vec<(&'static str, Stored)>,
-    len: usize,
-}
-
-/// One push column's values.
-enum Stored {
-    /// NaN for an empty value (a checked number is finite).
-    Numbers(Vec<f64>),
-    Texts {
-        text: String,
-        ends: Vec<u32>,
-        present: Vec<bool>,
-    },
-}
-
-impl PushTable {
-    /// An empty table for `item`'s kind, its rows stamped with `refreshed`.
-    pub fn new(item: &Item, refreshed: OffsetDateTime) -> Self {
-        // The columns a push row fills (a table item shows as many of the template's as it has).
-        let filled = match &item.binding {
-            Binding::Table { shown } => *shown,
-            _ => usize::MAX,
-        };
-        let columns = item
-            .kind
-            .push_columns()
-            .iter()
-            .filter(|c| c.name != LAST_REFRESHED)
-            .take(filled)
-            .map(|c| {
-                let stored = match c.push_type {
-                    crate::kind::PushType::Double => Stored::Numbers(Vec::new()),
-                    _ => Stored::Texts { text: String::new(), ends: Vec::new(), present: Vec::new() },
-                };
-                (c.name, stored)
-            })
-            .collect();
-        Self { item: item.clone(), stamp: Value::String(format_instant(refreshed)), columns, len: 0 }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Checks a rendered row (the next one: the error counts rows from 1) and keeps its push row.
-    pub fn push(&mut self, row: &Row) -> Result<(), RowError> {
-        if self.len >= MAX_ROWS {
-            return Err(RowError {
-                row: self.len + 1,
-                column: String::new(),
-                problem: format!(
-                    "the source gave more than {MAX_ROWS} rows; a push table holds at most {MAX_ROWS}: filter or aggregate the query"
-                ),
-            });
-        }
-        let pushed = push_row(&self.item, self.len + 1, row, &self.stamp)?;
-        for (name, stored) in &mut self.columns {
-            let value = pushed.get(*name).unwrap_or(&Value::Null);
-            match stored {
-                Stored::Numbers(numbers) => {
-                    grow(numbers, 1);
-                    numbers.push(value.as_f64().unwrap_or(f64::NAN));
-                }
-                Stored::Texts { text, ends, present } => {
-                    let value_text = value.as_str().unwrap_or_default();
-                    if text.capacity() - text.len() < value_text.len() {
-                        text.reserve_exact(value_text.len() + text.len() / 4 + 4096);
-                    }
-                    text.push_str(value_text);
-                    grow(ends, 1);
-                    grow(present, 1);
-                    let end = u32::try_from(text.len()).map_err(|_| RowError {
-                        row: self.len + 1,
-                        column: (*name).to_owned(),
-                        problem: "the item's text passes 4 GiB in all: filter or aggregate the query".into(),
-                    })?;
-                    ends.push(end);
-                    present.push(!value.is_null());
-                }
-            }
-        }
-        self.len += 1;
-        Ok(())
-    }
-
-    /// The push rows `range`, as Power BI takes them.
-    pub fn rows(&self, range: std::ops::Range<usize>) -> Vec<Row> {
-        range
-            .filter(|&i| i < self.len)
-            .map(|i| {
-                let mut row = Row::new();
-                for (name, stored) in &self.columns {
-                    let value = match stored {
-                        Stored::Numbers(numbers) => serde_json::Number::from_f64(numbers[i]).map_or(Value::Null, Value::Number),
-                        Stored::Texts { present, .. } if !present[i] => Value::Null,
-                        Stored::Texts { text, ends, .. } => {
-                            let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-                            Value::String(text[start..ends[i] as usize].to_owned())
-                        }
-                    };
-                    row.insert((*name).to_owned(), value);
-                }
-                row.insert(LAST_REFRESHED.into(), self.stamp.clone());
-                row
-            })
-            .collect()
-    }
-}
-
-/// Room for `more` items, growing by a quarter rather than doubling: a large table's slack stays small.
-fn grow<T>(values: &mut Vec<T>, more: usize) {
-    if values.capacity() - values.len() < more {
-        values.reserve_exact(more + values.len() / 4 + 1024);
-    }
-}
-
-fn push_row(item: &Item, number: usize, row: &Row, stamp: &Value) -> Result<Row, RowError> {
+/// Checks one rendered row (`number` counts from 1) and gives its push row, stamped with `stamp`.
+pub(crate) fn push_row(item: &Item, number: usize, row: &Row, stamp: &Value) -> Result<Row, RowError> {
     if let Some(extra) = row.keys().find(|key| !item.columns.iter().any(|c| c.name.eq_ignore_ascii_case(key))) {
         let declared: Vec<&str> = item.columns.iter().map(|c| c.name.as_str()).collect();
         return Err(RowError {
@@ -294,7 +169,7 @@ fn as_text(value: &Checked) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::item::{ColumnSpec, ItemSpec};
     use proptest::prelude::*;
@@ -302,7 +177,8 @@ mod tests {
 
     const AT: OffsetDateTime = time::macros::datetime!(2026-12-02 09:30 UTC);
 
-    fn item(kind: &str, columns: &[(&str, &str)], roles: (Option<&str>, Option<&str>, Option<&str>)) -> Item {
+    /// An item of `kind` with `columns` (name, type) and roles (value, category, date).
+    pub(crate) fn item(kind: &str, columns: &[(&str, &str)], roles: (Option<&str>, Option<&str>, Option<&str>)) -> Item {
         ItemSpec {
             name: "Chart2".into(),
             kind: kind.into(),
@@ -316,7 +192,7 @@ mod tests {
         .expect("valid item")
     }
 
-    fn rows(values: Value) -> Vec<Row> {
+    pub(crate) fn rows(values: Value) -> Vec<Row> {
         values.as_array().expect("array").iter().map(|r| r.as_object().expect("object").clone()).collect()
     }
 
@@ -368,40 +244,7 @@ mod tests {
         assert!(push_rows(&trend, &rows(json!([{"Month": "2026-11-01", "Orders": 1.5}])), AT).is_err(), "an integer column refuses 1.5");
     }
 
-    #[test]
-    fn the_compact_table_gives_back_exactly_the_push_rows() {
-        let sales = item("category-series", &[("Region", "text"), ("Amount", "decimal")], (Some("Amount"), Some("Region"), None));
-        let rendered = rows(json!([{"Region": "East", "Amount": 5.5}, {"Region": null, "Amount": null}, {"Region": "", "Amount": 0}]));
-        let mut table = PushTable::new(&sales, AT);
-        for row in &rendered {
-            table.push(row).expect("fits");
-        }
-        assert_eq!(table.rows(0..3), push_rows(&sales, &rendered, AT).expect("fits"));
-        assert_eq!(table.rows(1..2), push_rows(&sales, &rendered[1..2], AT).expect("fits"));
-        let error = table.push(&rows(json!([{"Region": 4, "Amount": 1}]))[0]).expect_err("refused");
-        assert_eq!(error.to_string(), "row 4, column 'Region': expected text, got an integer", "counted from the table's rows");
-        assert_eq!(table.len(), 3, "a refused row is not kept");
-    }
-
     proptest! {
-        /// The compact table holds whatever a table item's rows are, exactly as the push rows say.
-        #[test]
-        fn the_compact_table_round_trips_any_table_rows(cells in prop::collection::vec((".{0,12}", any::<bool>(), -1e9f64..1e9), 0..20)) {
-            let list = item("table", &[("A", "text"), ("B", "boolean"), ("C", "decimal")], (None, None, None));
-            let rendered: Vec<Row> = cells.iter().map(|(a, b, c)| {
-                let mut row = Row::new();
-                row.insert("A".into(), json!(a));
-                row.insert("B".into(), json!(b));
-                row.insert("C".into(), json!(c));
-                row
-            }).collect();
-            let mut table = PushTable::new(&list, AT);
-            for row in &rendered {
-                table.push(row).expect("fits");
-            }
-            prop_assert_eq!(table.rows(0..rendered.len()), push_rows(&list, &rendered, AT).expect("fits"));
-        }
-
         /// Any JSON value in any column is either accepted or refused with that row and column: never a panic.
         #[test]
         fn any_rendered_value_is_checked_without_panicking(n in any::<i64>(), f in any::<f64>(), s in ".{0,40}", b in any::<bool>(), pick in 0..5usize) {

@@ -1,7 +1,7 @@
 //! Running an item's prepared query on its data source (the one part of this crate that does I/O): one
 //! connection of its own, a read-only transaction, a statement timeout, the pin's parameter values bound, at
 //! most `rows::MAX_ROWS` rows read. Rows are handed one by one, as JSON objects, to the caller (`each_row`:
-//! a delivery checks each into its compact `PushTable` and keeps nothing else), or collected (`run`). Errors
+//! a delivery checks each and writes it to its `spool::Spool`, keeping nothing else), or collected (`run`). Errors
 //! name what failed and never carry the credential.
 
 use crate::query::{Dialect, PreparedQuery};
