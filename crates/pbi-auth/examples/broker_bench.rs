@@ -81,7 +81,7 @@ async fn main() {
         let pairs: Vec<(String, String)> = url::Url::parse(&location).expect("url").query_pairs().into_owned().collect();
         let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let completed = auth
-            .complete_authorization(&upn, &Callback { code: get("code"), state: get("state"), ..Default::default() })
+            .complete_authorization(&upn, &Callback { code: get("code"), state: get("state"), ..Default::default() }, None)
             .await
             .expect("connected");
         ids.push(completed.connection.id);

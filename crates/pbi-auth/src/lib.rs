@@ -196,6 +196,10 @@ pub struct StartOptions {
     /// whoever is signed in to Microsoft in this browser (another pbi-bridge user, on a shared computer).
     pub select_account: bool,
     pub login_hint: Option<String>,
+    /// The host (and port) the user's browser reached pbi-bridge at: the registration's redirect URL on that
+    /// host is the one sent, so that Entra returns the browser to the same host, where its session cookie is.
+    /// Without one, or with a host no redirect URL names, the first redirect URL.
+    pub host: Option<String>,
 }
 
 #[derive(Debug)]
@@ -214,6 +218,22 @@ fn random_text(bytes: usize) -> String {
 /// States are stored only as hashes: a database reader cannot complete someone's sign-in.
 pub fn state_hash(state: &str) -> String {
     Sha256::digest(state.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The URL of `urls` on `host` (`host[:port]`, as a Host header says it), else the first.
+fn redirect_url_on<'a>(urls: &'a [String], host: Option<&str>) -> Option<&'a String> {
+    let on_host = host.and_then(|host| urls.iter().find(|url| authority_of(url).is_some_and(|a| a.eq_ignore_ascii_case(host.trim()))));
+    on_host.or(urls.first())
+}
+
+/// A URL's host and explicit port, as a browser writes them in the Host header.
+fn authority_of(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
 }
 
 pub(crate) fn date_of(unix: i64) -> String {
@@ -305,11 +325,11 @@ impl Auth {
         Ok(scopes.join(" "))
     }
 
-    fn redirect_url(registration: &Registration) -> Result<String> {
-        registration
-            .details
-            .redirect_urls
-            .first()
+    /// The redirect URL a sign-in reached at `host` uses: the registration's one on that host, else its first.
+    /// The same rule picks it when the sign-in starts and when its code is redeemed (the callback arrives on
+    /// the host of the redirect URL sent), so both send Entra the same one, as it requires.
+    fn redirect_url(registration: &Registration, host: Option<&str>) -> Result<String> {
+        redirect_url_on(&registration.details.redirect_urls, host)
             .cloned()
             .ok_or_else(|| AuthError::Setup(format!("the registration '{}' has no redirect URL", registration.details.name)))
     }
@@ -369,7 +389,7 @@ impl Auth {
             query
                 .append_pair("client_id", &registration.details.client_id)
                 .append_pair("response_type", "code")
-                .append_pair("redirect_uri", &Self::redirect_url(&registration)?)
+                .append_pair("redirect_uri", &Self::redirect_url(&registration, options.host.as_deref())?)
                 .append_pair("response_mode", "query")
                 .append_pair("scope", &Self::scope_param(&registration)?)
                 .append_pair("state", &state)
@@ -388,8 +408,9 @@ impl Auth {
         Ok(url)
     }
 
-    /// Completes a sign-in from Entra's redirect, in the browser session that started it.
-    pub async fn complete_authorization(&self, browser_session: &str, callback: &Callback) -> Result<Completed> {
+    /// Completes a sign-in from Entra's redirect, in the browser session that started it; `host` is the one the
+    /// callback reached pbi-bridge at (as `StartOptions::host`).
+    pub async fn complete_authorization(&self, browser_session: &str, callback: &Callback, host: Option<&str>) -> Result<Completed> {
         let state = callback.state.as_deref().ok_or_else(|| AuthError::InvalidState("the answer has no state".into()))?;
         // Taking the state consumes it: whatever happens next, it cannot be used twice. Only the browser session
         // that started it can take it, so a wrong session leaves it for the right one.
@@ -414,7 +435,7 @@ impl Auth {
         let code = callback.code.as_deref().ok_or_else(|| AuthError::InvalidState("the answer has neither a code nor an error".into()))?;
         let secret = self.secret(&registration).await?;
         let (_, token_url) = Self::endpoints(&registration)?;
-        let redirect = Self::redirect_url(&registration)?;
+        let redirect = Self::redirect_url(&registration, host)?;
         let scope = Self::scope_param(&registration)?;
         let form = [
             ("grant_type", "authorization_code"),
@@ -746,5 +767,26 @@ pub(crate) fn not_found(error: StoreError) -> AuthError {
     match error {
         StoreError::NotFound(what) => AuthError::NotFound(what),
         other => AuthError::Store(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_url_on;
+
+    #[test]
+    fn a_sign_in_uses_the_redirect_url_on_the_host_it_was_reached_at_else_the_first() {
+        let urls: Vec<String> =
+            ["https://bi.contoso.com/oauth/callback", "http://127.0.0.1:8080/oauth/callback", "https://intranet:8443/oauth/callback"]
+                .map(String::from)
+                .to_vec();
+        let on = |host: Option<&str>| redirect_url_on(&urls, host).map(String::as_str);
+        assert_eq!(on(Some("127.0.0.1:8080")), Some("http://127.0.0.1:8080/oauth/callback"));
+        assert_eq!(on(Some("INTRANET:8443")), Some("https://intranet:8443/oauth/callback"), "hosts compare without case");
+        assert_eq!(on(Some("bi.contoso.com")), Some("https://bi.contoso.com/oauth/callback"));
+        assert_eq!(on(Some("127.0.0.1:9999")), Some("https://bi.contoso.com/oauth/callback"), "another port is another host");
+        assert_eq!(on(Some("evil.example")), Some("https://bi.contoso.com/oauth/callback"), "a host no URL names gets the first");
+        assert_eq!(on(None), Some("https://bi.contoso.com/oauth/callback"));
+        assert_eq!(redirect_url_on(&[], Some("bi.contoso.com")), None);
     }
 }

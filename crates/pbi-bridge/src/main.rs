@@ -163,8 +163,9 @@ struct ServeArgs {
     /// The URL people reach the server at (behind a proxy); cookies are Secure when it is https.
     #[arg(long, env = "PBI_BRIDGE__SERVER__PUBLIC_URL")]
     public_url: Option<String>,
-    /// Take the client's address from the last X-Forwarded-For entry (for sign-in throttling). Safe only behind a
-    /// reverse proxy that sets that header and cannot be bypassed: otherwise any client can pick its own address.
+    /// Take the client's address from the last X-Forwarded-For entry (for sign-in throttling), and the host it
+    /// reached from the last X-Forwarded-Host (to choose among the registered redirect URLs). Safe only behind a
+    /// reverse proxy that sets those headers and cannot be bypassed: otherwise any client can pick its own address.
     #[arg(long, env = "PBI_BRIDGE__SERVER__TRUST_FORWARDED_FOR", value_parser = clap::builder::BoolishValueParser::new())]
     trust_forwarded_for: bool,
     /// Refresh every active Power BI connection at least this often, in hours (1 to 2000), so that none dies of

@@ -61,6 +61,19 @@ struct ConfigPage<'a> {
     checks: Vec<(String, String, String)>,
     keys: Vec<KeyRow>,
     shared_accounts: bool,
+    /// The saved registration's details (Update Registration, Unregister), once there is one.
+    registration: Option<RegistrationView>,
+}
+
+/// The registration as seed 001's Update Registration shows it.
+struct RegistrationView {
+    tenant: String,
+    client_id: String,
+    registered: bool,
+    /// Each redirect URL, and whether it is pbi-bridge's own (which stays).
+    redirect_urls: Vec<(String, bool)>,
+    /// The active subscriptions unregistering would pause.
+    pausing: i64,
 }
 
 /// The problem of each field of the form, by the form's field.
@@ -180,6 +193,13 @@ async fn page(
         Ok(allowed) => allowed,
         Err(error) => return Problem::store("setting", "reading settings")(error).page(),
     };
+    let view = match &registration {
+        Some(r) => match crate::registration::subscriptions_to_pause(state, r).await {
+            Ok(pausing) => Some(registration_view(state, r, pausing)),
+            Err(problem) => return problem.page(),
+        },
+        None => None,
+    };
     let d = registration.as_ref().map(|r| r.details.clone());
     let saved = Typed {
         enabled: d.as_ref().is_none_or(|d| d.enabled),
@@ -214,8 +234,21 @@ async fn page(
             checks: crate::frame::flash_checks(),
             keys,
             shared_accounts: shown.shared_accounts,
+            registration: view,
         },
     )
+}
+
+fn registration_view(state: &AppState, registration: &Registration, pausing: i64) -> RegistrationView {
+    let own = redirect_url(state);
+    let d = &registration.details;
+    RegistrationView {
+        tenant: d.tenant.clone(),
+        client_id: d.client_id.clone(),
+        registered: d.enabled,
+        redirect_urls: d.redirect_urls.iter().map(|u| (u.clone(), *u == own)).collect(),
+        pausing,
+    }
 }
 
 /// Back to the configuration page with a message bar (Post/Redirect/Get).
@@ -468,6 +501,7 @@ fn audited_fields(d: &NewRegistration) -> Vec<(&'static str, serde_json::Value)>
         ("enabled", serde_json::Value::Bool(d.enabled)),
         ("clientId", d.client_id.clone().into()),
         ("tenant", d.tenant.clone().into()),
+        ("redirectUrls", d.redirect_urls.clone().into()),
     ];
     fields.extend(destinations(d).into_iter().map(|(name, value)| (name, value.map_or(serde_json::Value::Null, Into::into))));
     fields
@@ -517,26 +551,28 @@ fn json_object(fields: &[(&'static str, serde_json::Value)]) -> String {
 
 /// Saves the configuration users connect through (creating its registration the first time), and the new key
 /// if any, with its audit entries. Changing where the key and users' tokens are sent needs the key again.
+/// `redirect_urls`: the redirect URLs besides pbi-bridge's own (`None` keeps the saved ones). How many paused
+/// subscriptions resumed (the save made the registration usable again).
 pub(crate) async fn save_config(
     state: &AppState,
     admin: &User,
     mut details: NewRegistration,
     key: Option<NewKey>,
     shared_accounts: Option<bool>,
-) -> Result<(), Problem> {
+    redirect_urls: Option<Vec<String>>,
+) -> Result<usize, Problem> {
     if !admin.is_admin {
         return Err(Problem::AdminOnly);
     }
-    let now = state.clock.unix();
     let existing = active_registration_any(state).await.map_err(Problem::store("registration", "reading the registration"))?;
-    if let Some(existing) = &existing {
-        // Keep the name and any extra redirect URLs an administrator added with the CLI.
-        details.name = existing.details.name.clone();
-        for url in &existing.details.redirect_urls {
-            if !details.redirect_urls.contains(url) {
-                details.redirect_urls.push(url.clone());
-            }
+    let saved_urls = existing.as_ref().map(|e| e.details.redirect_urls.clone()).unwrap_or_default();
+    for url in redirect_urls.unwrap_or(saved_urls) {
+        if !details.redirect_urls.contains(&url) {
+            details.redirect_urls.push(url);
         }
+    }
+    if let Some(existing) = &existing {
+        details.name = existing.details.name.clone();
         // Otherwise an administrator could send the stored key (or users' tokens) to a server of their choosing
         // without ever knowing the key.
         let has_key = !application_keys(state, Some(existing)).await?.is_empty();
@@ -547,17 +583,52 @@ pub(crate) async fn save_config(
             ));
         }
     }
-    let audit = config_changes(admin, &details.name, existing.as_ref().map(|e| &e.details), &details, key.as_ref());
-    state
-        .store
-        .save_registration(existing.map(|e| e.id), &details, key.as_ref().map(|k| (&k.value, k.expires_at)), &audit, now)
-        .await
-        .map_err(Problem::store("registration", "saving the Power BI configuration"))?;
+    let resumed = store_config(state, admin, existing.as_ref(), &details, key.as_ref()).await?;
     if let Some(allowed) = shared_accounts {
         save_shared_accounts(state, admin, allowed).await?;
     }
     tracing::info!(admin = %admin.username, "saved the Power BI configuration");
-    Ok(())
+    Ok(resumed)
+}
+
+/// What every change of the configuration ends with: its audit entries, the save, and, when the save made
+/// the registration usable again (enabled, or a new key), the subscriptions it paused scheduled again and
+/// delivering now. How many resumed.
+pub(crate) async fn store_config(
+    state: &AppState,
+    admin: &User,
+    existing: Option<&Registration>,
+    details: &NewRegistration,
+    key: Option<&NewKey>,
+) -> Result<usize, Problem> {
+    let now = state.clock.unix();
+    let audit = config_changes(admin, &details.name, existing.map(|e| &e.details), details, key);
+    let saved = state
+        .store
+        .save_registration(existing.map(|e| e.id), details, key.map(|k| (&k.value, k.expires_at)), &audit, now)
+        .await
+        .map_err(Problem::store("registration", "saving the Power BI configuration"))?;
+    let usable_again = details.enabled && existing.is_some_and(|e| !e.details.enabled || key.is_some());
+    if !usable_again {
+        return Ok(0);
+    }
+    match pbi_subscriptions::pins::resume_after_registration_usable(&state.store, &state.jobs, saved.id, now).await {
+        Ok(resumed) => Ok(resumed.len()),
+        Err(error) => {
+            // The save stands; the subscriptions stay paused, and resume at their owner's next sign-in.
+            tracing::error!(%error, "resuming the subscriptions the registration paused");
+            Ok(0)
+        }
+    }
+}
+
+/// "N paused subscriptions resumed", for the message after a save.
+pub(crate) fn resumed_sentence(resumed: usize) -> String {
+    match resumed {
+        0 => String::new(),
+        1 => " 1 paused subscription resumed and is delivering now.".into(),
+        n => format!(" {n} paused subscriptions resumed and are delivering now."),
+    }
 }
 
 /// Whether one Power BI account may be connected for several pbi-bridge users, changed with its audit entry.
@@ -628,8 +699,11 @@ pub async fn save(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
         Ok(parsed) => parsed,
         Err(errors) => return page(&state, &session, StatusCode::BAD_REQUEST, errors, Some(typed)).await,
     };
-    match save_config(&state, &session.user, details, key, shared_accounts).await {
-        Ok(()) => back(&state, &session, Flash::message(Message::success("Saved. Validate to check it with Entra ID."))),
+    match save_config(&state, &session.user, details, key, shared_accounts, None).await {
+        Ok(resumed) => {
+            let message = format!("Saved. Validate to check it with Entra ID.{}", resumed_sentence(resumed));
+            back(&state, &session, Flash::message(Message::success(message)))
+        }
         Err(Problem::Invalid { message, .. }) => {
             let errors = vec![FieldError { field: "applicationKey", message }];
             page(&state, &session, StatusCode::BAD_REQUEST, errors, Some(typed)).await

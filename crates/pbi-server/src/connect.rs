@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::frame::Message;
 use crate::pages::{render, server_error};
 use crate::problem::Problem;
-use crate::session::{self, Flash, SignedIn};
+use crate::session::{self, Flash, RequestHost, SignedIn};
 use askama::Template;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
@@ -146,7 +146,12 @@ pub struct ConnectForm {
 }
 
 /// "Get started": sends the browser to Entra ID with a state bound to this pbi-bridge session.
-pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Form(form): Form<ConnectForm>) -> Response {
+pub async fn connect(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    RequestHost(host): RequestHost,
+    Form(form): Form<ConnectForm>,
+) -> Response {
     if !session::same(&session.csrf_token, &form.csrf) {
         return crate::pages::form_expired();
     }
@@ -160,7 +165,7 @@ pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): Sign
             return server_error();
         }
     };
-    let options = StartOptions { force_consent: form.reconsent.as_deref() == Some("true"), select_account: true, login_hint: None };
+    let options = StartOptions { force_consent: form.reconsent.as_deref() == Some("true"), select_account: true, login_hint: None, host };
     match state.auth.start_authorization(registration.id, &session.user.id.to_string(), &session.token_hash, "/settings", &options).await {
         Ok(url) => Redirect::to(url.as_str()).into_response(),
         Err(error) => back(&state, &session, "/settings", Message::error(error.to_string())),
@@ -168,8 +173,13 @@ pub async fn connect(State(state): State<Arc<AppState>>, SignedIn(session): Sign
 }
 
 /// Entra ID's redirect back: completes the sign-in in the session that started it.
-pub async fn callback(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Query(callback): Query<Callback>) -> Response {
-    match state.auth.complete_authorization(&session.token_hash, &callback).await {
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    RequestHost(host): RequestHost,
+    Query(callback): Query<Callback>,
+) -> Response {
+    match state.auth.complete_authorization(&session.token_hash, &callback, host.as_deref()).await {
         Ok(completed) => {
             let upn = &completed.connection.account.upn;
             tracing::info!(user = %session.user.username, account = %upn, "connected a Power BI account");

@@ -18,6 +18,7 @@ mod notices;
 mod ops;
 mod pages;
 mod problem;
+mod registration;
 mod session;
 mod subscription_pages;
 mod subscriptions;
@@ -225,6 +226,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/admin/powerbi", get(admin::show).post(admin::save))
         .route("/admin/powerbi/validate", post(admin::validate))
         .route("/admin/powerbi/keys/{id}/remove", post(admin::remove_key_form))
+        .route("/admin/powerbi/redirect-urls", post(registration::add_form))
+        .route("/admin/powerbi/redirect-urls/remove", post(registration::remove_form))
+        .route("/admin/powerbi/unregister", post(registration::unregister_form))
+        .route("/admin/powerbi/register", post(registration::register_form))
         .route("/admin/audit", get(audit::show))
         .route("/admin/jobs", get(jobs::show))
         .route("/admin/jobs/{id}/retry", post(jobs::retry))

@@ -110,6 +110,22 @@ fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     last.parse::<IpAddr>().ok().or_else(|| last.parse::<SocketAddr>().ok().map(|address| address.ip()))
 }
 
+/// The host (and port) the browser reached pbi-bridge at: `Host`, or, behind a trusted proxy
+/// (`ServerConfig::trust_forwarded_for`), the last `X-Forwarded-Host`. It only chooses among the redirect URLs
+/// an administrator registered (`pbi_auth::StartOptions::host`), so a forged one chooses nothing else.
+pub struct RequestHost(pub Option<String>);
+
+impl FromRequestParts<Arc<AppState>> for RequestHost {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let text = |value: &axum::http::HeaderValue| value.to_str().ok().map(|v| v.rsplit(',').next().unwrap_or(v).trim().to_owned());
+        let forwarded =
+            if state.trust_forwarded_for { parts.headers.get_all("x-forwarded-host").iter().next_back().and_then(text) } else { None };
+        Ok(Self(forwarded.or_else(|| parts.headers.get(header::HOST).and_then(text)).filter(|h| !h.is_empty())))
+    }
+}
+
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);

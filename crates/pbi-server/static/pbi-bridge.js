@@ -2,7 +2,8 @@
 // inline script or handler: a form with data-confirm asks first; a link with data-back goes back when there
 // is a page to go back to (and otherwise follows its href); a <time data-local> (written in UTC by the server)
 // is shown in the reader's own time zone, its title keeping the UTC time; an empty <input data-local-zone> is
-// filled with the reader's IANA time zone (the pin dialog's default).
+// filled with the reader's IANA time zone (the pin dialog's default); a button with data-copy copies the text of
+// the element it names and says so.
 "use strict";
 document.addEventListener("submit", (event) => {
   const form = event.target;
@@ -11,6 +12,15 @@ document.addEventListener("submit", (event) => {
   }
 });
 document.addEventListener("click", (event) => {
+  const copy = event.target instanceof Element ? event.target.closest("button[data-copy]") : null;
+  const source = copy ? document.getElementById(copy.dataset.copy) : null;
+  if (copy && source && navigator.clipboard) {
+    navigator.clipboard.writeText(source.textContent.trim()).then(() => {
+      copy.textContent = "Copied";
+    }, () => {
+      copy.textContent = "Select and copy";
+    });
+  }
   const link = event.target instanceof Element ? event.target.closest("a[data-back]") : null;
   if (link && window.history.length > 1) {
     event.preventDefault();

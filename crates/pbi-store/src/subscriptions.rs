@@ -357,6 +357,20 @@ impl Store {
         ids.iter().map(|id| parse_uuid(id, "subscriptions.id")).collect()
     }
 
+    /// How many active subscriptions deliver through connections made with `registration` (what unregistering
+    /// it would pause).
+    pub async fn active_subscriptions_of_registration(&self, registration: Uuid) -> Result<i64> {
+        Ok(on_pool!(&self.pool, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM subscriptions WHERE state = 'active' AND connection_id IN \
+                 (SELECT id FROM connections WHERE registration_id = $1)",
+            )
+            .bind(registration.to_string())
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
     /// Deletes `owner`'s subscription and its history; another user's is not found.
     pub async fn delete_subscription(&self, owner: Uuid, id: Uuid) -> Result<()> {
         let changed = on_pool!(&self.pool, |pool| sqlx::query("DELETE FROM subscriptions WHERE id = $1 AND owner = $2")

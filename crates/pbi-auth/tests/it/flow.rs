@@ -25,7 +25,7 @@ async fn a_user_consents_once_and_the_connection_records_their_account() {
     assert_eq!(param("code_challenge").map(|c| c.len()), Some(43));
     assert!(param("scope").expect("scope").contains("offline_access https://analysis.windows.net/powerbi/api/Content.Create"));
     let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
-    let completed = env.auth.complete_authorization("session-1", &callback).await.expect("completed");
+    let completed = env.auth.complete_authorization("session-1", &callback, None).await.expect("completed");
     assert_eq!(completed.return_to, "/workspaces/7");
     let account = &completed.connection.account;
     assert_eq!(
@@ -54,18 +54,18 @@ async fn the_state_is_single_use_short_lived_and_bound_to_the_browser_session() 
     let env = Env::start().await;
     let url = env.auth.start_authorization(env.registration.id, "user-1", "session-1", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
-    let stolen = env.auth.complete_authorization("session-of-an-attacker", &callback).await;
+    let stolen = env.auth.complete_authorization("session-of-an-attacker", &callback, None).await;
     assert!(matches!(stolen, Err(AuthError::InvalidState(ref why)) if why.contains("another browser session")), "{:?}", stolen.err());
     // The attempt from the wrong browser did not burn the user's pending sign-in: it still completes, once.
-    env.auth.complete_authorization("session-1", &callback).await.expect("the user's own browser completes it");
-    let replay = env.auth.complete_authorization("session-1", &callback).await;
+    env.auth.complete_authorization("session-1", &callback, None).await.expect("the user's own browser completes it");
+    let replay = env.auth.complete_authorization("session-1", &callback, None).await;
     assert!(matches!(replay, Err(AuthError::InvalidState(ref why)) if why.contains("already used")), "{:?}", replay.err());
     let connected = env.store.all_connections().await.expect("list").len();
 
     let url = env.auth.start_authorization(env.registration.id, "user-1", "session-1", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
     env.sandbox.clock().advance(time::Duration::minutes(11)).expect("manual clock");
-    let late = env.auth.complete_authorization("session-1", &callback).await;
+    let late = env.auth.complete_authorization("session-1", &callback, None).await;
     assert!(matches!(late, Err(AuthError::InvalidState(ref why)) if why.contains("expired")), "{:?}", late.err());
     assert_eq!(env.store.all_connections().await.expect("list").len(), connected, "nothing more was connected");
 }
@@ -75,7 +75,7 @@ async fn a_user_who_declines_is_told_what_to_do() {
     let env = Env::start().await;
     let url = env.auth.start_authorization(env.registration.id, "user-2", "s", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "bob@contoso.onmicrosoft.com", "cancel").await;
-    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback).await else { panic!("refused") };
+    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback, None).await else { panic!("refused") };
     assert_eq!(explained.code.as_deref(), Some("AADSTS65004"));
     assert!(explained.what_to_do.contains("Get started"), "{explained}");
 }
@@ -87,7 +87,7 @@ async fn when_users_may_not_consent_the_message_says_an_administrator_must() {
     env.sandbox.update_tenant_settings(tenant, |s| s.users_can_consent = false).expect("contoso");
     let url = env.auth.start_authorization(env.registration.id, "user-2", "s", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "bob@contoso.onmicrosoft.com", "return").await;
-    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback).await else { panic!("refused") };
+    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback, None).await else { panic!("refused") };
     assert!(explained.what_happened.starts_with("Error when authorizing Power BI"), "{explained}");
     assert!(explained.what_to_do.contains("Users can consent to apps accessing company data on their behalf"));
 }
@@ -102,7 +102,7 @@ async fn a_wrong_secret_and_an_expired_secret_say_what_to_fix() {
         .expect("a wrong secret, newest");
     let url = env.auth.start_authorization(env.registration.id, "user-1", "s", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
-    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback).await else { panic!("refused") };
+    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback, None).await else { panic!("refused") };
     assert_eq!(explained.code.as_deref(), Some("AADSTS7000215"));
     assert!(explained.what_happened.contains("The authentication process was not successful"), "{explained}");
     assert!(!explained.to_string().contains("the-secret-id-not-its-value"), "never echoes the secret");
@@ -116,7 +116,7 @@ async fn a_wrong_secret_and_an_expired_secret_say_what_to_fix() {
     let url = env.auth.start_authorization(short.id, "user-1", "s2", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
     env.sandbox.clock().advance(time::Duration::minutes(2)).expect("manual clock");
-    let error = env.auth.complete_authorization("s2", &callback).await.expect_err("the secret expired");
+    let error = env.auth.complete_authorization("s2", &callback, None).await.expect_err("the secret expired");
     let expected_date = time::OffsetDateTime::from_unix_timestamp(now + 60).expect("time").date().to_string();
     assert!(matches!(error, AuthError::SecretExpired { .. }), "{error}");
     assert_eq!(
@@ -166,4 +166,26 @@ async fn removing_a_registration_keeps_its_connections_and_they_say_why_they_sto
     assert_eq!(env.store.connection(connection.id).await.expect("kept").account.upn, "alice@contoso.onmicrosoft.com");
     let new_sign_in = env.auth.start_authorization(env.registration.id, "user-1", "s", "/", &StartOptions::default()).await;
     assert!(matches!(new_sign_in, Err(AuthError::RegistrationRemoved { .. })));
+}
+
+#[tokio::test]
+async fn a_sign_in_returns_to_the_host_it_started_on_through_that_hosts_redirect_url() {
+    let env = Env::start().await;
+    let mut details = env.registration.details.clone();
+    details.redirect_urls.push("http://localhost:8080/oauth/callback".into());
+    env.store.update_registration(env.registration.id, &details, env.sandbox.clock().unix()).await.expect("a second redirect URL");
+    let on_localhost = StartOptions { host: Some("localhost:8080".into()), ..Default::default() };
+    let (env, on_localhost) = (&env, &on_localhost);
+    let sign_in = |session: &'static str| async move {
+        let url = env.auth.start_authorization(env.registration.id, "user-1", session, "/", on_localhost).await.expect("start");
+        let sent = url.query_pairs().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned());
+        (sent, env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await)
+    };
+    let (sent, callback) = sign_in("s1").await;
+    assert_eq!(sent.as_deref(), Some("http://localhost:8080/oauth/callback"));
+    env.auth.complete_authorization("s1", &callback, Some("localhost:8080")).await.expect("redeemed with the same redirect URL");
+    // Redeemed as if the callback had come to another host: Entra refuses a redirect URL other than the code's.
+    let (_, callback) = sign_in("s2").await;
+    let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s2", &callback, None).await else { panic!("refused") };
+    assert_eq!(explained.code.as_deref(), Some("AADSTS500112"), "{explained}");
 }

@@ -155,7 +155,7 @@ impl Env {
         let url =
             self.auth.start_authorization(self.registration.id, upn, &session, "/settings", &StartOptions::default()).await.expect("start");
         let callback = self.browse(&url, upn, "accept").await;
-        self.auth.complete_authorization(&session, &callback).await.expect("completed").connection
+        self.auth.complete_authorization(&session, &callback, None).await.expect("completed").connection
     }
 
     pub fn token_requests(&self) -> Vec<pbi_sandbox::LoggedRequest> {

@@ -68,9 +68,16 @@ async function watchPolicy(page, name) {
 
 async function admin() {
   const page = await signIn("admin");
+  await page.browserContext().overridePermissions(base, ["clipboard-read", "clipboard-write", "clipboard-sanitized-write"]);
   await page.goto(`${base}/admin/powerbi`);
   await checkPage(page, report.pages, shots, "p-admin-powerbi");
   const redirectUrl = await page.$eval("#redirect-url", (e) => e.textContent);
+  // The Copy button next to it puts it on the clipboard, as the admin pastes it into the Azure portal.
+  await page.bringToFront();
+  await page.click('button[data-copy="redirect-url"]');
+  await page.waitForFunction(() => document.querySelector('button[data-copy="redirect-url"]').textContent !== "Copy");
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  const copyButtonSays = await page.$eval('button[data-copy="redirect-url"]', (e) => e.textContent);
   await click(page, "#validate");
   const checks = await page.$$eval("#checks tr", (rows) => rows.slice(1).map((r) => [...r.cells].map((c) => c.textContent.trim())));
   const validated = await page.$eval("#message", (e) => e.textContent.trim());
@@ -98,7 +105,7 @@ async function admin() {
   await checkPage(page, report.pages, shots, "p-admin-jobs");
   const dana = await signIn("dana");
   const danaSeesHerName = await dana.$eval("#user", (e) => e.textContent.trim());
-  return { redirectUrl, checks, validated, added, danaSeesHerName };
+  return { redirectUrl, copied, copyButtonSays, checks, validated, added, danaSeesHerName };
 }
 
 async function user(name, pick) {

@@ -48,6 +48,11 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
 
     let admin = &report["admin"];
     assert_eq!(admin["redirectUrl"].as_str(), Some(format!("{}/oauth/callback", running.base).as_str()));
+    assert_eq!(
+        (admin["copied"].clone(), admin["copyButtonSays"].clone()),
+        (admin["redirectUrl"].clone(), serde_json::json!("Copied")),
+        "{admin}"
+    );
     let checks: Vec<Vec<&str>> = admin["checks"]
         .as_array()
         .expect("validation checks")

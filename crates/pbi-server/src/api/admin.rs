@@ -6,6 +6,7 @@ use crate::AppState;
 use crate::admin::{self, ConfigInput, KeyState};
 use crate::ops;
 use crate::problem::Problem;
+use crate::registration;
 use crate::users::{SignInLock, SignInName};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -48,8 +49,14 @@ pub(super) struct PowerBiConfigOut {
     authorize_url: Option<String>,
     token_url: Option<String>,
     api_base: Option<String>,
-    /// The redirect URL to enter in the Azure portal (Authentication → Web).
+    /// pbi-bridge's own redirect URL, to enter in the Azure portal (Authentication → Web).
     redirect_url: String,
+    /// Every redirect URL of the registration, pbi-bridge's own first: a sign-in uses the one on the host the
+    /// user reached pbi-bridge at. Each must be among the app's Redirect URIs too.
+    redirect_urls: Vec<String>,
+    /// The active subscriptions delivering through the registration: what unregistering (`enabled: false`)
+    /// pauses, each at its next delivery.
+    subscriptions_to_pause: i64,
     /// The delegated Power BI Service permissions to grant, as the Azure portal names them.
     permissions: Vec<String>,
     /// The state of the application key in use.
@@ -77,7 +84,11 @@ async fn current_config(state: &AppState) -> Result<PowerBiConfigOut, Problem> {
     let (registration, key) = admin::config(state).await?;
     let keys = admin::application_keys(state, registration.as_ref()).await?;
     let shared = state.store.shared_accounts_allowed().await.map_err(Problem::store("setting", "reading settings"))?;
-    Ok(config_out(state, registration, key, keys, shared))
+    let pausing = match &registration {
+        Some(r) => crate::registration::subscriptions_to_pause(state, r).await?,
+        None => 0,
+    };
+    Ok(config_out(state, registration, key, keys, shared, pausing))
 }
 
 fn config_out(
@@ -86,8 +97,10 @@ fn config_out(
     key: KeyState,
     keys: Vec<pbi_store::SecretInfo>,
     allow_shared_accounts: bool,
+    subscriptions_to_pause: i64,
 ) -> PowerBiConfigOut {
     let d = registration.map(|r| r.details);
+    let own = admin::redirect_url(state);
     PowerBiConfigOut {
         configured: d.is_some(),
         enabled: d.as_ref().is_some_and(|d| d.enabled),
@@ -97,7 +110,9 @@ fn config_out(
         authorize_url: d.as_ref().and_then(|d| d.authorize_url.clone()),
         token_url: d.as_ref().and_then(|d| d.token_url.clone()),
         api_base: d.as_ref().and_then(|d| d.api_base.clone()),
-        redirect_url: admin::redirect_url(state),
+        redirect_urls: d.as_ref().map_or_else(|| vec![own.clone()], |d| d.redirect_urls.clone()),
+        redirect_url: own,
+        subscriptions_to_pause,
         permissions: admin::PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
         application_key: KeyOut {
             status: match key {
@@ -168,6 +183,9 @@ pub(super) struct PowerBiConfigIn {
     application_key: Option<NewKeyIn>,
     /// Whether one Power BI account may be connected for several pbi-bridge users; leave out to keep it as it is.
     allow_shared_accounts: Option<bool>,
+    /// The redirect URLs besides pbi-bridge's own (which stays first), one for each other host pbi-bridge is
+    /// reached at: `https://host/oauth/callback` (http for localhost only). Leave out to keep them.
+    redirect_urls: Option<Vec<String>>,
 }
 
 /// Saves the Power BI configuration. Administrators only. Changing the cloud or an endpoint override (where the
@@ -203,7 +221,11 @@ pub(super) async fn put_power_bi_config(
         let field = errors.first().map_or("body", |e| e.field);
         Problem::invalid(field, errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" "))
     })?;
-    admin::save_config(&state, &caller.user, details, key, shared_accounts).await?;
+    let redirect_urls = config
+        .redirect_urls
+        .map(|urls| urls.iter().enumerate().map(|(i, url)| registration::parse_redirect_url(&format!("redirectUrls[{i}]"), url)).collect())
+        .transpose()?;
+    admin::save_config(&state, &caller.user, details, key, shared_accounts, redirect_urls).await?;
     Ok(axum::Json(current_config(&state).await?))
 }
 

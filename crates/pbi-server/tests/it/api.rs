@@ -531,6 +531,24 @@ async fn admins_configure_power_bi_through_the_api_and_the_key_is_never_shown() 
     assert!(!saved.to_string().contains(key), "the key is write-only");
     let (_, page) = world.app.page(&admin_session, "/admin/powerbi").await;
     assert!(page.contains("2031-01-31") && !page.contains(key), "the page shows the new key's expiry, never the key");
+
+    // Update Registration: the redirect URLs besides pbi-bridge's own, checked one by one.
+    let own = world.app.url("/oauth/callback");
+    assert_eq!((saved["redirectUrls"].clone(), saved["subscriptionsToPause"].clone()), (json!([own]), json!(0)));
+    let mut config = json!({"enabled": true, "clientId": before["clientId"], "tenant": before["tenant"], "cloud": "public",
+        "authorizeUrl": before["authorizeUrl"], "tokenUrl": before["tokenUrl"], "apiBase": before["apiBase"]});
+    config["redirectUrls"] = json!(["https://bi.contoso.com/oauth/callback", "https://bi.contoso.com/elsewhere"]);
+    let (status, error) = api.call(&world, admin, Method::PUT, "/api/v1/admin/powerbi", Some(config.clone())).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("redirectUrls[1]")), "{error}");
+    config["redirectUrls"] = json!(["https://BI.contoso.com/oauth/callback"]);
+    let (status, saved) = api.call(&world, admin, Method::PUT, "/api/v1/admin/powerbi", Some(config.clone())).await;
+    assert_eq!((status, saved["redirectUrls"].clone()), (StatusCode::OK, json!([own, "https://bi.contoso.com/oauth/callback"])));
+    config.as_object_mut().expect("object").remove("redirectUrls");
+    let (_, kept) = api.call(&world, admin, Method::PUT, "/api/v1/admin/powerbi", Some(config.clone())).await;
+    assert_eq!(kept["redirectUrls"], saved["redirectUrls"], "left out, they are kept");
+    config["redirectUrls"] = json!([]);
+    let (_, only_own) = api.call(&world, admin, Method::PUT, "/api/v1/admin/powerbi", Some(config)).await;
+    assert_eq!(only_own["redirectUrls"], json!([own]), "pbi-bridge's own stays");
 }
 
 #[tokio::test]

@@ -92,17 +92,18 @@ impl World {
     /// Get started, sign in at Entra as `upn`, and answer the consent page with `decision` (`accept` or
     /// `cancel`); returns where Entra sends the browser back to.
     pub(crate) async fn get_started_and(&self, cookie: &str, upn: &str, decision: &str) -> String {
+        self.get_started_at(cookie, upn, decision, None).await
+    }
+
+    /// `get_started_and`, with Get started clicked on pbi-bridge reached at `host` (its Host header).
+    pub(crate) async fn get_started_at(&self, cookie: &str, upn: &str, decision: &str, host: Option<&str>) -> String {
         let (_, settings) = self.app.page(cookie, "/settings").await;
         let csrf = hidden(&settings, "csrf").expect("csrf");
-        let to_entra = self
-            .app
-            .http
-            .post(self.app.url("/connect"))
-            .header("cookie", cookie)
-            .form(&[("csrf", csrf.as_str()), ("reconsent", "false")])
-            .send()
-            .await
-            .expect("POST");
+        let mut click = self.app.http.post(self.app.url("/connect")).header("cookie", cookie);
+        if let Some(host) = host {
+            click = click.header("host", host);
+        }
+        let to_entra = click.form(&[("csrf", csrf.as_str()), ("reconsent", "false")]).send().await.expect("POST");
         assert_eq!(to_entra.status(), StatusCode::SEE_OTHER);
         let authorize = to_entra.headers()["location"].to_str().expect("ascii").to_owned();
         assert!(authorize.starts_with(self.sandbox.base_url()) && authorize.contains("code_challenge_method=S256"), "{authorize}");

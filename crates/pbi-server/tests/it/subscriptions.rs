@@ -265,6 +265,44 @@ async fn a_user_who_must_sign_in_again_is_paused_until_they_do_and_an_unregister
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unregistering_on_the_page_says_how_many_subscriptions_it_pauses_and_registering_again_resumes_them() {
+    use crate::admin_page::post_form;
+    let pin = pinned_item(spend_item("Chart2", ItemSource::Pushed, None, None)).await;
+    pin.push(json!([{"Department": "IT", "Amount": 1}])).await;
+    let app = &pin.world.app;
+    let admin = app.session("admin").await;
+    let token = pin.world.api_token(&admin, "ops").await;
+    let (_, page) = app.page(&admin, "/admin/powerbi").await;
+    assert!(
+        page.contains("1 active subscription pauses at their next delivery")
+            && page.contains(r#"data-confirm="Unregister? 1 subscription pauses"#),
+        "{page}"
+    );
+    let (status, body) = call(&pin.world, &token, reqwest::Method::GET, "/admin/powerbi", None).await;
+    assert_eq!((status, body["subscriptionsToPause"].clone()), (200, json!(1)), "{body}");
+
+    let page = post_form(app, &admin, "/admin/powerbi/unregister", &[]).await;
+    assert!(
+        page.contains("Unregistered: users can no longer connect") && page.contains("1 subscription pauses at its next delivery"),
+        "{page}"
+    );
+    assert!(page.contains(r#"id="register""#) && !page.contains(r#"id="unregister""#), "{page}");
+    let paused = pin.run_now().await;
+    assert_eq!(paused.state, SubscriptionState::Paused);
+    assert!(paused.last_error.is_some_and(|e| e.contains("The delivery extension for this subscription could not be loaded")));
+
+    let page = post_form(app, &admin, "/admin/powerbi/register", &[]).await;
+    assert!(page.contains("Registered again: users can connect. 1 paused subscription resumed and is delivering now."), "{page}");
+    run_due_work(&app.engine()).await;
+    let resumed = app.store.subscription(pin.subscription.id).await.expect("read");
+    assert_eq!((resumed.state, resumed.last_error), (SubscriptionState::Active, None), "delivered again");
+    assert!(pin.scheduled().await, "scheduled again");
+    let (_, audit) = call(&pin.world, &token, reqwest::Method::GET, "/admin/audit", None).await;
+    let changes = audit["entries"].as_array().expect("entries").iter().filter(|e| e["action"] == "powerbi.configuration.changed").count();
+    assert_eq!(changes, 2, "both are in the audit log: {audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_source_without_stored_credentials_fails_its_deliveries_saying_so() {
     let query = r#"SELECT department AS "Department", amount AS "Amount" FROM spend"#;
     let pin = pinned_item(spend_item("Chart2", ItemSource::Query, None, Some(query))).await;
