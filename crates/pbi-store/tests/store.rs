@@ -243,8 +243,11 @@ async fn a_usable_registration_resumes_the_subscriptions_of_its_active_connectio
         paused.push((id, connection));
     }
     store.mark_needs_sign_in(paused[1].1, "invalid_grant", 4).await.expect("needs sign-in");
+    assert_eq!(store.active_subscriptions_of_registration(erp).await.expect("count"), 0, "all three are paused");
 
     assert_eq!(store.resume_subscriptions_of_registration(erp, 5).await.expect("resumed"), [paused[0].0]);
+    assert_eq!(store.active_subscriptions_of_registration(erp).await.expect("count"), 1, "what unregistering erp would pause");
+    assert_eq!(store.active_subscriptions_of_registration(crm).await.expect("count"), 0);
     let state = |n: usize| {
         let store = &store;
         let id = paused[n].0;
