@@ -1,6 +1,7 @@
 //! All of pbi-bridge's SQL: SQLite or PostgreSQL, migrations, and repositories that encrypt secrets at rest.
 
 mod api_tokens;
+mod apps;
 mod audit;
 mod connections;
 mod data_sources;
@@ -19,6 +20,7 @@ mod users;
 mod workspaces;
 
 pub use api_tokens::ApiToken;
+pub use apps::{App, AppKey, KeyToStore, NewApp};
 pub use audit::{AuditCursor, AuditEntry, NewAuditEntry};
 pub use connections::{Account, Connection, ConnectionStatus, Tokens};
 pub use data_sources::{DataSource, DataSourceKind, NewDataSource};

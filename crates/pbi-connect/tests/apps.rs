@@ -1,0 +1,103 @@
+//! Apps and their secret keys on the store, on SQLite and on PostgreSQL (127.0.0.1:5432; each test makes its
+//! own database).
+
+use pbi_connect::AppError;
+use pbi_connect::app::AppSpec;
+use pbi_connect::apps::{self, KeyRefused};
+use pbi_crypto::KeyRing;
+use pbi_store::{NewRegistration, Store};
+use secrecy::{ExposeSecret, SecretString};
+
+async fn store_on(postgres: bool) -> (pbi_testdb::TestDb, Store) {
+    let db = pbi_testdb::TestDb::new(postgres, "pbi_connect").await;
+    let keys = KeyRing::parse(&KeyRing::new_key_line(1)).expect("keys");
+    let store = Store::connect(&db.url, keys).await.expect("store");
+    (db, store)
+}
+
+async fn registration(store: &Store) -> uuid::Uuid {
+    let new = NewRegistration {
+        name: "erp".into(),
+        client_id: uuid::Uuid::new_v4().to_string(),
+        tenant: "contoso.onmicrosoft.com".into(),
+        cloud: "public".into(),
+        redirect_urls: vec!["http://localhost:8080/oauth/callback".into()],
+        scopes: vec!["Dataset.Read.All".into(), "offline_access".into()],
+        authorize_url: None,
+        token_url: None,
+        api_base: None,
+        enabled: true,
+    };
+    store.add_registration(&new, 0).await.expect("registration").id
+}
+
+fn spec(name: &str, registration_id: uuid::Uuid) -> AppSpec {
+    AppSpec { name: name.into(), registration_id, allowed_origins: vec!["https://erp.example.com".into()] }
+}
+
+async fn an_app_is_made_with_a_key_shown_once_and_a_rotation_lets_the_old_key_work_for_its_overlap(postgres: bool) {
+    let (_db, store) = store_on(postgres).await;
+    let registration = registration(&store).await;
+    let (app, first) = apps::create(&store, "admin", &spec("ERP", registration), 100).await.expect("made");
+    assert_eq!(apps::app_for_key(&store, &first.secret, 101).await.expect("lookup"), Ok(app.clone()));
+    let (_, keys) = apps::show(&store, app.id).await.expect("shown");
+    assert_eq!((keys.len(), keys[0].hint.as_str(), keys[0].expires_at), (1, first.hint.as_str(), None));
+
+    let (made, second) = apps::rotate_key(&store, "admin", app.id, Some(2), 1_000).await.expect("rotated");
+    assert_eq!(made.expires_at, None, "the new key is the one in use");
+    for (at, first_works) in [(1_000 + 7_199, true), (1_000 + 7_200, false)] {
+        let found = apps::app_for_key(&store, &first.secret, at).await.expect("lookup").map(|a| a.id);
+        assert_eq!(found, if first_works { Ok(app.id) } else { Err(KeyRefused::Unknown) }, "at {at}");
+        assert_eq!(apps::app_for_key(&store, &second.secret, at).await.expect("lookup").map(|a| a.id), Ok(app.id));
+    }
+    // Rotating again at once stops every older key now, and never lengthens an overlap already given.
+    let (_, third) = apps::rotate_key(&store, "admin", app.id, Some(0), 1_001).await.expect("rotated");
+    assert_eq!(apps::app_for_key(&store, &second.secret, 1_001).await.expect("lookup"), Err(KeyRefused::Unknown));
+    assert_eq!(apps::app_for_key(&store, &first.secret, 1_001).await.expect("lookup"), Err(KeyRefused::Unknown));
+    assert!(apps::app_for_key(&store, &third.secret, 1_001).await.expect("lookup").is_ok());
+    let (_, keys) = apps::show(&store, app.id).await.expect("shown");
+    assert_eq!(keys.len(), 3);
+    assert!(keys[1..].iter().all(|k| k.expires_at == Some(1_001)), "{keys:?}");
+
+    let refused = |text: &str| SecretString::from(text.to_owned());
+    assert_eq!(apps::app_for_key(&store, &refused("pbb_an-api-token"), 1_001).await.expect("lookup"), Err(KeyRefused::NotAKey));
+    let forged = format!("pbs_{}", "A".repeat(43));
+    assert_eq!(apps::app_for_key(&store, &refused(&forged), 1_001).await.expect("lookup"), Err(KeyRefused::Unknown));
+
+    let (entries, _) = store.audit_entries(None, 10).await.expect("audit");
+    let actions: Vec<&str> = entries.iter().map(|e| e.entry.action.as_str()).collect();
+    assert_eq!(actions, ["apps.key.rotated", "apps.key.rotated", "apps.created"]);
+    let all = format!("{entries:?}");
+    for key in [&first, &second, &third] {
+        assert!(!all.contains(key.secret.expose_secret()), "no key in the audit log");
+    }
+}
+
+async fn bad_apps_are_refused_naming_the_field_and_names_are_unique_whatever_their_case(postgres: bool) {
+    let (_db, store) = store_on(postgres).await;
+    let registration = registration(&store).await;
+    apps::create(&store, "admin", &spec("ERP", registration), 1).await.expect("made");
+    let again = apps::create(&store, "admin", &spec("erp", registration), 2).await.expect_err("taken");
+    assert!(matches!(&again, AppError::Conflict(why) if why.contains("an app named 'erp' already exists")), "{again}");
+    let nowhere = apps::create(&store, "admin", &spec("CRM", uuid::Uuid::new_v4()), 3).await.expect_err("no registration");
+    assert_eq!(nowhere.field(), Some("registrationId"));
+    let mut bad = spec("CRM", registration);
+    bad.allowed_origins.push("http://crm.example.com".into());
+    assert_eq!(apps::create(&store, "admin", &bad, 4).await.expect_err("http").field(), Some("allowedOrigins[1]"));
+    let unknown = uuid::Uuid::new_v4();
+    assert!(matches!(apps::rotate_key(&store, "admin", unknown, None, 5).await, Err(AppError::NotFound(_))));
+    assert_eq!(apps::rotate_key(&store, "admin", unknown, Some(721), 5).await.expect_err("too long").field(), Some("overlapHours"));
+    assert_eq!(store.apps().await.expect("apps").len(), 1, "nothing else was made");
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
+        mod postgres { $( #[tokio::test] async fn $name() { super::$name(true).await } )* }
+    };
+}
+
+on_both!(
+    an_app_is_made_with_a_key_shown_once_and_a_rotation_lets_the_old_key_work_for_its_overlap,
+    bad_apps_are_refused_naming_the_field_and_names_are_unique_whatever_their_case,
+);
