@@ -10,6 +10,7 @@ macro_rules! banner {
 }
 
 mod admin;
+mod apps;
 mod config;
 mod definitions;
 mod jobs;
@@ -99,6 +100,16 @@ enum Command {
     Items {
         #[command(subcommand)]
         command: definitions::ItemsCommand,
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// Print JSON instead of a table or a sentence.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Apps that connect their own end users' Power BI accounts (seed 002): add, list, show, rotate-key.
+    Apps {
+        #[command(subcommand)]
+        command: apps::AppsCommand,
         #[command(flatten)]
         store: config::StoreArgs,
         /// Print JSON instead of a table or a sentence.
@@ -257,6 +268,7 @@ async fn main() -> std::process::ExitCode {
         Command::Items { command, store, json } => definitions::items(&store, command, json).await,
         Command::Jobs { command, store, json } => jobs::run(&store, command, json).await,
         Command::Serve(args) => run_serve(args).await,
+        Command::Apps { command, store, json } => apps::run(&store, command, json).await,
         Command::Subscriptions { command, store, json } => subscriptions::run(&store, command, json).await,
         Command::Up(args) => up::run(args).await,
         Command::Users { command, store, json } => admin::users(&store, command, json).await,

@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod api;
 mod api_docs;
+mod apps;
 mod assets;
 mod audit;
 pub mod background;

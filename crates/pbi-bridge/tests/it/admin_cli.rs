@@ -477,3 +477,35 @@ async fn data_sources_and_items_are_defined_from_the_command_line_with_the_crede
     assert_eq!(missing.code, Some(3), "{}", missing.stderr);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_is_made_and_its_key_rotated_from_the_command_line_each_key_printed_once() {
+    let dir = temp_dir();
+    let (store, _, _) = alice_connected(&dir).await;
+    let made =
+        run(&dir, &["apps", "add", "--name", "ERP", "--registration", "erp", "--origin", "https://erp.example.com", "--json"], None).await;
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let made: Value = serde_json::from_str(&made.stdout).expect("JSON");
+    let first = made["secretKey"].as_str().expect("the key").to_owned();
+    let id = made["app"]["id"].as_str().expect("id").to_owned();
+
+    let bad = run(&dir, &["apps", "add", "--name", "CRM", "--registration", "erp", "--origin", "http://crm.example.com"], None).await;
+    assert_eq!(bad.code, Some(2), "a usage error");
+    assert!(bad.stderr.contains("--origin: 'http://crm.example.com' must use https"), "{}", bad.stderr);
+    let nowhere = run(&dir, &["apps", "add", "--name", "CRM", "--registration", "crm"], None).await;
+    assert!(nowhere.stderr.contains("--registration: there is no registration 'crm'"), "{}", nowhere.stderr);
+
+    let rotated = run(&dir, &["apps", "rotate-key", &id, "--overlap-hours", "0"], None).await;
+    assert_eq!(rotated.code, Some(0), "{}", rotated.stderr);
+    assert!(rotated.stdout.contains("secret key (shown this once; give it to the app's backend): pbs_"), "{}", rotated.stdout);
+    let shown = run(&dir, &["apps", "show", &id], None).await.stdout;
+    assert_eq!(serde_json::from_str::<Value>(&shown).expect("JSON")["keys"].as_array().map(Vec::len), Some(2), "{shown}");
+    assert!(!shown.contains(&first[8..]), "never shown again");
+    let listed = run(&dir, &["apps", "list"], None).await.stdout;
+    assert!(listed.contains("ERP") && listed.contains("https://erp.example.com"), "{listed}");
+    // Rotated with no overlap, the first key no longer works.
+    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs()).expect("i64");
+    let found = pbi_connect::apps::app_for_key(&store, &secrecy::SecretString::from(first), now).await.expect("lookup");
+    assert_eq!(found, Err(pbi_connect::apps::KeyRefused::Unknown));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod apps;
 mod audit;
 mod definitions;
 mod edge;
@@ -93,6 +94,9 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::cancel_job))
+        .routes(routes!(apps::list_apps, apps::create_app))
+        .routes(routes!(apps::get_app))
+        .routes(routes!(apps::rotate_app_key))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::update_user))
         .split_for_parts();

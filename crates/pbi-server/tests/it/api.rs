@@ -475,6 +475,8 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
                 ("POST", "/admin/users") => Some(json!({"username": "mallory", "password": "a long enough password"})),
                 ("PATCH", "/admin/users/{id}") => Some(json!({"disabled": true, "password": "taken over, long enough"})),
                 ("POST", "/admin/templates") => Some(json!({"workspaceName": "Taken over"})),
+                ("POST", "/admin/apps") => Some(json!({"name": "Taken over", "registrationId": bob_id})),
+                ("POST", "/admin/apps/{id}/keys") => Some(json!({})),
                 _ => None,
             };
             let path = format!("/api/v1{template}").replace("{id}", &bob_id);
@@ -482,7 +484,7 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
             assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_only")), "{template}");
         }
     }
-    assert_eq!(admin_operations, 26);
+    assert_eq!(admin_operations, 30);
     let (status, _) = api.call(&world, bob, Method::GET, "/api/v1/me", None).await;
     assert_eq!(status, StatusCode::OK, "Alice could not disable Bob");
     let (_, users) = api.call(&world, Auth::Token(&admin_token), Method::GET, "/api/v1/admin/users", None).await;
@@ -707,4 +709,60 @@ async fn an_unavailable_power_bi_is_said_after_two_quick_retries_not_minutes_of_
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     let attempts = world.sandbox.requests().into_iter().filter(|r| r.path == "/v1.0/myorg/dashboards").count();
     assert_eq!(attempts, 3, "the first try and two retries (the default policy made 6 over up to two minutes)");
+}
+
+#[tokio::test]
+async fn admins_make_an_app_whose_secret_key_is_shown_once_and_rotate_it_with_an_overlap() {
+    let world = world().await;
+    let api = Api::of(&world).await;
+    let admin_session = world.app.session("admin").await;
+    let admin_token = world.api_token(&admin_session, "provisioning").await;
+    let admin = Auth::Token(&admin_token);
+    let registration = world.app.store.registrations(false).await.expect("registrations").remove(0).id;
+    let new = json!({"name": "ERP", "registrationId": registration, "allowedOrigins": ["https://ERP.example.com"]});
+    let (status, made) = api.call(&world, admin, Method::POST, "/api/v1/admin/apps", Some(new.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let key = made["secretKey"].as_str().expect("the key, this once").to_owned();
+    assert!(key.starts_with("pbs_") && key.len() == 47, "{key}");
+    assert_eq!(made["app"]["allowedOrigins"], json!(["https://erp.example.com"]));
+    let id = made["app"]["id"].as_str().expect("id").to_owned();
+
+    let (status, shown) = api.call(&world, admin, Method::GET, &format!("/api/v1/admin/apps/{id}"), None).await;
+    assert_eq!((status, shown["app"]["name"].as_str(), shown["keys"][0]["hint"].as_str()), (StatusCode::OK, Some("ERP"), Some(&key[..8])));
+    let (_, listed) = api.call(&world, admin, Method::GET, "/api/v1/admin/apps", None).await;
+    for body in [&shown, &listed] {
+        assert!(!body.to_string().contains(&key[8..]), "the key is never shown again: {body}");
+    }
+    let (status, again) = api.call(&world, admin, Method::POST, "/api/v1/admin/apps", Some(new)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    for (body, field) in [
+        (json!({"name": "CRM", "registrationId": registration, "allowedOrigins": ["http://crm.example.com"]}), "allowedOrigins[0]"),
+        (json!({"name": "", "registrationId": registration}), "name"),
+        (json!({"name": "CRM", "registrationId": uuid::Uuid::new_v4()}), "registrationId"),
+        (json!({"name": "CRM", "registrationId": "not-a-guid"}), "registrationId"),
+    ] {
+        let (status, error) = api.call(&world, admin, Method::POST, "/api/v1/admin/apps", Some(body)).await;
+        assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{error}");
+    }
+
+    let rotate = format!("/api/v1/admin/apps/{id}/keys");
+    let (status, error) = api.call(&world, admin, Method::POST, &rotate, Some(json!({"overlapHours": 1000}))).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("overlapHours")), "{error}");
+    let (status, rotated) = api.call(&world, admin, Method::POST, &rotate, Some(json!({"overlapHours": 2}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    assert_ne!(rotated["secretKey"].as_str(), Some(key.as_str()));
+    let (_, shown) = api.call(&world, admin, Method::GET, &format!("/api/v1/admin/apps/{id}"), None).await;
+    let keys = shown["keys"].as_array().expect("keys");
+    assert_eq!((keys.len(), keys[0]["expiresAt"].is_null()), (2, true), "{shown}");
+    let overlap_ends = time::OffsetDateTime::from_unix_timestamp(world.app.clock.unix() + 7200).expect("time");
+    assert_eq!(
+        keys[1]["expiresAt"].as_str(),
+        Some(overlap_ends.format(&time::format_description::well_known::Rfc3339).expect("format").as_str())
+    );
+    let (status, _) =
+        api.call(&world, admin, Method::POST, &format!("/api/v1/admin/apps/{}/keys", uuid::Uuid::new_v4()), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, audit) = api.call(&world, admin, Method::GET, "/api/v1/admin/audit", None).await;
+    let text = audit.to_string();
+    assert!(text.contains("apps.created") && text.contains("apps.key.rotated") && !text.contains(&key[8..]), "{audit}");
 }

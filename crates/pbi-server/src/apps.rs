@@ -1,0 +1,54 @@
+//! Seed 002's apps at the edges, for administrators, over `pbi_connect::apps` (which checks, stores and
+//! audits them). The API shares these operations (the pages come next).
+
+use crate::AppState;
+use crate::ops::capitalised;
+use crate::problem::Problem;
+use pbi_connect::app::AppSpec;
+use pbi_connect::{AppError, NewSecretKey, apps};
+use pbi_store::{App, AppKey, User};
+use uuid::Uuid;
+
+fn admin_only(user: &User) -> Result<(), Problem> {
+    if user.is_admin { Ok(()) } else { Err(Problem::AdminOnly) }
+}
+
+/// A refused change: the field at fault, a name taken, or an app that is not there.
+fn refused(context: &'static str) -> impl FnOnce(AppError) -> Problem {
+    move |error| match error {
+        AppError::Invalid { field, message } => Problem::Invalid { field, message: format!("{}.", capitalised(&message)) },
+        AppError::NotFound(_) => Problem::NotFound("app"),
+        AppError::Conflict(why) => Problem::Conflict(format!("{}.", capitalised(&why))),
+        AppError::Store(error) => Problem::store("app", context)(error),
+    }
+}
+
+pub(crate) async fn list(state: &AppState, admin: &User) -> Result<Vec<App>, Problem> {
+    admin_only(admin)?;
+    state.store.apps().await.map_err(Problem::store("app", "listing apps"))
+}
+
+pub(crate) async fn show(state: &AppState, admin: &User, id: Uuid) -> Result<(App, Vec<AppKey>), Problem> {
+    admin_only(admin)?;
+    apps::show(&state.store, id).await.map_err(refused("reading an app"))
+}
+
+pub(crate) async fn create(state: &AppState, admin: &User, spec: &AppSpec) -> Result<(App, NewSecretKey), Problem> {
+    admin_only(admin)?;
+    let (app, key) = apps::create(&state.store, &admin.username, spec, state.clock.unix()).await.map_err(refused("making an app"))?;
+    tracing::info!(admin = %admin.username, app = %app.id, "made an app");
+    Ok((app, key))
+}
+
+pub(crate) async fn rotate_key(
+    state: &AppState,
+    admin: &User,
+    id: Uuid,
+    overlap_hours: Option<i64>,
+) -> Result<(AppKey, NewSecretKey), Problem> {
+    admin_only(admin)?;
+    let now = state.clock.unix();
+    let made = apps::rotate_key(&state.store, &admin.username, id, overlap_hours, now).await.map_err(refused("rotating a key"))?;
+    tracing::info!(admin = %admin.username, app = %id, "rotated an app's secret key");
+    Ok(made)
+}
