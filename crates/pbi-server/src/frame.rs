@@ -124,6 +124,8 @@ fn area_of(path: &str) -> Option<&'static str> {
         Some("jobs")
     } else if under("/admin/templates") {
         Some("templates")
+    } else if under("/admin/apps") {
+        Some("apps")
     } else if under("/admin/items") || under("/admin/data-sources") {
         Some("items")
     } else if under("/subscriptions") || under("/items") {
@@ -152,6 +154,7 @@ pub fn current() -> Frame {
             ("powerbi", "/admin/powerbi", "Power BI configuration"),
             ("items", "/admin/items", "Report items"),
             ("templates", "/admin/templates", "Power BI templates"),
+            ("apps", "/admin/apps", "Apps"),
             ("users", "/admin/users", "Users"),
             ("audit", "/admin/audit", "Audit log"),
             ("jobs", "/admin/jobs", "Background jobs"),
@@ -373,6 +376,7 @@ mod tests {
             ("/admin/jobs/12", Some("jobs")),
             ("/admin/data-sources/x", Some("items")),
             ("/admin/items/new", Some("items")),
+            ("/admin/apps/x/keys", Some("apps")),
             ("/", None),
             ("/workspacesx", None),
         ] {

@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod api;
 mod api_docs;
+mod app_pages;
 mod apps;
 mod assets;
 mod audit;
@@ -215,6 +216,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/subscriptions/{id}/enable", post(subscription_pages::enable))
         .route("/subscriptions/{id}/disable", post(subscription_pages::disable))
         .route("/subscriptions/{id}/delete", post(subscription_pages::delete))
+        .route("/admin/apps", get(app_pages::apps).post(app_pages::add_app))
+        .route("/admin/apps/{id}", get(app_pages::app))
+        .route("/admin/apps/{id}/keys", post(app_pages::rotate_key))
         .route("/admin/data-sources", get(definition_pages::data_sources).post(definition_pages::add_data_source))
         .route("/admin/data-sources/{id}", get(definition_pages::data_source).post(definition_pages::update_data_source))
         .route("/admin/data-sources/{id}/delete", post(definition_pages::delete_data_source))

@@ -131,13 +131,17 @@ impl Store {
     /// An app's keys, the newest (the one in use) first; rotated ones with the time they stop working.
     pub async fn app_keys(&self, app: Uuid) -> Result<Vec<AppKey>> {
         Ok(on_pool!(&self.pool, |pool| {
-            sqlx::query("SELECT id, app_id, hint, created_at, expires_at FROM app_keys WHERE app_id = $1 ORDER BY created_at DESC, id")
-                .bind(app.to_string())
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(key_from)
-                .collect::<Result<Vec<_>>>()?
+            sqlx::query(concat!(
+                "SELECT id, app_id, hint, created_at, expires_at FROM app_keys WHERE app_id = $1 ",
+                // The key in use first even when a rotation made another in the same second.
+                "ORDER BY CASE WHEN expires_at IS NULL THEN 0 ELSE 1 END, created_at DESC, expires_at DESC, id"
+            ))
+            .bind(app.to_string())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(key_from)
+            .collect::<Result<Vec<_>>>()?
         }))
     }
 

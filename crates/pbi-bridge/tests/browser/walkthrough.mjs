@@ -103,9 +103,17 @@ async function admin() {
   await checkPage(page, report.pages, shots, "p-admin-audit");
   await page.goto(`${base}/admin/jobs`);
   await checkPage(page, report.pages, shots, "p-admin-jobs");
+  // The admin makes an app (seed 002) and is shown its secret key once.
+  await page.goto(`${base}/admin/apps`);
+  await checkPage(page, report.pages, shots, "p-admin-apps");
+  await page.type("#app-name", "Contoso ERP");
+  await page.type("#app-origins", "https://erp.contoso.com");
+  await click(page, "#add-app-button");
+  const appKey = await page.$eval("#new-key-value", (e) => e.textContent.trim());
+  await checkPage(page, report.pages, shots, "p-admin-app");
   const dana = await signIn("dana");
   const danaSeesHerName = await dana.$eval("#user", (e) => e.textContent.trim());
-  return { redirectUrl, copied, copyButtonSays, checks, validated, added, danaSeesHerName };
+  return { redirectUrl, copied, copyButtonSays, checks, validated, added, appKey, danaSeesHerName };
 }
 
 async function user(name, pick) {

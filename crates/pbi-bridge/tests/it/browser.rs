@@ -48,6 +48,7 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
 
     let admin = &report["admin"];
     assert_eq!(admin["redirectUrl"].as_str(), Some(format!("{}/oauth/callback", running.base).as_str()));
+    assert!(admin["appKey"].as_str().is_some_and(|k| k.starts_with("pbs_") && k.len() == 47), "the app's key, shown once: {admin}");
     assert_eq!(
         (admin["copied"].clone(), admin["copyButtonSays"].clone()),
         (admin["redirectUrl"].clone(), serde_json::json!("Copied")),
@@ -190,6 +191,7 @@ fn framed_pages(report: &Value, shots: &Path) {
             "p-admin-users" => &["Users"],
             "p-admin-audit" => &["Audit log"],
             "p-admin-jobs" => &["Background jobs"],
+            "p-admin-apps" | "p-admin-app" => &["Apps"],
             f if f.contains("settings") || f.contains("form-expired") => &["My settings"],
             f if f.contains("workspace") || f.ends_with("-pin") => &["Workspaces"],
             f if f.ends_with("-home") => &["pbi-bridge"],

@@ -75,6 +75,7 @@ async fn every_page_and_every_error_page_has_the_frame() {
         ("/admin/powerbi", "powerbi"),
         ("/admin/users", "users"),
         ("/admin/audit", "audit"),
+        ("/admin/apps", "apps"),
     ] {
         let (status, page) = app.page(&admin, path).await;
         assert_eq!(status, StatusCode::OK, "{path}");

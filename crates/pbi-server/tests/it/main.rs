@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod admin_page;
 mod api;
+mod apps_page;
 mod audit;
 mod background;
 mod connect;

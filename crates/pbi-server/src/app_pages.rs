@@ -1,0 +1,197 @@
+//! The administrators' Apps pages (seed 002): the apps, making one (its secret key shown once, on the page the
+//! answer leads to), and an app's page with its keys and a rotation. The same operations as the API
+//! (`crate::apps`); a refused form comes back with what was typed and why.
+
+use crate::AppState;
+use crate::apps as ops;
+use crate::frame::{Message, When, flash_token, when_html};
+use crate::pages::{form_expired, render};
+use crate::problem::Problem;
+use crate::session::{self, Flash, SignedIn};
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use pbi_connect::NewSecretKey;
+use pbi_connect::app::AppSpec;
+use pbi_store::{App, Session};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Default, Deserialize)]
+pub struct AppForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    registration: String,
+    /// One origin a line.
+    #[serde(default)]
+    origins: String,
+}
+
+struct AppRow {
+    id: Uuid,
+    name: String,
+    registration: String,
+    origins: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_apps.html")]
+struct AppsPage<'a> {
+    csrf: &'a str,
+    apps: Vec<AppRow>,
+    /// (id, name) of each registration an app may use.
+    registrations: Vec<(String, String)>,
+    form: AppForm,
+    problem: Option<String>,
+}
+
+struct KeyRow {
+    hint: String,
+    created: String,
+    /// Empty for the key in use; else when it stops (or stopped) working, as a `<time>`.
+    stops: String,
+    in_use: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_app.html")]
+struct AppPage<'a> {
+    csrf: &'a str,
+    app: App,
+    registration: String,
+    keys: Vec<KeyRow>,
+    new_key: Option<String>,
+    problem: Option<String>,
+}
+
+/// Each registration's name, by id (removed ones too, so an app's is always named).
+async fn registration_names(state: &AppState) -> Result<HashMap<Uuid, (String, bool)>, Problem> {
+    let all = state.store.registrations(true).await.map_err(Problem::store("registration", "listing registrations"))?;
+    Ok(all.into_iter().map(|r| (r.id, (r.details.name, r.removed_at.is_none()))).collect())
+}
+
+async fn apps_page(state: &AppState, session: &Session, form: AppForm, problem: Option<Problem>) -> Response {
+    let (apps, names) = match (ops::list(state, &session.user).await, registration_names(state).await) {
+        (Ok(apps), Ok(names)) => (apps, names),
+        (Err(problem), _) | (_, Err(problem)) => return problem.page(),
+    };
+    let name_of = |id: &Uuid| names.get(id).map_or_else(|| id.to_string(), |(name, _)| name.clone());
+    let rows = apps
+        .into_iter()
+        .map(|a| AppRow {
+            registration: name_of(&a.details.registration_id),
+            origins: a.details.allowed_origins.join(" "),
+            id: a.id,
+            name: a.details.name,
+        })
+        .collect();
+    let mut registrations: Vec<(String, String)> =
+        names.iter().filter(|(_, (_, usable))| *usable).map(|(id, (name, _))| (id.to_string(), name.clone())).collect();
+    registrations.sort_by(|a, b| a.1.cmp(&b.1));
+    let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let page = AppsPage { csrf: &session.csrf_token, apps: rows, registrations, form, problem: problem.map(|p| p.in_words()) };
+    render(status, &page)
+}
+
+pub async fn apps(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {
+    apps_page(&state, &session, AppForm::default(), None).await
+}
+
+/// A refusal the form can show next to what was typed; others read as their own page.
+fn shown_on_form(problem: &Problem) -> bool {
+    matches!(problem, Problem::Invalid { .. } | Problem::Conflict(_))
+}
+
+/// The key, once, on the page the answer leads to (never in a URL or a cookie).
+fn with_key(message: String, key: NewSecretKey) -> Flash {
+    Flash { messages: vec![Message::success(message)], new_token: Some(key.secret), ..Flash::default() }
+}
+
+pub async fn add_app(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, axum::Form(form): axum::Form<AppForm>) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return form_expired();
+    }
+    let Ok(registration_id) = form.registration.parse::<Uuid>() else {
+        let problem = Problem::invalid("registrationId", "Choose the registration the app's end users connect through.");
+        return apps_page(&state, &session, form, Some(problem)).await;
+    };
+    let origins = form.origins.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    let spec = AppSpec { name: form.name.clone(), registration_id, allowed_origins: origins };
+    match ops::create(&state, &session.user, &spec).await {
+        Ok((app, key)) => {
+            let said = format!("Made the app '{}'.", app.details.name);
+            session::done(&state, &session, &format!("/admin/apps/{}", app.id), with_key(said, key))
+        }
+        Err(problem) if shown_on_form(&problem) => apps_page(&state, &session, form, Some(problem)).await,
+        Err(problem) => problem.page(),
+    }
+}
+
+async fn app_page(state: &AppState, session: &Session, id: Uuid, problem: Option<Problem>) -> Response {
+    let ((app, keys), names) = match (ops::show(state, &session.user, id).await, registration_names(state).await) {
+        (Ok(shown), Ok(names)) => (shown, names),
+        (Err(problem), _) | (_, Err(problem)) => return problem.page(),
+    };
+    let registration = names.get(&app.details.registration_id).map_or_else(|| app.details.registration_id.to_string(), |(n, _)| n.clone());
+    let keys = keys
+        .into_iter()
+        .map(|k| KeyRow {
+            hint: k.hint,
+            created: when_html(When::at(k.created_at)),
+            stops: k.expires_at.map(|at| when_html(When::at(at))).unwrap_or_default(),
+            in_use: k.expires_at.is_none(),
+        })
+        .collect();
+    let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let page =
+        AppPage { csrf: &session.csrf_token, app, registration, keys, new_key: flash_token(), problem: problem.map(|p| p.in_words()) };
+    render(status, &page)
+}
+
+pub async fn app(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Path(id): Path<Uuid>) -> Response {
+    app_page(&state, &session, id, None).await
+}
+
+#[derive(Deserialize)]
+pub struct RotateForm {
+    csrf: String,
+    #[serde(default)]
+    overlap_hours: String,
+}
+
+pub async fn rotate_key(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<Uuid>,
+    axum::Form(form): axum::Form<RotateForm>,
+) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return form_expired();
+    }
+    let overlap = match form.overlap_hours.trim() {
+        "" => None,
+        text => match text.parse::<i64>() {
+            Ok(hours) => Some(hours),
+            Err(_) => {
+                return app_page(&state, &session, id, Some(Problem::invalid("overlapHours", "Give the overlap in whole hours."))).await;
+            }
+        },
+    };
+    match ops::rotate_key(&state, &session.user, id, overlap).await {
+        Ok((_, key)) => {
+            let said = match overlap.unwrap_or(pbi_connect::keys::DEFAULT_OVERLAP_HOURS) {
+                0 => "Made a new secret key; the older keys stopped working.".to_owned(),
+                hours => format!("Made a new secret key; the older keys keep working {hours} more hours."),
+            };
+            session::done(&state, &session, &format!("/admin/apps/{id}"), with_key(said, key))
+        }
+        Err(problem) if shown_on_form(&problem) => app_page(&state, &session, id, Some(problem)).await,
+        Err(problem) => problem.page(),
+    }
+}
