@@ -37,6 +37,25 @@ pub enum AppsCommand {
         /// The app's id (from apps list).
         id: Uuid,
     },
+    /// Changes an app's name, registration or allowed origins (what is left out stays).
+    Update {
+        /// The app's id (from apps list).
+        id: Uuid,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Another registration (its name).
+        #[arg(long)]
+        registration: Option<String>,
+        /// The allowed origins, all of them (repeatable; left out, they stay).
+        #[arg(long = "origin", value_name = "ORIGIN")]
+        origins: Vec<String>,
+    },
+    /// Deletes an app; its secret keys stop working at once.
+    Remove {
+        /// The app's id (from apps list).
+        id: Uuid,
+    },
     /// Makes a new secret key and prints it once; the older keys keep working for the overlap.
     RotateKey {
         /// The app's id (from apps list).
@@ -71,6 +90,28 @@ pub async fn run(store_args: &StoreArgs, command: AppsCommand, json_output: bool
             let (app, keys) = apps::show(&store, id).await.map_err(cli_error)?;
             let shown = json!({"app": app_json(&app), "keys": keys.iter().map(key_json).collect::<Vec<_>>()});
             println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+        }
+        AppsCommand::Update { id, name, registration, origins } => {
+            let (app, _) = apps::show(&store, id).await.map_err(cli_error)?;
+            let registration_id = match registration {
+                Some(name) => registration_id(&store, &name).await?,
+                None => app.details.registration_id,
+            };
+            let spec = AppSpec {
+                name: name.unwrap_or(app.details.name),
+                registration_id,
+                allowed_origins: if origins.is_empty() { app.details.allowed_origins } else { origins },
+            };
+            let changed = apps::update(&store, ACTOR, id, &spec, now).await.map_err(cli_error)?;
+            if json_output { println!("{}", app_json(&changed)) } else { println!("saved the app '{}'", changed.details.name) }
+        }
+        AppsCommand::Remove { id } => {
+            apps::delete(&store, ACTOR, id, now).await.map_err(cli_error)?;
+            if json_output {
+                println!("{}", json!({"removed": id}))
+            } else {
+                println!("deleted the app {id}; its secret keys stopped working")
+            }
         }
         AppsCommand::RotateKey { id, overlap_hours } => {
             let (made, key) = apps::rotate_key(&store, ACTOR, id, overlap_hours, now).await.map_err(cli_error)?;

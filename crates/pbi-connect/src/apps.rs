@@ -11,20 +11,39 @@ use uuid::Uuid;
 /// Creates an app and its first secret key (in the result only: it is shown once).
 pub async fn create(store: &Store, actor: &str, spec: &AppSpec, now: i64) -> Result<(App, NewSecretKey), AppError> {
     let checked = spec.check()?.0;
-    match store.registration(checked.registration_id).await {
-        Ok(registration) if registration.removed_at.is_none() => {}
-        Ok(_) | Err(StoreError::NotFound(_)) => {
-            return Err(AppError::invalid(
-                "registrationId",
-                format!("no registration {} (list them with `pbi-bridge registration show`)", checked.registration_id),
-            ));
-        }
-        Err(other) => return Err(other.into()),
-    }
+    usable_registration(store, checked.registration_id).await?;
     let key = keys::generate();
     let audit = entry(actor, "apps.created", &checked.name, None, Some(format!("origins {}", checked.allowed_origins.join(", "))));
     let app = store.add_app(&checked, KeyToStore { hash: &key.hash, hint: &key.hint }, &audit, now).await?;
     Ok((app, key))
+}
+
+/// Replaces an app's name, registration and allowed origins (its keys stay).
+pub async fn update(store: &Store, actor: &str, id: Uuid, spec: &AppSpec, now: i64) -> Result<App, AppError> {
+    let checked = spec.check()?.0;
+    let before = store.app(id).await?;
+    usable_registration(store, checked.registration_id).await?;
+    let said = |app: &pbi_store::NewApp| format!("'{}', origins {}", app.name, app.allowed_origins.join(", "));
+    let audit = entry(actor, "apps.changed", &before.details.name, Some(said(&before.details)), Some(said(&checked)));
+    Ok(store.update_app(id, &checked, &audit, now).await?)
+}
+
+/// Deletes an app; its secret keys stop working at once.
+pub async fn delete(store: &Store, actor: &str, id: Uuid, now: i64) -> Result<(), AppError> {
+    let app = store.app(id).await?;
+    let audit = entry(actor, "apps.deleted", &app.details.name, Some(format!("origins {}", app.details.allowed_origins.join(", "))), None);
+    Ok(store.delete_app(id, &audit, now).await?)
+}
+
+/// Refuses a registration that does not exist or was removed, naming the field.
+async fn usable_registration(store: &Store, id: Uuid) -> Result<(), AppError> {
+    match store.registration(id).await {
+        Ok(registration) if registration.removed_at.is_none() => Ok(()),
+        Ok(_) | Err(StoreError::NotFound(_)) => {
+            Err(AppError::invalid("registrationId", format!("no registration {id} (list them with `pbi-bridge registration show`)")))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// An app and its keys (the one in use first).

@@ -90,6 +90,30 @@ async fn bad_apps_are_refused_naming_the_field_and_names_are_unique_whatever_the
     assert_eq!(store.apps().await.expect("apps").len(), 1, "nothing else was made");
 }
 
+async fn an_app_is_renamed_and_deleted_and_its_keys_stop_with_it(postgres: bool) {
+    let (_db, store) = store_on(postgres).await;
+    let registration = registration(&store).await;
+    let (erp, key) = apps::create(&store, "admin", &spec("ERP", registration), 1).await.expect("made");
+    apps::create(&store, "admin", &spec("CRM", registration), 1).await.expect("made");
+    let mut renamed = spec("ERP (production)", registration);
+    renamed.allowed_origins = vec!["https://erp.example.com".into(), "https://erp2.example.com".into()];
+    let changed = apps::update(&store, "admin", erp.id, &renamed, 2).await.expect("changed");
+    assert_eq!((changed.details.name.as_str(), changed.details.allowed_origins.len(), changed.updated_at), ("ERP (production)", 2, 2));
+    assert!(apps::app_for_key(&store, &key.secret, 3).await.expect("lookup").is_ok(), "its key stays");
+    let taken = apps::update(&store, "admin", erp.id, &spec("crm", registration), 3).await.expect_err("taken");
+    assert!(matches!(taken, AppError::Conflict(_)), "{taken}");
+    assert_eq!(apps::update(&store, "admin", erp.id, &spec("", registration), 3).await.expect_err("no name").field(), Some("name"));
+
+    apps::delete(&store, "admin", erp.id, 4).await.expect("deleted");
+    assert_eq!(apps::app_for_key(&store, &key.secret, 5).await.expect("lookup"), Err(KeyRefused::Unknown));
+    assert!(matches!(apps::show(&store, erp.id).await, Err(AppError::NotFound(_))));
+    assert!(matches!(apps::delete(&store, "admin", erp.id, 6).await, Err(AppError::NotFound(_))));
+    let names: Vec<String> = store.apps().await.expect("apps").into_iter().map(|a| a.details.name).collect();
+    assert_eq!(names, ["CRM"]);
+    let (entries, _) = store.audit_entries(None, 1).await.expect("audit");
+    assert_eq!((entries[0].entry.action.as_str(), entries[0].entry.target.as_str()), ("apps.deleted", "ERP (production)"));
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
@@ -100,4 +124,5 @@ macro_rules! on_both {
 on_both!(
     an_app_is_made_with_a_key_shown_once_and_a_rotation_lets_the_old_key_work_for_its_overlap,
     bad_apps_are_refused_naming_the_field_and_names_are_unique_whatever_their_case,
+    an_app_is_renamed_and_deleted_and_its_keys_stop_with_it,
 );

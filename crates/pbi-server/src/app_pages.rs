@@ -65,6 +65,8 @@ struct AppPage<'a> {
     csrf: &'a str,
     app: App,
     registration: String,
+    registrations: Vec<(String, String)>,
+    form: AppForm,
     keys: Vec<KeyRow>,
     new_key: Option<String>,
     problem: Option<String>,
@@ -74,6 +76,24 @@ struct AppPage<'a> {
 async fn registration_names(state: &AppState) -> Result<HashMap<Uuid, (String, bool)>, Problem> {
     let all = state.store.registrations(true).await.map_err(Problem::store("registration", "listing registrations"))?;
     Ok(all.into_iter().map(|r| (r.id, (r.details.name, r.removed_at.is_none()))).collect())
+}
+
+/// The registrations an app may use, (id, name) by name.
+fn usable_registrations(names: &HashMap<Uuid, (String, bool)>) -> Vec<(String, String)> {
+    let mut usable: Vec<(String, String)> =
+        names.iter().filter(|(_, (_, usable))| *usable).map(|(id, (name, _))| (id.to_string(), name.clone())).collect();
+    usable.sort_by(|a, b| a.1.cmp(&b.1));
+    usable
+}
+
+/// The app's form as typed: a registration chosen by id, one origin a line.
+fn spec_of(form: &AppForm) -> Result<AppSpec, Problem> {
+    let registration_id = form
+        .registration
+        .parse::<Uuid>()
+        .map_err(|_| Problem::invalid("registrationId", "Choose the registration the app's end users connect through."))?;
+    let origins = form.origins.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    Ok(AppSpec { name: form.name.clone(), registration_id, allowed_origins: origins })
 }
 
 async fn apps_page(state: &AppState, session: &Session, form: AppForm, problem: Option<Problem>) -> Response {
@@ -91,9 +111,7 @@ async fn apps_page(state: &AppState, session: &Session, form: AppForm, problem: 
             name: a.details.name,
         })
         .collect();
-    let mut registrations: Vec<(String, String)> =
-        names.iter().filter(|(_, (_, usable))| *usable).map(|(id, (name, _))| (id.to_string(), name.clone())).collect();
-    registrations.sort_by(|a, b| a.1.cmp(&b.1));
+    let registrations = usable_registrations(&names);
     let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let page = AppsPage { csrf: &session.csrf_token, apps: rows, registrations, form, problem: problem.map(|p| p.in_words()) };
     render(status, &page)
@@ -117,13 +135,11 @@ pub async fn add_app(State(state): State<Arc<AppState>>, SignedIn(session): Sign
     if !session::same(&session.csrf_token, &form.csrf) {
         return form_expired();
     }
-    let Ok(registration_id) = form.registration.parse::<Uuid>() else {
-        let problem = Problem::invalid("registrationId", "Choose the registration the app's end users connect through.");
-        return apps_page(&state, &session, form, Some(problem)).await;
+    let made = match spec_of(&form) {
+        Ok(spec) => ops::create(&state, &session.user, &spec).await,
+        Err(problem) => Err(problem),
     };
-    let origins = form.origins.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
-    let spec = AppSpec { name: form.name.clone(), registration_id, allowed_origins: origins };
-    match ops::create(&state, &session.user, &spec).await {
+    match made {
         Ok((app, key)) => {
             let said = format!("Made the app '{}'.", app.details.name);
             session::done(&state, &session, &format!("/admin/apps/{}", app.id), with_key(said, key))
@@ -133,7 +149,7 @@ pub async fn add_app(State(state): State<Arc<AppState>>, SignedIn(session): Sign
     }
 }
 
-async fn app_page(state: &AppState, session: &Session, id: Uuid, problem: Option<Problem>) -> Response {
+async fn app_page(state: &AppState, session: &Session, id: Uuid, typed: Option<AppForm>, problem: Option<Problem>) -> Response {
     let ((app, keys), names) = match (ops::show(state, &session.user, id).await, registration_names(state).await) {
         (Ok(shown), Ok(names)) => (shown, names),
         (Err(problem), _) | (_, Err(problem)) => return problem.page(),
@@ -149,13 +165,73 @@ async fn app_page(state: &AppState, session: &Session, id: Uuid, problem: Option
         })
         .collect();
     let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let page =
-        AppPage { csrf: &session.csrf_token, app, registration, keys, new_key: flash_token(), problem: problem.map(|p| p.in_words()) };
+    let form = typed.unwrap_or_else(|| AppForm {
+        name: app.details.name.clone(),
+        registration: app.details.registration_id.to_string(),
+        origins: app.details.allowed_origins.join("\n"),
+        ..AppForm::default()
+    });
+    let page = AppPage {
+        csrf: &session.csrf_token,
+        registrations: usable_registrations(&names),
+        form,
+        app,
+        registration,
+        keys,
+        new_key: flash_token(),
+        problem: problem.map(|p| p.in_words()),
+    };
     render(status, &page)
 }
 
 pub async fn app(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn, Path(id): Path<Uuid>) -> Response {
-    app_page(&state, &session, id, None).await
+    app_page(&state, &session, id, None, None).await
+}
+
+pub async fn update_app(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<Uuid>,
+    axum::Form(form): axum::Form<AppForm>,
+) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return form_expired();
+    }
+    let changed = match spec_of(&form) {
+        Ok(spec) => ops::update(&state, &session.user, id, &spec).await,
+        Err(problem) => Err(problem),
+    };
+    match changed {
+        Ok(app) => {
+            let said = format!("Saved the app '{}'.", app.details.name);
+            session::done(&state, &session, &format!("/admin/apps/{id}"), Flash::message(Message::success(said)))
+        }
+        Err(problem) if shown_on_form(&problem) => app_page(&state, &session, id, Some(form), Some(problem)).await,
+        Err(problem) => problem.page(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn delete_app(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<Uuid>,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return form_expired();
+    }
+    match ops::delete(&state, &session.user, id).await {
+        Ok(()) => {
+            let said = Message::success("Deleted the app; its secret keys stopped working.");
+            session::done(&state, &session, "/admin/apps", Flash::message(said))
+        }
+        Err(problem) => problem.page(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -179,7 +255,8 @@ pub async fn rotate_key(
         text => match text.parse::<i64>() {
             Ok(hours) => Some(hours),
             Err(_) => {
-                return app_page(&state, &session, id, Some(Problem::invalid("overlapHours", "Give the overlap in whole hours."))).await;
+                return app_page(&state, &session, id, None, Some(Problem::invalid("overlapHours", "Give the overlap in whole hours.")))
+                    .await;
             }
         },
     };
@@ -191,7 +268,7 @@ pub async fn rotate_key(
             };
             session::done(&state, &session, &format!("/admin/apps/{id}"), with_key(said, key))
         }
-        Err(problem) if shown_on_form(&problem) => app_page(&state, &session, id, Some(problem)).await,
+        Err(problem) if shown_on_form(&problem) => app_page(&state, &session, id, None, Some(problem)).await,
         Err(problem) => problem.page(),
     }
 }

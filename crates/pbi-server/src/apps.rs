@@ -40,6 +40,18 @@ pub(crate) async fn create(state: &AppState, admin: &User, spec: &AppSpec) -> Re
     Ok((app, key))
 }
 
+pub(crate) async fn update(state: &AppState, admin: &User, id: Uuid, spec: &AppSpec) -> Result<App, Problem> {
+    admin_only(admin)?;
+    apps::update(&state.store, &admin.username, id, spec, state.clock.unix()).await.map_err(refused("changing an app"))
+}
+
+pub(crate) async fn delete(state: &AppState, admin: &User, id: Uuid) -> Result<(), Problem> {
+    admin_only(admin)?;
+    apps::delete(&state.store, &admin.username, id, state.clock.unix()).await.map_err(refused("deleting an app"))?;
+    tracing::info!(admin = %admin.username, app = %id, "deleted an app");
+    Ok(())
+}
+
 pub(crate) async fn rotate_key(
     state: &AppState,
     admin: &User,

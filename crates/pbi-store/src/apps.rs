@@ -128,6 +128,49 @@ impl Store {
         }))
     }
 
+    /// Replaces an app's details, with the audit entry that records it.
+    pub async fn update_app(&self, id: Uuid, details: &NewApp, audit: &NewAuditEntry, now: i64) -> Result<App> {
+        let mut tx = self.pool.begin().await?;
+        let changed = on_tx!(&mut tx, |conn| sqlx::query(
+            "UPDATE apps SET name = $1, name_folded = $2, registration_id = $3, allowed_origins = $4, updated_at = $5 WHERE id = $6"
+        )
+        .bind(&details.name)
+        .bind(details.name.to_lowercase())
+        .bind(details.registration_id.to_string())
+        .bind(json_list(&details.allowed_origins))
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| app_name_taken(e, &details.name))?
+        .rows_affected());
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("app {id}")));
+        }
+        audit::insert(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        self.app(id).await
+    }
+
+    /// Deletes an app and its keys (they stop working at once), with the audit entry that records it.
+    pub async fn delete_app(&self, id: Uuid, audit: &NewAuditEntry, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("DELETE FROM app_keys WHERE app_id = $1").bind(id.to_string()).execute(&mut *conn).await?;
+        });
+        let changed = on_tx!(&mut tx, |conn| sqlx::query("DELETE FROM apps WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected());
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("app {id}")));
+        }
+        audit::insert(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// An app's keys, the newest (the one in use) first; rotated ones with the time they stop working.
     pub async fn app_keys(&self, app: Uuid) -> Result<Vec<AppKey>> {
         Ok(on_pool!(&self.pool, |pool| {

@@ -507,5 +507,18 @@ async fn an_app_is_made_and_its_key_rotated_from_the_command_line_each_key_print
     let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs()).expect("i64");
     let found = pbi_connect::apps::app_for_key(&store, &secrecy::SecretString::from(first), now).await.expect("lookup");
     assert_eq!(found, Err(pbi_connect::apps::KeyRefused::Unknown));
+
+    let renamed = run(&dir, &["apps", "update", &id, "--name", "ERP 2", "--json"], None).await;
+    assert_eq!(renamed.code, Some(0), "{}", renamed.stderr);
+    let renamed: Value = serde_json::from_str(&renamed.stdout).expect("JSON");
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["allowedOrigins"].clone()),
+        (Some("ERP 2"), json!(["https://erp.example.com"])),
+        "the rest stays"
+    );
+    let removed = run(&dir, &["apps", "remove", &id], None).await;
+    assert!(removed.stdout.contains("its secret keys stopped working"), "{}", removed.stdout);
+    let again = run(&dir, &["apps", "remove", &id], None).await;
+    assert_eq!(again.code, Some(2), "{}", again.stderr);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -150,6 +150,28 @@ pub(super) async fn get_app(State(state): State<Arc<AppState>>, caller: Caller, 
     Ok(axum::Json(AppWithKeys { app: app.into(), keys: keys.into_iter().map(AppKeyOut::from).collect() }))
 }
 
+/// Replaces an app's name, registration and allowed origins; its keys stay. Administrators only.
+#[utoipa::path(put, path = "/admin/apps/{id}", tag = "Administration", operation_id = "updateApp", request_body = AppIn,
+    params(("id" = Uuid, Path, description = "The app's id")), responses((status = 200, description = "OK", body = AppOut), Refusals,
+    (status = 409, description = "Another app has that name", body = ErrorBody)))]
+pub(super) async fn update_app(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    Body(change): Body<AppIn>,
+) -> Answer<axum::Json<AppOut>> {
+    let spec = AppSpec { name: change.name, registration_id: change.registration_id, allowed_origins: change.allowed_origins };
+    Ok(axum::Json(ops::update(&state, &caller.user, id, &spec).await?.into()))
+}
+
+/// Deletes an app; its secret keys stop working at once. Administrators only.
+#[utoipa::path(delete, path = "/admin/apps/{id}", tag = "Administration", operation_id = "deleteApp",
+    params(("id" = Uuid, Path, description = "The app's id")), responses((status = 204, description = "Deleted"), Refusals))]
+pub(super) async fn delete_app(State(state): State<Arc<AppState>>, caller: Caller, Ids(id): Ids<Uuid>) -> Answer<StatusCode> {
+    ops::delete(&state, &caller.user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A new secret key for the app, shown once; the older keys keep working for `overlapHours` (24 by default),
 /// so that the app's deployment can switch without an outage. Administrators only.
 #[utoipa::path(post, path = "/admin/apps/{id}/keys", tag = "Administration", operation_id = "rotateAppKey", request_body = RotateIn,

@@ -95,7 +95,7 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(apps::list_apps, apps::create_app))
-        .routes(routes!(apps::get_app))
+        .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
         .routes(routes!(apps::rotate_app_key))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::update_user))

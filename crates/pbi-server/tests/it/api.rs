@@ -471,11 +471,11 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
                 ("POST" | "PUT", "/admin/items" | "/admin/items/{id}") => {
                     Some(json!({"name": "Taken", "kind": "table", "columns": [{"name": "A", "type": "text"}], "source": "pushed"}))
                 }
+                ("POST", "/admin/apps") | ("PUT", "/admin/apps/{id}") => Some(json!({"name": "Taken over", "registrationId": bob_id})),
                 ("PUT", _) => Some(config.clone()),
                 ("POST", "/admin/users") => Some(json!({"username": "mallory", "password": "a long enough password"})),
                 ("PATCH", "/admin/users/{id}") => Some(json!({"disabled": true, "password": "taken over, long enough"})),
                 ("POST", "/admin/templates") => Some(json!({"workspaceName": "Taken over"})),
-                ("POST", "/admin/apps") => Some(json!({"name": "Taken over", "registrationId": bob_id})),
                 ("POST", "/admin/apps/{id}/keys") => Some(json!({})),
                 _ => None,
             };
@@ -484,7 +484,7 @@ async fn every_route_with_an_id_refuses_another_users_and_admin_routes_refuse_us
             assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_only")), "{template}");
         }
     }
-    assert_eq!(admin_operations, 30);
+    assert_eq!(admin_operations, 32);
     let (status, _) = api.call(&world, bob, Method::GET, "/api/v1/me", None).await;
     assert_eq!(status, StatusCode::OK, "Alice could not disable Bob");
     let (_, users) = api.call(&world, Auth::Token(&admin_token), Method::GET, "/api/v1/admin/users", None).await;
@@ -762,7 +762,20 @@ async fn admins_make_an_app_whose_secret_key_is_shown_once_and_rotate_it_with_an
     let (status, _) =
         api.call(&world, admin, Method::POST, &format!("/api/v1/admin/apps/{}/keys", uuid::Uuid::new_v4()), Some(json!({}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let app_path = format!("/api/v1/admin/apps/{id}");
+    let change = json!({"name": "ERP (production)", "registrationId": registration, "allowedOrigins": []});
+    let (status, changed) = api.call(&world, admin, Method::PUT, &app_path, Some(change)).await;
+    assert_eq!(
+        (status, changed["name"].as_str(), changed["allowedOrigins"].clone()),
+        (StatusCode::OK, Some("ERP (production)"), json!([]))
+    );
+    let (status, _) = api.call(&world, admin, Method::DELETE, &app_path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(api.call(&world, admin, Method::GET, &app_path, None).await.0, StatusCode::NOT_FOUND);
     let (_, audit) = api.call(&world, admin, Method::GET, "/api/v1/admin/audit", None).await;
     let text = audit.to_string();
-    assert!(text.contains("apps.created") && text.contains("apps.key.rotated") && !text.contains(&key[8..]), "{audit}");
+    for action in ["apps.created", "apps.key.rotated", "apps.changed", "apps.deleted"] {
+        assert!(text.contains(action), "{action}: {audit}");
+    }
+    assert!(!text.contains(&key[8..]), "{audit}");
 }

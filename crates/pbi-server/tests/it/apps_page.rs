@@ -61,4 +61,22 @@ async fn an_admin_makes_an_app_sees_its_key_once_and_rotates_it() {
     let bad = submit(app, &admin, &format!("{location}/keys"), &[("overlap_hours", "1000")]).await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     assert!(bad.text().await.expect("page").contains("0 to 720 hours"));
+
+    let bad = submit(app, &admin, &location, &[("name", "ERP 2"), ("registration", &registration), ("origins", "ftp://erp")]).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let bad = bad.text().await.expect("page");
+    assert!(bad.contains("must use https") && bad.contains(r#"value="ERP 2""#), "keeps what was typed: {bad}");
+    let fields = [("name", "ERP 2"), ("registration", registration.as_str()), ("origins", "https://erp2.example.com")];
+    let saved = submit(app, &admin, &location, &fields).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let (_, page) = app.page(&admin, &location).await;
+    assert!(
+        page.contains("Saved the app &#39;ERP 2&#39;.") && page.contains("<h1>ERP 2</h1>") && page.contains("https://erp2.example.com"),
+        "{page}"
+    );
+    let deleted = submit(app, &admin, &format!("{location}/delete"), &[]).await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    let (_, list) = app.page(&admin, "/admin/apps").await;
+    assert!(list.contains("Deleted the app") && list.contains(r#"id="no-apps""#), "{list}");
+    assert_eq!(app.page(&admin, &location).await.0, StatusCode::NOT_FOUND);
 }
