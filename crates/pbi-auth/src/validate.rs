@@ -56,6 +56,7 @@ impl Auth {
             Err(error) => check("enabled", Outcome::Failed, error.to_string()),
         });
         checks.extend(redirect_checks(&registration, callback_url));
+        checks.push(offline_access_check(&registration));
         let secret_check = self.secret_check(&registration).await?;
         let secret_usable = secret_check.outcome != Outcome::Failed;
         checks.push(secret_check);
@@ -153,6 +154,23 @@ fn authority_of(token_url: &Url) -> Result<Url> {
     let mut authority = token_url.clone();
     authority.set_path(trimmed);
     Ok(authority)
+}
+
+/// A user's connection lives on its refresh token, which Entra ID gives only to a sign-in that asked for
+/// `offline_access`: without it every connection needs its user again within the hour.
+fn offline_access_check(registration: &Registration) -> Check {
+    if registration.details.scopes.iter().any(|s| s.eq_ignore_ascii_case("offline_access")) {
+        check("scopes", Outcome::Passed, "offline_access is asked for: connections stay signed in with refresh tokens")
+    } else {
+        check(
+            "scopes",
+            Outcome::Failed,
+            format!(
+                "the scopes leave out offline_access, without which Entra ID gives no refresh token and every connection needs its user to sign in again within the hour: add it (pbi-bridge registration update --name {} --scope … --scope offline_access)",
+                registration.details.name
+            ),
+        )
+    }
 }
 
 fn redirect_checks(registration: &Registration, callback_url: Option<&str>) -> Vec<Check> {

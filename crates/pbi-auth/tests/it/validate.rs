@@ -20,6 +20,16 @@ async fn a_good_registration_passes_with_a_real_token_request() {
     assert_eq!(outcome(&validation, "credentials")[0].0, Outcome::Passed);
     assert_eq!(outcome(&validation, "consent")[0].0, Outcome::Info, "what cannot be proven is said");
     assert_eq!(env.token_requests().iter().filter(|r| r.status == 200).count(), 1, "the credentials were really tried");
+    assert_eq!(outcome(&validation, "scopes")[0].0, Outcome::Passed);
+
+    // Without offline_access no connection could stay signed in: said, with what to do.
+    let mut details = env.registration.details.clone();
+    details.scopes.retain(|s| s != "offline_access");
+    env.store.update_registration(env.registration.id, &details, env.sandbox.clock().unix()).await.expect("saved");
+    let validation = env.auth.validate(env.registration.id, Some(&callback)).await.expect("validated");
+    let scopes = &outcome(&validation, "scopes")[0];
+    assert!(!validation.passed() && scopes.0 == Outcome::Failed, "{validation:#?}");
+    assert!(scopes.1.contains("leave out offline_access") && scopes.1.contains("--scope offline_access"), "{}", scopes.1);
 }
 
 #[tokio::test]
