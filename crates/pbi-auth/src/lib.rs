@@ -222,12 +222,12 @@ pub fn state_hash(state: &str) -> String {
 
 /// The URL of `urls` on `host` (`host[:port]`, as a Host header says it), else the first.
 fn redirect_url_on<'a>(urls: &'a [String], host: Option<&str>) -> Option<&'a String> {
-    let on_host = host.and_then(|host| urls.iter().find(|url| authority_of(url).is_some_and(|a| a.eq_ignore_ascii_case(host.trim()))));
+    let on_host = host.and_then(|host| urls.iter().find(|url| host_and_port_of(url).is_some_and(|a| a.eq_ignore_ascii_case(host.trim()))));
     on_host.or(urls.first())
 }
 
 /// A URL's host and explicit port, as a browser writes them in the Host header.
-fn authority_of(url: &str) -> Option<String> {
+fn host_and_port_of(url: &str) -> Option<String> {
     let url = url::Url::parse(url).ok()?;
     let host = url.host_str()?;
     Some(match url.port() {

@@ -42,14 +42,20 @@ impl AppSpec {
     }
 }
 
+/// Whether a URL a browser is sent to is https, or http on this machine (what Entra ID and browsers allow
+/// without TLS).
+pub fn secure_or_local(url: &url::Url) -> bool {
+    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    url.scheme() == "https" || (url.scheme() == "http" && local)
+}
+
 /// An origin the app's pages are served from, as a browser sends it in `Origin`: `scheme://host[:port]`
 /// (lower-case, the default port left out), https except on this machine. The message says what to give.
 pub fn parse_origin(text: &str) -> Result<String, String> {
     let text = text.trim();
     let example = "give the scheme, host and port the app's pages are served from, such as https://erp.example.com";
     let url = url::Url::parse(text).map_err(|e| format!("'{text}' is not an origin ({e}): {example}"))?;
-    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if !(url.scheme() == "https" || (url.scheme() == "http" && local)) {
+    if !secure_or_local(&url) {
         return Err(format!("'{text}' must use https (http only for localhost): {example}"));
     }
     let bare =

@@ -5,7 +5,7 @@ pub mod app;
 pub mod apps;
 pub mod keys;
 
-pub use app::{AppSpec, CheckedApp, parse_origin};
+pub use app::{AppSpec, CheckedApp, parse_origin, secure_or_local};
 pub use keys::{NewSecretKey, SECRET_KEY_PREFIX};
 
 /// Why an app operation did not happen; each case is one a caller acts on differently.

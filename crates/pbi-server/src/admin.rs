@@ -150,7 +150,7 @@ struct KeyRow {
     in_use: bool,
 }
 
-fn forbidden() -> Response {
+pub(crate) fn forbidden() -> Response {
     Problem::Forbidden("Only administrators can change the Power BI configuration.".into()).page()
 }
 
@@ -327,7 +327,7 @@ pub(crate) fn redirect_url(state: &AppState) -> String {
 }
 
 /// The registration this page edits: the active one, else any not removed (a disabled one stays editable).
-async fn active_registration_any(state: &AppState) -> pbi_store::Result<Option<Registration>> {
+pub(crate) async fn active_registration_any(state: &AppState) -> pbi_store::Result<Option<Registration>> {
     if let Some(active) = active_registration(state).await? {
         return Ok(Some(active));
     }

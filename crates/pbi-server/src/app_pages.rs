@@ -121,11 +121,6 @@ pub async fn apps(State(state): State<Arc<AppState>>, SignedIn(session): SignedI
     apps_page(&state, &session, AppForm::default(), None).await
 }
 
-/// A refusal the form can show next to what was typed; others read as their own page.
-fn shown_on_form(problem: &Problem) -> bool {
-    matches!(problem, Problem::Invalid { .. } | Problem::Conflict(_))
-}
-
 /// The key, once, on the page the answer leads to (never in a URL or a cookie).
 fn with_key(message: String, key: NewSecretKey) -> Flash {
     Flash { messages: vec![Message::success(message)], new_token: Some(key.secret), ..Flash::default() }
@@ -144,7 +139,7 @@ pub async fn add_app(State(state): State<Arc<AppState>>, SignedIn(session): Sign
             let said = format!("Made the app '{}'.", app.details.name);
             session::done(&state, &session, &format!("/admin/apps/{}", app.id), with_key(said, key))
         }
-        Err(problem) if shown_on_form(&problem) => apps_page(&state, &session, form, Some(problem)).await,
+        Err(problem) if problem.shown_on_form() => apps_page(&state, &session, form, Some(problem)).await,
         Err(problem) => problem.page(),
     }
 }
@@ -206,7 +201,7 @@ pub async fn update_app(
             let said = format!("Saved the app '{}'.", app.details.name);
             session::done(&state, &session, &format!("/admin/apps/{id}"), Flash::message(Message::success(said)))
         }
-        Err(problem) if shown_on_form(&problem) => app_page(&state, &session, id, Some(form), Some(problem)).await,
+        Err(problem) if problem.shown_on_form() => app_page(&state, &session, id, Some(form), Some(problem)).await,
         Err(problem) => problem.page(),
     }
 }
@@ -268,7 +263,7 @@ pub async fn rotate_key(
             };
             session::done(&state, &session, &format!("/admin/apps/{id}"), with_key(said, key))
         }
-        Err(problem) if shown_on_form(&problem) => app_page(&state, &session, id, None, Some(problem)).await,
+        Err(problem) if problem.shown_on_form() => app_page(&state, &session, id, None, Some(problem)).await,
         Err(problem) => problem.page(),
     }
 }

@@ -127,11 +127,6 @@ pub async fn data_sources(State(state): State<Arc<AppState>>, SignedIn(session):
     sources_page(&state, &session, form, None).await
 }
 
-/// A refusal the form can show next to what was typed; others read as their own page.
-fn shown_on_form(problem: &Problem) -> bool {
-    matches!(problem, Problem::Invalid { .. } | Problem::Conflict(_))
-}
-
 pub async fn add_data_source(
     State(state): State<Arc<AppState>>,
     SignedIn(session): SignedIn,
@@ -149,7 +144,7 @@ pub async fn add_data_source(
             };
             session::done(&state, &session, "/admin/data-sources", Flash::message(Message::success(said)))
         }
-        Err(problem) if shown_on_form(&problem) => sources_page(&state, &session, form, Some(problem)).await,
+        Err(problem) if problem.shown_on_form() => sources_page(&state, &session, form, Some(problem)).await,
         Err(problem) => problem.page(),
     }
 }
@@ -193,7 +188,7 @@ pub async fn update_data_source(
             let said = format!("Saved the data source '{}'.", source.details.name);
             session::done(&state, &session, "/admin/data-sources", Flash::message(Message::success(said)))
         }
-        Err(problem) if shown_on_form(&problem) => match ops::data_source(&state, &session.user, id).await {
+        Err(problem) if problem.shown_on_form() => match ops::data_source(&state, &session.user, id).await {
             Ok(source) => source_page(&session, &source, form, Some(problem)),
             Err(other) => other.page(),
         },
@@ -483,7 +478,7 @@ async fn save_item(state: &AppState, session: &Session, id: Option<Uuid>, form: 
             let said = format!("Saved the item '{}'.", defined.item.details.name);
             session::done(state, session, "/admin/items", Flash::message(Message::success(said)))
         }
-        Err(problem) if shown_on_form(&problem) => {
+        Err(problem) if problem.shown_on_form() => {
             let subscriptions = match id {
                 Some(id) => match ops::item(state, &session.user, id).await {
                     Ok(defined) => defined.subscriptions,

@@ -52,6 +52,12 @@ impl Problem {
         Self::Invalid { field: field.to_owned(), message: message.into() }
     }
 
+    /// A refusal a form shows next to what was typed (a field at fault, a conflict); others read as their own
+    /// page.
+    pub fn shown_on_form(&self) -> bool {
+        matches!(self, Self::Invalid { .. } | Self::Conflict(_))
+    }
+
     /// Logs a store failure with its context and hides it from the caller; "not found" stays "not found".
     pub fn store(what: &'static str, context: &'static str) -> impl FnOnce(StoreError) -> Self {
         move |error| match error {

@@ -24,8 +24,7 @@ pub(crate) fn parse_redirect_url(field: &str, text: &str) -> Result<String, Prob
     let text = text.trim();
     let example = "give https://your-host/oauth/callback (a host pbi-bridge is reached at)";
     let url = url::Url::parse(text).map_err(|e| Problem::invalid(field, format!("'{text}' is not an absolute URL ({e}): {example}.")))?;
-    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if !(url.scheme() == "https" || (url.scheme() == "http" && local)) {
+    if !pbi_connect::secure_or_local(&url) {
         return Err(Problem::invalid(field, format!("'{text}' must use https (Entra ID allows http for localhost only): {example}.")));
     }
     if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
@@ -42,7 +41,7 @@ async fn saved_registration(state: &AppState, admin: &User) -> Result<Registrati
     if !admin.is_admin {
         return Err(Problem::AdminOnly);
     }
-    match admin::config(state).await?.0 {
+    match admin::active_registration_any(state).await.map_err(Problem::store("registration", "reading the registration"))? {
         Some(registration) => Ok(registration),
         None => Err(Problem::Conflict("Save a Power BI configuration first.".into())),
     }
@@ -135,7 +134,7 @@ pub struct CsrfForm {
 /// The checks every form of this page makes: an administrator, in their own session.
 fn refused(session: &pbi_store::Session, csrf: &str) -> Option<Response> {
     if !session.user.is_admin {
-        return Some(Problem::Forbidden("Only administrators can change the Power BI configuration.".into()).page());
+        return Some(admin::forbidden());
     }
     (!session::same(&session.csrf_token, csrf)).then(crate::pages::form_expired)
 }

@@ -152,12 +152,10 @@ impl Store {
         self.app(id).await
     }
 
-    /// Deletes an app and its keys (they stop working at once), with the audit entry that records it.
+    /// Deletes an app and, by the foreign key's cascade, its keys (they stop working at once), with the audit
+    /// entry that records it.
     pub async fn delete_app(&self, id: Uuid, audit: &NewAuditEntry, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        on_tx!(&mut tx, |conn| {
-            sqlx::query("DELETE FROM app_keys WHERE app_id = $1").bind(id.to_string()).execute(&mut *conn).await?;
-        });
         let changed = on_tx!(&mut tx, |conn| sqlx::query("DELETE FROM apps WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *conn)
