@@ -68,7 +68,10 @@ async fn main() {
                 scopes: vec!["Dashboard.Read.All".into()],
             })
             .expect("consent");
-        let url = auth.start_authorization(registration.id, &upn, &upn, "/", &StartOptions::default()).await.expect("start");
+        let url = auth
+            .start_authorization(registration.id, &pbi_store::Owner::User(uuid::Uuid::new_v4()), &upn, "/", &StartOptions::default())
+            .await
+            .expect("start");
         let page = http.get(url).send().await.expect("authorize").text().await.expect("page");
         let ctx = page.split(r#"name="ctx" value=""#).nth(1).and_then(|r| r.split('"').next()).expect("ctx").to_owned();
         let answer = http

@@ -5,6 +5,7 @@ pub mod explain;
 mod tokens;
 mod validate;
 
+pub use pbi_store::Owner;
 pub use tokens::{ConnectionTokens, cloud_of};
 
 pub use validate::{Check, Outcome, SECRET_WARNING_DAYS, ServicePrincipal, Validation};
@@ -135,7 +136,7 @@ pub struct RefreshCounts {
 }
 
 struct HotToken {
-    owner: String,
+    owner: Owner,
     token: SecretString,
     expires_at: i64,
     /// When the store last said the connection is active: after `HOT_RECHECK_SECONDS` the next caller reads
@@ -359,7 +360,7 @@ impl Auth {
     pub async fn start_authorization(
         &self,
         registration_id: Uuid,
-        owner: &str,
+        owner: &Owner,
         browser_session: &str,
         return_to: &str,
         options: &StartOptions,
@@ -376,7 +377,7 @@ impl Auth {
             .put_state(&PendingState {
                 state_hash: state_hash(&state),
                 browser_session: browser_session.to_owned(),
-                owner: owner.to_owned(),
+                owner: *owner,
                 registration_id,
                 pkce_verifier: SecretString::from(verifier),
                 return_to: return_to.to_owned(),
@@ -416,7 +417,7 @@ impl Auth {
         // that started it can take it, so a wrong session leaves it for the right one.
         let hash = state_hash(state);
         let Some(pending) = self.store.take_state(&hash, browser_session).await? else {
-            if self.store.state_exists(&hash).await? {
+            if self.store.state_owner(&hash).await?.is_some() {
                 return Err(AuthError::InvalidState("it was started in another browser session".into()));
             }
             return Err(AuthError::InvalidState("it is unknown or was already used".into()));
@@ -481,17 +482,17 @@ impl Auth {
     }
 
     fn cache(&self, connection: &Connection, token: SecretString, expires_at: i64) {
-        let entry = HotToken { owner: connection.account.owner.clone(), token, expires_at, checked_at: self.clock.unix() };
+        let entry = HotToken { owner: connection.account.owner, token, expires_at, checked_at: self.clock.unix() };
         self.hot.lock().unwrap_or_else(PoisonError::into_inner).insert(connection.id, entry);
     }
 
     /// The cached token, if fresh enough and (when `owner` is given) the owner's.
-    fn cached(&self, connection: Uuid, owner: Option<&str>, now: i64) -> Option<SecretString> {
+    fn cached(&self, connection: Uuid, owner: Option<&Owner>, now: i64) -> Option<SecretString> {
         let hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = hot.get(&connection)?;
         let fresh = entry.expires_at - self.settings.refresh_ahead_seconds > now;
         let checked = now - entry.checked_at < HOT_RECHECK_SECONDS;
-        (fresh && checked && owner.is_none_or(|o| o == entry.owner)).then(|| entry.token.clone())
+        (fresh && checked && owner.is_none_or(|o| *o == entry.owner)).then(|| entry.token.clone())
     }
 
     fn forget(&self, connection: Uuid) {
@@ -504,16 +505,16 @@ impl Auth {
 
     /// A connection, if it exists and (when `owner` is given) belongs to `owner`. Another user's
     /// connection is "not found", so that ids cannot be probed.
-    pub async fn connection(&self, id: Uuid, owner: Option<&str>) -> Result<Connection> {
+    pub async fn connection(&self, id: Uuid, owner: Option<&Owner>) -> Result<Connection> {
         let connection = self.store.connection(id).await.map_err(not_found)?;
-        if owner.is_some_and(|o| o != connection.account.owner) {
+        if owner.is_some_and(|o| *o != connection.account.owner) {
             return Err(AuthError::NotFound(format!("connection {id}")));
         }
         Ok(connection)
     }
 
     /// A valid access token for a connection, refreshed ahead of expiry; see the crate docs.
-    pub async fn access_token(&self, id: Uuid, owner: Option<&str>) -> Result<SecretString> {
+    pub async fn access_token(&self, id: Uuid, owner: Option<&Owner>) -> Result<SecretString> {
         if let Some(token) = self.cached(id, owner, self.clock.unix()) {
             return Ok(token);
         }
@@ -535,7 +536,7 @@ impl Auth {
     /// A new access token for a connection whose token Power BI refused (`TokenExpired`, `InvalidToken`)
     /// although our clock says it is still good (the service restarted, the token was revoked). One refresh
     /// serves every caller that was refused the same token: whoever comes after it gets the new token.
-    pub async fn replace_refused_token(&self, id: Uuid, owner: Option<&str>, refused: &SecretString) -> Result<SecretString> {
+    pub async fn replace_refused_token(&self, id: Uuid, owner: Option<&Owner>, refused: &SecretString) -> Result<SecretString> {
         let is_refused = |token: &SecretString| token.expose_secret() == refused.expose_secret();
         let connection = self.connection(id, owner).await?;
         self.require_active(&connection)?;
@@ -553,7 +554,7 @@ impl Auth {
     }
 
     /// As `access_token`, with when the token expires (Unix seconds), for callers that schedule its renewal.
-    pub async fn access_token_with_expiry(&self, id: Uuid, owner: Option<&str>) -> Result<(SecretString, i64)> {
+    pub async fn access_token_with_expiry(&self, id: Uuid, owner: Option<&Owner>) -> Result<(SecretString, i64)> {
         let token = self.access_token(id, owner).await?;
         // Every path of `access_token` leaves the token in the hot cache with its expiry.
         let hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner).get(&id).map(|entry| entry.expires_at);
@@ -755,7 +756,7 @@ impl Auth {
     }
 
     /// Disconnects: the tokens are deleted everywhere.
-    pub async fn disconnect(&self, id: Uuid, owner: Option<&str>) -> Result<()> {
+    pub async fn disconnect(&self, id: Uuid, owner: Option<&Owner>) -> Result<()> {
         self.connection(id, owner).await?;
         self.forget(id);
         self.store.disconnect(id, self.clock.unix()).await?;

@@ -5,7 +5,7 @@
 use crate::{Auth, AuthError};
 use futures_util::future::BoxFuture;
 use pbi_powerbi::{AccessToken, Cloud, TokenError, TokenSource};
-use pbi_store::Registration;
+use pbi_store::{Owner, Registration};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
@@ -15,13 +15,13 @@ use uuid::Uuid;
 pub struct ConnectionTokens {
     auth: Arc<Auth>,
     connection: Uuid,
-    owner: String,
+    owner: Owner,
     last_sent: Mutex<Option<SecretString>>,
 }
 
 impl ConnectionTokens {
-    pub fn new(auth: Arc<Auth>, connection: Uuid, owner: impl Into<String>) -> Self {
-        Self { auth, connection, owner: owner.into(), last_sent: Mutex::new(None) }
+    pub fn new(auth: Arc<Auth>, connection: Uuid, owner: Owner) -> Self {
+        Self { auth, connection, owner, last_sent: Mutex::new(None) }
     }
 
     async fn fetch(&self, fresh: bool) -> Result<AccessToken, TokenError> {

@@ -389,13 +389,15 @@ pub async fn connections(store_args: &StoreArgs, command: ConnectionsCommand, js
         t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
             .map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
     };
-    // A connection's owner is a pbi-bridge user id: people read the user's name.
-    let names: std::collections::HashMap<String, String> =
-        store.users().await?.into_iter().map(|u| (u.id.to_string(), u.username)).collect();
-    let owner_name = |owner: &str| names.get(owner).cloned();
+    // A connection's owner is a pbi-bridge user or an app's end user: people read the user's name.
+    let names: std::collections::HashMap<uuid::Uuid, String> = store.users().await?.into_iter().map(|u| (u.id, u.username)).collect();
+    let owner_name = |owner: &pbi_store::Owner| match owner {
+        pbi_store::Owner::User(id) => names.get(id).cloned(),
+        pbi_store::Owner::EndUser(_) => None,
+    };
     let describe = |c: &pbi_store::Connection| {
         json!({
-            "id": c.id, "owner": c.account.owner, "ownerName": owner_name(&c.account.owner), "upn": c.account.upn, "tenantId": c.account.tenant_id, "registrationId": c.account.registration_id,
+            "id": c.id, "owner": c.account.owner.to_string(), "ownerName": owner_name(&c.account.owner), "upn": c.account.upn, "tenantId": c.account.tenant_id, "registrationId": c.account.registration_id,
             "scopes": c.scopes, "status": format!("{:?}", c.status), "reason": c.status_reason, "accessTokenExpires": date(c.access_expires_at),
             "lastRefresh": date(c.last_refresh_at), "lastError": c.last_error,
         })
@@ -407,8 +409,8 @@ pub async fn connections(store_args: &StoreArgs, command: ConnectionsCommand, js
                     // A user name (whatever its case) or a user id.
                     let id = names
                         .iter()
-                        .find(|(id, name)| name.eq_ignore_ascii_case(owner.trim()) || id.eq_ignore_ascii_case(owner.trim()))
-                        .map(|(id, _)| id.clone())
+                        .find(|(id, name)| name.eq_ignore_ascii_case(owner.trim()) || id.to_string().eq_ignore_ascii_case(owner.trim()))
+                        .map(|(id, _)| pbi_store::Owner::User(*id))
                         .ok_or_else(|| {
                             crate::powerbi::usage_error(format!(
                                 "--owner: there is no pbi-bridge user '{owner}'; `pbi-bridge users list` shows them"
@@ -423,7 +425,10 @@ pub async fn connections(store_args: &StoreArgs, command: ConnectionsCommand, js
                 .iter()
                 .map(|c| {
                     // A user removed since keeps their id here, so the row still says whose it was.
-                    let owner = owner_name(&c.account.owner).unwrap_or_else(|| format!("(no user {})", c.account.owner));
+                    let owner = owner_name(&c.account.owner).unwrap_or_else(|| match c.account.owner {
+                        pbi_store::Owner::User(id) => format!("(no user {id})"),
+                        end_user => end_user.to_string(),
+                    });
                     vec![c.id.to_string(), owner, c.account.upn.clone(), format!("{:?}", c.status), opt(&c.status_reason)]
                 })
                 .collect();

@@ -138,7 +138,7 @@ async fn alice_connected(sandbox: &SandboxProcess, store: &Store, now: i64) -> R
     store.add_secret(registration.id, &SecretString::from(secret), now + 365 * 86_400, now).await?;
     let alice = store.add_user("alice", "Alice", "unused-hash", false, now).await?.id;
     let account = Account {
-        owner: alice.to_string(),
+        owner: pbi_store::Owner::User(alice),
         registration_id: registration.id,
         tenant_id: tenant.to_string(),
         object_id: user.to_string(),

@@ -166,7 +166,7 @@ pub async fn connect(
         }
     };
     let options = StartOptions { force_consent: form.reconsent.as_deref() == Some("true"), select_account: true, login_hint: None, host };
-    match state.auth.start_authorization(registration.id, &session.user.id.to_string(), &session.token_hash, "/settings", &options).await {
+    match state.auth.start_authorization(registration.id, &session.user.as_owner(), &session.token_hash, "/settings", &options).await {
         Ok(url) => Redirect::to(url.as_str()).into_response(),
         Err(error) => back(&state, &session, "/settings", Message::error(error.to_string())),
     }

@@ -94,7 +94,7 @@ fn failing_sentence(failing: &[Connection], now: i64) -> String {
 /// The banners of the page being drawn for `user` at `path`.
 pub async fn for_page(store: &Store, user: &User, path: &str, now: i64) -> Result<Vec<Message>, StoreError> {
     let mut messages = Vec::new();
-    for connection in store.connections_needing_sign_in(&user.id.to_string()).await? {
+    for connection in store.connections_needing_sign_in(&user.as_owner()).await? {
         let reason = connection.status_reason.as_deref().unwrap_or("the sign-in is no longer valid");
         messages.push(
             Message::warning(format!(

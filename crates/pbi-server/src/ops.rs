@@ -149,8 +149,7 @@ pub async fn registration_and_connection(state: &AppState, user: &User) -> Resul
     let Some(registration) = active_registration(state).await.map_err(Problem::store("registration", "reading registrations"))? else {
         return Ok((None, None));
     };
-    let connections =
-        state.store.connections_of(&user.id.to_string()).await.map_err(Problem::store("connection", "reading connections"))?;
+    let connections = state.store.connections_of(&user.as_owner()).await.map_err(Problem::store("connection", "reading connections"))?;
     let connection = connections.into_iter().filter(|c| c.account.registration_id == registration.id).max_by_key(|c| c.updated_at);
     Ok((Some(registration), connection))
 }
@@ -167,7 +166,7 @@ pub async fn connection(state: &AppState, user: &User) -> Result<Option<Connecti
 }
 
 pub async fn disconnect(state: &AppState, user: &User, connection: Uuid) -> Result<(), Problem> {
-    Ok(state.auth.disconnect(connection, Some(&user.id.to_string())).await?)
+    Ok(state.auth.disconnect(connection, Some(&user.as_owner())).await?)
 }
 
 /// A Power BI client acting as the user through their active connection, and that connection's id.
@@ -181,7 +180,7 @@ pub(crate) async fn client_for(state: &AppState, user: &User) -> Result<(PowerBi
     }
     let cloud = pbi_auth::cloud_of(&registration)
         .map_err(|e| Problem::Unavailable(format!("Power BI cannot be called: {e}. Ask your administrator to do so.")))?;
-    let tokens = pbi_auth::ConnectionTokens::new(state.auth.clone(), connection.id, user.id.to_string());
+    let tokens = pbi_auth::ConnectionTokens::new(state.auth.clone(), connection.id, user.as_owner());
     let metrics = state.metrics.clone();
     // Someone is waiting for the answer: an outage is said within seconds, not after minutes of backoff.
     let client = PowerBiClient::sharing(state.http.clone(), &cloud, Arc::new(tokens))
@@ -547,7 +546,7 @@ pub async fn tile_token(state: &AppState, user: &User, workspace_id: Uuid, pin: 
     let pin = pins.into_iter().find(|p| p.id == pin).ok_or(Problem::NotFound("pin"))?;
     // The token is for drawing this tile: not for a tile whose embed page is not the configured Power BI's.
     embed_origins(state).await?.check(&pin.embed_url).map_err(|why| Problem::Conflict(why.drawing()))?;
-    let (access_token, expires_at) = state.auth.access_token_with_expiry(pin.connection_id, Some(&user.id.to_string())).await?;
+    let (access_token, expires_at) = state.auth.access_token_with_expiry(pin.connection_id, Some(&user.as_owner())).await?;
     let renew_in_seconds = (expires_at - state.clock.unix() - RENEW_MARGIN_SECONDS).max(60);
     Ok(TileToken { pin, company_filter: workspace.company_filter, access_token, expires_at, renew_in_seconds })
 }

@@ -237,7 +237,7 @@ struct HomePage<'a> {
 }
 
 pub async fn home(State(state): State<Arc<AppState>>, SignedIn(session): SignedIn) -> Response {
-    let connections = match state.store.connections_of(&session.user.id.to_string()).await {
+    let connections = match state.store.connections_of(&session.user.as_owner()).await {
         Ok(list) => list,
         Err(error) => {
             tracing::error!(%error, "listing connections");

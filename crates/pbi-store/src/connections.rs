@@ -34,10 +34,42 @@ impl ConnectionStatus {
     }
 }
 
+/// Who a connection belongs to (`DESIGN.md`): a pbi-bridge user (seeds 000 and 001), or an app's end user
+/// (seed 002). Every access check is one comparison of owners. Stored in one column as text: a user's id as it
+/// always was, an end user's as `end-user:<id>` (the end user's row says which app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Owner {
+    User(Uuid),
+    EndUser(Uuid),
+}
+
+const END_USER_PREFIX: &str = "end-user:";
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::User(id) => write!(f, "{id}"),
+            Owner::EndUser(id) => write!(f, "{END_USER_PREFIX}{id}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Owner {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let corrupt = || StoreError::Corrupt(format!("connection owner '{text}'"));
+        match text.strip_prefix(END_USER_PREFIX) {
+            Some(id) => Uuid::parse_str(id).map(Owner::EndUser).map_err(|_| corrupt()),
+            None => Uuid::parse_str(text).map(Owner::User).map_err(|_| corrupt()),
+        }
+    }
+}
+
 /// Whose Power BI account a connection is, through which registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
-    pub owner: String,
+    pub owner: Owner,
     pub registration_id: Uuid,
     pub tenant_id: String,
     pub object_id: String,
@@ -81,7 +113,7 @@ fn connection_from(row: &impl DbRow) -> Result<Connection> {
     Ok(Connection {
         id: uuid_of(row, "id")?,
         account: Account {
-            owner: row.field("owner")?,
+            owner: row.field::<String>("owner")?.parse()?,
             registration_id: uuid_of(row, "registration_id")?,
             tenant_id: row.field("tenant_id")?,
             object_id: row.field("object_id")?,
@@ -114,7 +146,7 @@ impl Store {
         .bind(account.registration_id.to_string())
         .bind(&account.tenant_id)
         .bind(&account.object_id)
-        .bind(&account.owner)
+        .bind(account.owner.to_string())
         .bind(ConnectionStatus::Revoked.as_str())
         .fetch_optional(pool)
         .await?
@@ -126,7 +158,7 @@ impl Store {
         let existing = on_pool!(&self.pool, |pool| sqlx::query(
             "SELECT id FROM connections WHERE owner = $1 AND registration_id = $2 AND tenant_id = $3 AND object_id = $4"
         )
-        .bind(&account.owner)
+        .bind(account.owner.to_string())
         .bind(account.registration_id.to_string())
         .bind(&account.tenant_id)
         .bind(&account.object_id)
@@ -141,7 +173,7 @@ impl Store {
                 on_pool!(&self.pool, |pool| {
                     sqlx::query("INSERT INTO connections (id, owner, registration_id, tenant_id, object_id, upn, scopes, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
                                     .bind(id.to_string())
-                                    .bind(&account.owner)
+                                    .bind(account.owner.to_string())
                                     .bind(account.registration_id.to_string())
                                     .bind(&account.tenant_id)
                                     .bind(&account.object_id)
@@ -201,13 +233,13 @@ impl Store {
     }
 
     /// One user's connections (what the UI and API list for them).
-    pub async fn connections_of(&self, owner: &str) -> Result<Vec<Connection>> {
+    pub async fn connections_of(&self, owner: &Owner) -> Result<Vec<Connection>> {
         on_pool!(&self.pool, |pool| sqlx::query(concat!(
             "SELECT ",
             connection_columns!(),
             " FROM connections WHERE owner = $1 ORDER BY created_at"
         ))
-        .bind(owner)
+        .bind(owner.to_string())
         .fetch_all(pool)
         .await?
         .iter()
@@ -320,13 +352,13 @@ impl Store {
     }
 
     /// One owner's connections that need them to sign in again (what the banner on every page names).
-    pub async fn connections_needing_sign_in(&self, owner: &str) -> Result<Vec<Connection>> {
+    pub async fn connections_needing_sign_in(&self, owner: &Owner) -> Result<Vec<Connection>> {
         on_pool!(&self.pool, |pool| sqlx::query(concat!(
             "SELECT ",
             connection_columns!(),
             " FROM connections WHERE owner = $1 AND status = $2 ORDER BY created_at"
         ))
-        .bind(owner)
+        .bind(owner.to_string())
         .bind(ConnectionStatus::NeedsSignIn.as_str())
         .fetch_all(pool)
         .await?
@@ -362,5 +394,24 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Owner;
+    use uuid::Uuid;
+
+    #[test]
+    fn an_owner_reads_back_as_written_and_a_user_id_keeps_its_old_form() {
+        let id = Uuid::from_u128(0x1234);
+        for owner in [Owner::User(id), Owner::EndUser(id)] {
+            assert_eq!(owner.to_string().parse::<Owner>().expect("parses"), owner);
+        }
+        assert_eq!(Owner::User(id).to_string(), id.to_string(), "rows written before end users existed still read");
+        assert_ne!(Owner::User(id), Owner::EndUser(id), "the same id in two roles is two owners");
+        for bad in ["", "alice", "end-user:", "end-user:alice", "app:1"] {
+            assert!(bad.parse::<Owner>().is_err(), "{bad}");
+        }
     }
 }

@@ -22,7 +22,7 @@ mod workspaces;
 pub use api_tokens::ApiToken;
 pub use apps::{App, AppKey, KeyToStore, NewApp};
 pub use audit::{AuditCursor, AuditEntry, NewAuditEntry};
-pub use connections::{Account, Connection, ConnectionStatus, Tokens};
+pub use connections::{Account, Connection, ConnectionStatus, Owner, Tokens};
 pub use data_sources::{DataSource, DataSourceKind, NewDataSource};
 pub use db::{Pool, StoreTx};
 pub use items::{ItemSource, NewItem, StoredItem};

@@ -2,7 +2,7 @@
 //! them, with the PKCE verifier encrypted.
 
 use crate::db::{DbRow, on_pool};
-use crate::{Result, Store, uuid_of};
+use crate::{Owner, Result, Store, uuid_of};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -12,7 +12,7 @@ pub struct PendingState {
     /// The SHA-256 of the `state` sent to Entra, never the value itself.
     pub state_hash: String,
     pub browser_session: String,
-    pub owner: String,
+    pub owner: Owner,
     pub registration_id: Uuid,
     pub pkce_verifier: SecretString,
     pub return_to: String,
@@ -31,7 +31,7 @@ impl Store {
             sqlx::query("INSERT INTO oauth_states (state_hash, browser_session, owner, registration_id, pkce_verifier, return_to, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&state.state_hash)
                 .bind(&state.browser_session)
-                .bind(&state.owner)
+                .bind(state.owner.to_string())
                 .bind(state.registration_id.to_string())
                 .bind(verifier)
                 .bind(&state.return_to)
@@ -45,7 +45,7 @@ impl Store {
 
     /// Removes and returns the state if it exists and was started in `browser_session`: a second take of the
     /// same state finds nothing, and a take from another browser session leaves it for its own (so opening
-    /// someone else's callback URL cannot burn their sign-in; `state_exists` tells the two apart). Whether
+    /// someone else's callback URL cannot burn their sign-in; `state_owner` tells the two apart). Whether
     /// it expired is the caller's to judge from the fields.
     pub async fn take_state(&self, state_hash: &str, browser_session: &str) -> Result<Option<PendingState>> {
         // One statement that deletes and returns: of two takes at once, exactly one gets the row. (A read then a
@@ -63,7 +63,7 @@ impl Store {
             Ok(PendingState {
                 state_hash: row.field("state_hash")?,
                 browser_session: row.field("browser_session")?,
-                owner: row.field("owner")?,
+                owner: row.field::<String>("owner")?.parse()?,
                 registration_id: uuid_of(&row, "registration_id")?,
                 pkce_verifier: self.keys.decrypt_str(&envelope, &state_context(state_hash))?,
                 return_to: row.field("return_to")?,
@@ -75,13 +75,14 @@ impl Store {
         })
     }
 
-    /// Whether a state is pending (in any browser session).
-    pub async fn state_exists(&self, state_hash: &str) -> Result<bool> {
-        Ok(on_pool!(&self.pool, |pool| sqlx::query("SELECT 1 FROM oauth_states WHERE state_hash = $1")
+    /// Whose the pending state is, without taking it: the callback asks it to know which browser session (a
+    /// pbi-bridge user's, or an end user's on the connect page) must take it.
+    pub async fn state_owner(&self, state_hash: &str) -> Result<Option<Owner>> {
+        let found: Option<String> = on_pool!(&self.pool, |pool| sqlx::query_scalar("SELECT owner FROM oauth_states WHERE state_hash = $1")
             .bind(state_hash)
             .fetch_optional(pool)
-            .await?
-            .is_some()))
+            .await?);
+        found.map(|text| text.parse()).transpose()
     }
 
     /// Forgets states that expired before `now`.

@@ -16,6 +16,13 @@ pub struct User {
     pub disabled_at: Option<i64>,
 }
 
+impl User {
+    /// The user as the owner of their Power BI connections.
+    pub fn as_owner(&self) -> crate::Owner {
+        crate::Owner::User(self.id)
+    }
+}
+
 /// A signed-in browser. The cookie's token is stored only as a hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {

@@ -1,7 +1,7 @@
 //! The store's suite, run on SQLite and on PostgreSQL (127.0.0.1:5432; each test makes its own database).
 
 use pbi_crypto::KeyRing;
-use pbi_store::{Account, ConnectionStatus, NewRegistration, PendingState, Pool, Store, StoreError, StoreTx, Tokens};
+use pbi_store::{Account, ConnectionStatus, NewRegistration, Owner, PendingState, Pool, Store, StoreError, StoreTx, Tokens};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
@@ -216,7 +216,7 @@ async fn a_usable_registration_resumes_the_subscriptions_of_its_active_connectio
     for (n, registration_id) in [erp, erp, crm].into_iter().enumerate() {
         let owner = store.add_user(&format!("user{n}"), "User", "hash", false, 0).await.expect("user").id;
         let account = Account {
-            owner: owner.to_string(),
+            owner: Owner::User(owner),
             registration_id,
             tenant_id: "t".into(),
             object_id: format!("o{n}"),
@@ -506,7 +506,7 @@ async fn connections_keep_tokens_encrypted_and_disconnect_deletes_them(postgres:
     let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
     let reg = store.add_registration(&registration("erp"), 0).await.expect("added");
     let account = Account {
-        owner: "user-1".into(),
+        owner: Owner::User(Uuid::from_u128(1)),
         registration_id: reg.id,
         tenant_id: "t".into(),
         object_id: "o".into(),
@@ -520,7 +520,7 @@ async fn connections_keep_tokens_encrypted_and_disconnect_deletes_them(postgres:
     let (access, refresh) = store.connection_tokens(connection.id).await.expect("tokens");
     assert_eq!(access.expect("access").expose_secret(), "access-BBB");
     assert_eq!(refresh.expect("refresh kept when none is returned").expose_secret(), "refresh-RRR");
-    assert!(store.connections_of("user-2").await.expect("list").is_empty(), "another user sees none");
+    assert!(store.connections_of(&Owner::User(Uuid::from_u128(2))).await.expect("list").is_empty(), "another user sees none");
 
     let raw = sqlx_dump(&db.url, "SELECT access_token FROM connections UNION ALL SELECT refresh_token FROM connections").await;
     assert!(!raw.iter().any(|b| b.windows(6).any(|w| w == b"access" || w == b"refres")));
@@ -541,7 +541,7 @@ async fn oauth_states_are_single_use(postgres: bool) {
     let state = PendingState {
         state_hash: "h1".into(),
         browser_session: "s1".into(),
-        owner: "user-1".into(),
+        owner: Owner::User(Uuid::from_u128(1)),
         registration_id: Uuid::new_v4(),
         pkce_verifier: SecretString::from("verifier-1".to_owned()),
         return_to: "/settings".into(),
@@ -550,11 +550,11 @@ async fn oauth_states_are_single_use(postgres: bool) {
     };
     store.put_state(&state).await.expect("stored");
     assert!(store.take_state("h1", "another-session").await.expect("take").is_none(), "only its own session takes it");
-    assert!(store.state_exists("h1").await.expect("exists"), "and a wrong one leaves it in place");
+    assert!(store.state_owner("h1").await.expect("exists").is_some(), "and a wrong one leaves it in place");
     let taken = store.take_state("h1", "s1").await.expect("take").expect("present");
     assert_eq!((taken.browser_session.as_str(), taken.pkce_verifier.expose_secret()), ("s1", "verifier-1"));
     assert!(store.take_state("h1", "s1").await.expect("take").is_none(), "single use");
-    assert!(!store.state_exists("h1").await.expect("exists"));
+    assert!(store.state_owner("h1").await.expect("exists").is_none());
     store.put_state(&PendingState { state_hash: "h2".into(), expires_at: 5, ..state }).await.expect("stored");
     assert_eq!(store.purge_states(10).await.expect("purged"), 1);
 }
@@ -563,7 +563,13 @@ async fn refresh_leases_are_exclusive(postgres: bool) {
     let db = TestDb::new(postgres).await;
     let store = Store::connect(&db.url, keys(&key_line(1))).await.expect("connect");
     let reg = store.add_registration(&registration("erp"), 0).await.expect("added");
-    let account = Account { owner: "u".into(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "u@x".into() };
+    let account = Account {
+        owner: Owner::User(Uuid::from_u128(9)),
+        registration_id: reg.id,
+        tenant_id: "t".into(),
+        object_id: "o".into(),
+        upn: "u@x".into(),
+    };
     let id = store.save_connection(&account, &[], &tokens("a", Some("r"), 0), 0).await.expect("saved").id;
     assert!(store.try_lease_refresh(id, "instance-a", 30, 0).await.expect("lease"));
     assert!(!store.try_lease_refresh(id, "instance-b", 30, 10).await.expect("lease"), "held by a");
@@ -578,7 +584,13 @@ async fn key_rotation_rewrites_everything_and_can_be_rerun(postgres: bool) {
     let store = Store::connect(&db.url, keys(&old)).await.expect("connect");
     let reg = store.add_registration(&registration("erp"), 0).await.expect("added");
     store.add_secret(reg.id, &SecretString::from("client-secret".to_owned()), 1_000, 0).await.expect("secret");
-    let account = Account { owner: "u".into(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "u@x".into() };
+    let account = Account {
+        owner: Owner::User(Uuid::from_u128(9)),
+        registration_id: reg.id,
+        tenant_id: "t".into(),
+        object_id: "o".into(),
+        upn: "u@x".into(),
+    };
     let connection = store.save_connection(&account, &[], &tokens("access", Some("refresh"), 0), 0).await.expect("saved");
     let source = sqlite_source("Finance");
     let source = store.add_data_source(&source, Some(&SecretString::from("db-password".to_owned())), 0).await.expect("source");
@@ -794,7 +806,7 @@ async fn owners(store: &Store) -> Owners {
     let bob = store.add_user("bob", "Bob", "h", false, 0).await.expect("user");
     let reg = store.add_registration(&registration("erp"), 0).await.expect("registration");
     let account =
-        Account { owner: alice.id.to_string(), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "a@x".into() };
+        Account { owner: Owner::User(alice.id), registration_id: reg.id, tenant_id: "t".into(), object_id: "o".into(), upn: "a@x".into() };
     let connection = store.save_connection(&account, &[], &tokens("a", None, 0), 0).await.expect("connection");
     let workspace = store.add_workspace(alice.id, "Sales", 0).await.expect("workspace");
     Owners { alice, bob, connection, workspace }

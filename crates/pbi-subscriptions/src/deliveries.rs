@@ -272,7 +272,7 @@ impl Deliveries {
 
     /// A client acting as the subscription's owner through its connection; the broker's refusals as faults.
     async fn client_for(&self, subscription: &Subscription) -> Result<PowerBiClient, Fault> {
-        let owner = subscription.details.owner.to_string();
+        let owner = pbi_auth::Owner::User(subscription.details.owner);
         let connection_id = subscription.details.connection_id;
         let connection = self.auth.connection(connection_id, Some(&owner)).await.map_err(broker_fault)?;
         let registration = match self.store.registration(connection.account.registration_id).await {

@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 async fn tokens_are_served_from_memory_and_refreshed_ahead_of_expiry() {
     let env = Env::start().await;
     let connection = env.connect("alice@contoso.onmicrosoft.com").await;
-    let first = env.auth.access_token(connection.id, Some("alice@contoso.onmicrosoft.com")).await.expect("token");
+    let first = env.auth.access_token(connection.id, Some(&owner("alice@contoso.onmicrosoft.com"))).await.expect("token");
     let again = env.auth.access_token(connection.id, None).await.expect("token");
     assert!(first.expose_secret() == again.expose_secret(), "the cached token");
     assert_eq!(env.token_requests().len(), 1, "only the code redemption so far");
@@ -152,14 +152,14 @@ async fn outages_are_retried_and_never_mark_the_connection() {
 async fn a_user_cannot_use_or_see_another_users_connection() {
     let env = Env::start().await;
     let alices = env.connect("alice@contoso.onmicrosoft.com").await;
-    let _ = env.auth.access_token(alices.id, Some("alice@contoso.onmicrosoft.com")).await.expect("hers");
+    let _ = env.auth.access_token(alices.id, Some(&owner("alice@contoso.onmicrosoft.com"))).await.expect("hers");
     for attempt in [
-        env.auth.access_token(alices.id, Some("bob@contoso.onmicrosoft.com")).await.err(),
-        env.auth.disconnect(alices.id, Some("bob@contoso.onmicrosoft.com")).await.err(),
+        env.auth.access_token(alices.id, Some(&owner("bob@contoso.onmicrosoft.com"))).await.err(),
+        env.auth.disconnect(alices.id, Some(&owner("bob@contoso.onmicrosoft.com"))).await.err(),
     ] {
         assert!(matches!(attempt, Some(AuthError::NotFound(_))), "{attempt:?}");
     }
-    env.auth.disconnect(alices.id, Some("alice@contoso.onmicrosoft.com")).await.expect("her own");
+    env.auth.disconnect(alices.id, Some(&owner("alice@contoso.onmicrosoft.com"))).await.expect("her own");
     assert!(matches!(env.auth.access_token(alices.id, None).await, Err(AuthError::NeedsSignIn { .. })));
 }
 

@@ -12,7 +12,7 @@ async fn a_user_consents_once_and_the_connection_records_their_account() {
         .auth
         .start_authorization(
             env.registration.id,
-            "user-1",
+            &owner("user-1"),
             "session-1",
             "/workspaces/7",
             &StartOptions { login_hint: Some("alice@contoso.onmicrosoft.com".into()), ..Default::default() },
@@ -29,12 +29,12 @@ async fn a_user_consents_once_and_the_connection_records_their_account() {
     assert_eq!(completed.return_to, "/workspaces/7");
     let account = &completed.connection.account;
     assert_eq!(
-        (account.owner.as_str(), account.upn.as_str(), account.tenant_id.clone()),
-        ("user-1", "alice@contoso.onmicrosoft.com", demo_id("tenant:contoso").to_string())
+        (account.owner, account.upn.as_str(), account.tenant_id.clone()),
+        (owner("user-1"), "alice@contoso.onmicrosoft.com", demo_id("tenant:contoso").to_string())
     );
     assert!(completed.connection.scopes.contains(&"Dashboard.Read.All".to_owned()));
 
-    let token = env.auth.access_token(completed.connection.id, Some("user-1")).await.expect("a token");
+    let token = env.auth.access_token(completed.connection.id, Some(&owner("user-1"))).await.expect("a token");
     let groups: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/v1.0/myorg/groups", env.sandbox.base_url()))
         .bearer_auth(token.expose_secret())
@@ -52,7 +52,11 @@ async fn a_user_consents_once_and_the_connection_records_their_account() {
 #[tokio::test]
 async fn the_state_is_single_use_short_lived_and_bound_to_the_browser_session() {
     let env = Env::start().await;
-    let url = env.auth.start_authorization(env.registration.id, "user-1", "session-1", "/", &StartOptions::default()).await.expect("start");
+    let url = env
+        .auth
+        .start_authorization(env.registration.id, &owner("user-1"), "session-1", "/", &StartOptions::default())
+        .await
+        .expect("start");
     let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
     let stolen = env.auth.complete_authorization("session-of-an-attacker", &callback, None).await;
     assert!(matches!(stolen, Err(AuthError::InvalidState(ref why)) if why.contains("another browser session")), "{:?}", stolen.err());
@@ -62,7 +66,11 @@ async fn the_state_is_single_use_short_lived_and_bound_to_the_browser_session() 
     assert!(matches!(replay, Err(AuthError::InvalidState(ref why)) if why.contains("already used")), "{:?}", replay.err());
     let connected = env.store.all_connections().await.expect("list").len();
 
-    let url = env.auth.start_authorization(env.registration.id, "user-1", "session-1", "/", &StartOptions::default()).await.expect("start");
+    let url = env
+        .auth
+        .start_authorization(env.registration.id, &owner("user-1"), "session-1", "/", &StartOptions::default())
+        .await
+        .expect("start");
     let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
     env.sandbox.clock().advance(time::Duration::minutes(11)).expect("manual clock");
     let late = env.auth.complete_authorization("session-1", &callback, None).await;
@@ -73,7 +81,7 @@ async fn the_state_is_single_use_short_lived_and_bound_to_the_browser_session() 
 #[tokio::test]
 async fn a_user_who_declines_is_told_what_to_do() {
     let env = Env::start().await;
-    let url = env.auth.start_authorization(env.registration.id, "user-2", "s", "/", &StartOptions::default()).await.expect("start");
+    let url = env.auth.start_authorization(env.registration.id, &owner("user-2"), "s", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "bob@contoso.onmicrosoft.com", "cancel").await;
     let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback, None).await else { panic!("refused") };
     assert_eq!(explained.code.as_deref(), Some("AADSTS65004"));
@@ -85,7 +93,7 @@ async fn when_users_may_not_consent_the_message_says_an_administrator_must() {
     let env = Env::start().await;
     let tenant = demo_id("tenant:contoso");
     env.sandbox.update_tenant_settings(tenant, |s| s.users_can_consent = false).expect("contoso");
-    let url = env.auth.start_authorization(env.registration.id, "user-2", "s", "/", &StartOptions::default()).await.expect("start");
+    let url = env.auth.start_authorization(env.registration.id, &owner("user-2"), "s", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "bob@contoso.onmicrosoft.com", "return").await;
     let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback, None).await else { panic!("refused") };
     assert!(explained.what_happened.starts_with("Error when authorizing Power BI"), "{explained}");
@@ -100,7 +108,7 @@ async fn a_wrong_secret_and_an_expired_secret_say_what_to_fix() {
         .add_secret(env.registration.id, &SecretString::from("the-secret-id-not-its-value".to_owned()), now + 400 * 86_400, now)
         .await
         .expect("a wrong secret, newest");
-    let url = env.auth.start_authorization(env.registration.id, "user-1", "s", "/", &StartOptions::default()).await.expect("start");
+    let url = env.auth.start_authorization(env.registration.id, &owner("user-1"), "s", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
     let Err(AuthError::Refused(explained)) = env.auth.complete_authorization("s", &callback, None).await else { panic!("refused") };
     assert_eq!(explained.code.as_deref(), Some("AADSTS7000215"));
@@ -113,7 +121,7 @@ async fn a_wrong_secret_and_an_expired_secret_say_what_to_fix() {
     details.name = "erp-short-secret".into();
     let short = env.store.add_registration(&details, now).await.expect("registration");
     env.store.add_secret(short.id, &SecretString::from(pbi_sandbox::demo::APP_SECRET.to_owned()), now + 60, now).await.expect("secret");
-    let url = env.auth.start_authorization(short.id, "user-1", "s2", "/", &StartOptions::default()).await.expect("start");
+    let url = env.auth.start_authorization(short.id, &owner("user-1"), "s2", "/", &StartOptions::default()).await.expect("start");
     let callback = env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await;
     env.sandbox.clock().advance(time::Duration::minutes(2)).expect("manual clock");
     let error = env.auth.complete_authorization("s2", &callback, None).await.expect_err("the secret expired");
@@ -138,7 +146,7 @@ async fn a_redirect_url_the_app_does_not_know_stops_at_entras_error_page() {
         .add_secret(registration.id, &SecretString::from(pbi_sandbox::demo::APP_SECRET.to_owned()), i64::MAX / 2, 0)
         .await
         .expect("secret");
-    let url = env.auth.start_authorization(registration.id, "user-1", "s", "/", &StartOptions::default()).await.expect("start");
+    let url = env.auth.start_authorization(registration.id, &owner("user-1"), "s", "/", &StartOptions::default()).await.expect("start");
     let response =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client").get(url).send().await.expect("GET");
     assert_eq!(response.status(), 400);
@@ -164,7 +172,7 @@ async fn removing_a_registration_keeps_its_connections_and_they_say_why_they_sto
     assert!(matches!(error, AuthError::RegistrationRemoved { .. }), "{error}");
     assert!(error.to_string().contains("was removed (unregistered)") && error.to_string().contains("no longer work"), "{error}");
     assert_eq!(env.store.connection(connection.id).await.expect("kept").account.upn, "alice@contoso.onmicrosoft.com");
-    let new_sign_in = env.auth.start_authorization(env.registration.id, "user-1", "s", "/", &StartOptions::default()).await;
+    let new_sign_in = env.auth.start_authorization(env.registration.id, &owner("user-1"), "s", "/", &StartOptions::default()).await;
     assert!(matches!(new_sign_in, Err(AuthError::RegistrationRemoved { .. })));
 }
 
@@ -177,7 +185,7 @@ async fn a_sign_in_returns_to_the_host_it_started_on_through_that_hosts_redirect
     let on_localhost = StartOptions { host: Some("localhost:8080".into()), ..Default::default() };
     let (env, on_localhost) = (&env, &on_localhost);
     let sign_in = |session: &'static str| async move {
-        let url = env.auth.start_authorization(env.registration.id, "user-1", session, "/", on_localhost).await.expect("start");
+        let url = env.auth.start_authorization(env.registration.id, &owner("user-1"), session, "/", on_localhost).await.expect("start");
         let sent = url.query_pairs().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned());
         (sent, env.browse(&url, "alice@contoso.onmicrosoft.com", "accept").await)
     };

@@ -4,7 +4,7 @@ use futures_util::future::BoxFuture;
 use pbi_auth::{Auth, AuthSettings, Callback, StartOptions};
 use pbi_crypto::KeyRing;
 use pbi_sandbox::{Sandbox, SandboxConfig, SandboxHandle, demo};
-use pbi_store::{Connection, NewRegistration, Registration, Store};
+use pbi_store::{Connection, NewRegistration, Owner, Registration, Store};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,8 +152,11 @@ impl Env {
 
     pub async fn connect(&self, upn: &str) -> Connection {
         let session = format!("session-{upn}");
-        let url =
-            self.auth.start_authorization(self.registration.id, upn, &session, "/settings", &StartOptions::default()).await.expect("start");
+        let url = self
+            .auth
+            .start_authorization(self.registration.id, &owner(upn), &session, "/settings", &StartOptions::default())
+            .await
+            .expect("start");
         let callback = self.browse(&url, upn, "accept").await;
         self.auth.complete_authorization(&session, &callback, None).await.expect("completed").connection
     }
@@ -173,4 +176,10 @@ fn serde_urlencoded_lite(query: &str) -> Callback {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     Callback { code: get("code"), state: get("state"), error: get("error"), error_description: get("error_description") }
+}
+
+/// The pbi-bridge user a test names (the same name, the same owner).
+pub fn owner(name: &str) -> Owner {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(name.as_bytes());
+    Owner::User(uuid::Uuid::from_slice(&digest[..16]).expect("16 bytes"))
 }

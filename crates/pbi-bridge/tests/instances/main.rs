@@ -95,7 +95,7 @@ async fn three_instances_share_the_keep_alive_and_survive_one_killed_mid_run() {
             .expect("token")
             .to_owned();
         let account = Account {
-            owner: format!("owner-{n:04}"),
+            owner: pbi_store::Owner::User(uuid::Uuid::from_u128(n as u128)),
             registration_id: registration.id,
             tenant_id: tenant.to_string(),
             object_id: user.to_string(),

@@ -216,7 +216,7 @@ async fn alice_connected(dir: &Path) -> (pbi_store::Store, String, uuid::Uuid) {
     let keys = pbi_crypto::KeyRing::load(&dir.join("keys")).expect("the key file");
     let store = pbi_store::Store::connect(&format!("sqlite://{}", dir.join("pbi-bridge.db").display()), keys).await.expect("store");
     let account = pbi_store::Account {
-        owner: alice.to_owned(),
+        owner: pbi_store::Owner::User(alice.parse().expect("a user id")),
         registration_id: registration,
         tenant_id: "tenant".into(),
         object_id: "object".into(),

@@ -35,7 +35,7 @@ async fn alice_connected(store: &Store, sandbox: &pbi_sandbox::SandboxHandle, no
             .to_owned();
     let alice = store.add_user("alice", "Alice", "unused-hash", false, now).await.expect("alice").id;
     let account = Account {
-        owner: alice.to_string(),
+        owner: pbi_store::Owner::User(alice),
         registration_id: registration.id,
         tenant_id: tenant.to_string(),
         object_id: user.to_string(),

@@ -337,7 +337,7 @@ async fn alices_subscription(world: &World) -> uuid::Uuid {
         pinners: vec![],
     };
     let item = store.add_item(&item, 0).await.expect("item").id;
-    let connection = store.connections_of(&alice.to_string()).await.expect("connections")[0].id;
+    let connection = store.connections_of(&pbi_store::Owner::User(alice)).await.expect("connections")[0].id;
     let new = pbi_store::NewSubscription {
         owner: alice,
         connection_id: connection,

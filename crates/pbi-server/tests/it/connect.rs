@@ -227,7 +227,7 @@ async fn a_token_power_bi_refuses_is_replaced_once_and_the_call_goes_through() {
     let back = world.get_started(&alice, "alice@contoso.onmicrosoft.com").await;
     world.app.http.get(&back).header("cookie", &alice).send().await.expect("connected");
     let user = world.app.store.users().await.expect("users").into_iter().find(|u| u.username == "alice").expect("alice");
-    let connection = world.app.store.connections_of(&user.id.to_string()).await.expect("connections").remove(0);
+    let connection = world.app.store.connections_of(&user.as_owner()).await.expect("connections").remove(0);
     // What a restart of the service (or a revoked token) leaves: a stored token that has not expired by our
     // clock, which Power BI refuses. A fresh broker (a restarted pbi-bridge) has nothing in memory.
     let refused = pbi_store::Tokens {
@@ -271,12 +271,12 @@ async fn an_account_already_connected_for_another_user_is_refused_unless_an_admi
     let told = answer.text().await.expect("page");
     assert!(told.contains("already connected for another pbi-bridge user") && told.contains("choose your own"), "{told}");
     let bob_id = world.app.store.users().await.expect("users").into_iter().find(|u| u.username == "bob").expect("bob").id;
-    assert!(world.app.store.connections_of(&bob_id.to_string()).await.expect("list").is_empty(), "nothing was stored for Bob");
+    assert!(world.app.store.connections_of(&pbi_store::Owner::User(bob_id)).await.expect("list").is_empty(), "nothing was stored for Bob");
 
     // An administrator who wants one account shared allows it; Bob can then connect it.
     world.app.store.set_shared_accounts_allowed(true, &[], world.app.clock.unix()).await.expect("allowed");
     let back = world.get_started(&bob, "alice@contoso.onmicrosoft.com").await;
     let answer = world.app.http.get(&back).header("cookie", &bob).send().await.expect("callback");
     assert_eq!(answer.status(), StatusCode::SEE_OTHER, "allowed now");
-    assert_eq!(world.app.store.connections_of(&bob_id.to_string()).await.expect("list").len(), 1);
+    assert_eq!(world.app.store.connections_of(&pbi_store::Owner::User(bob_id)).await.expect("list").len(), 1);
 }

@@ -32,7 +32,7 @@ struct Pin {
 }
 
 /// A client acting as Alice through her connection, as the server's own calls do.
-fn client_as(world: &World, connection: Uuid, owner: &str) -> PowerBiClient {
+fn client_as(world: &World, connection: Uuid, owner: pbi_store::Owner) -> PowerBiClient {
     let cloud = Cloud::custom(url::Url::parse(world.sandbox.base_url()).expect("url"));
     let tokens = pbi_auth::ConnectionTokens::new(world.app.auth(), connection, owner);
     PowerBiClient::new(&cloud, Arc::new(tokens)).with_retry(RetryPolicy::none())
@@ -88,8 +88,8 @@ async fn pinned_item(item: NewItem) -> Pin {
     let world = working_world_with_scopes(pbi_server::PERMISSIONS).await;
     let (alice, connection) = alice_connected(&world).await;
     let stored = world.app.store.connection(connection).await.expect("connection");
-    let owner: Uuid = stored.account.owner.parse().expect("a user id");
-    let client = client_as(&world, connection, &stored.account.owner);
+    let pbi_store::Owner::User(owner) = stored.account.owner else { panic!("a user's connection") };
+    let client = client_as(&world, connection, stored.account.owner);
     let template = category_template(&world, &client).await;
     let sales = demo_id("ws:sales");
     let dashboard = client.add_dashboard(Workspace::Group(sales), DASHBOARD).await.expect("dashboard");
