@@ -30,14 +30,19 @@ impl std::fmt::Debug for NewSecretKey {
 
 /// A fresh secret key.
 pub fn generate() -> NewSecretKey {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let text = format!("{SECRET_KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let text = random_token(SECRET_KEY_PREFIX);
     let hint = text.chars().take(SECRET_KEY_PREFIX.len() + 4).collect();
     NewSecretKey { hash: hash(&text), hint, secret: SecretString::from(text) }
 }
 
-/// The hash a key is kept and looked up by.
+/// `prefix` and 256 random bits (43 characters, URL-safe): a secret key's or a connect session's token.
+pub fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The hash a key (or a session token) is kept and looked up by.
 pub fn hash(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod apps;
 pub mod keys;
+pub mod sessions;
 
 pub use app::{AppSpec, CheckedApp, parse_origin, secure_or_local};
 pub use keys::{NewSecretKey, SECRET_KEY_PREFIX};

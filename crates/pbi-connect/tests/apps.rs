@@ -114,6 +114,48 @@ async fn an_app_is_renamed_and_deleted_and_its_keys_stop_with_it(postgres: bool)
     assert_eq!((entries[0].entry.action.as_str(), entries[0].entry.target.as_str()), ("apps.deleted", "ERP (production)"));
 }
 
+async fn a_session_makes_its_end_user_once_is_held_by_one_browser_and_ends_once(postgres: bool) {
+    use pbi_connect::sessions::{self, SessionRefused, SessionSpec};
+    use pbi_store::{Account, EndUserDetails, Tokens};
+    let (_db, store) = store_on(postgres).await;
+    let registration = registration(&store).await;
+    let (app, _) = apps::create(&store, "admin", &spec("ERP", registration), 100).await.expect("made");
+    let spec = |email: Option<&str>| SessionSpec {
+        end_user: EndUserDetails { external_id: "u-42".into(), email: email.map(str::to_owned), display_name: None },
+        return_url: Some("https://erp.example.com/back".into()),
+        reconnect: None,
+    };
+    let first = spec(Some("ann@erp.example")).create(&store, &app, 200).await.expect("session");
+    let second = spec(None).create(&store, &app, 201).await.expect("session");
+    assert_eq!(first.end_user.id, second.end_user.id, "the same external id is the same end user");
+    assert_eq!(second.end_user.email.as_deref(), Some("ann@erp.example"), "a session without an e-mail keeps the one stored");
+    let token = first.token.expose_secret();
+    assert_eq!(sessions::open(&store, token, "browser-a", 300).await.expect("open").map(|s| s.id), Ok(first.session.id));
+    assert_eq!(sessions::open(&store, token, "browser-b", 300).await.expect("open").map(|s| s.id), Err(SessionRefused::OtherBrowser));
+    assert_eq!(sessions::open(&store, token, "browser-a", 200 + 1800).await.expect("open").map(|s| s.id), Err(SessionRefused::Expired));
+    assert_eq!(sessions::open(&store, "pcs_nope", "browser-a", 300).await.expect("open").map(|s| s.id), Err(SessionRefused::NotAToken));
+
+    // A connection of the end user keeps the app; once it is disconnected, the app goes and takes it along.
+    let account = Account {
+        owner: first.end_user.as_owner(),
+        registration_id: registration,
+        tenant_id: "t".into(),
+        object_id: "o".into(),
+        upn: "ann@contoso.onmicrosoft.com".into(),
+    };
+    let tokens = Tokens { access: SecretString::from("a".to_owned()), access_expires_at: 999, refresh: None, refresh_expires_at: None };
+    let connection = store.save_connection(&account, &[], &tokens, 300).await.expect("connection");
+    sessions::connected(&store, first.session.id, connection.id, &account.upn, 301).await.expect("ended");
+    sessions::failed(&store, first.session.id, sessions::Failure::SignInFailed, "late", 302).await.expect("no-op");
+    let ended = store.connect_session(first.session.id).await.expect("session");
+    assert_eq!(ended.outcome.map(|o| (o.code, o.connection_id)), Some(("connected".to_owned(), Some(connection.id))), "ends once");
+    assert_eq!(sessions::open(&store, token, "browser-a", 303).await.expect("open").map(|s| s.id), Err(SessionRefused::Ended));
+    assert!(matches!(apps::delete(&store, "admin", app.id, 400).await, Err(AppError::Conflict(_))));
+    store.disconnect(connection.id, 401).await.expect("disconnected");
+    apps::delete(&store, "admin", app.id, 402).await.expect("deleted");
+    assert!(store.all_connections().await.expect("connections").is_empty());
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
@@ -125,4 +167,5 @@ on_both!(
     an_app_is_made_with_a_key_shown_once_and_a_rotation_lets_the_old_key_work_for_its_overlap,
     bad_apps_are_refused_naming_the_field_and_names_are_unique_whatever_their_case,
     an_app_is_renamed_and_deleted_and_its_keys_stop_with_it,
+    a_session_makes_its_end_user_once_is_held_by_one_browser_and_ends_once,
 );

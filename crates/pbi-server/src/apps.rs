@@ -15,9 +15,14 @@ fn admin_only(user: &User) -> Result<(), Problem> {
 
 /// A refused change: the field at fault, a name taken, or an app that is not there.
 fn refused(context: &'static str) -> impl FnOnce(AppError) -> Problem {
+    refused_as("app", context)
+}
+
+/// `pbi_connect`'s refusal as a problem; what was not found is `what` (an app, a connect session).
+pub(crate) fn refused_as(what: &'static str, context: &'static str) -> impl FnOnce(AppError) -> Problem {
     move |error| match error {
         AppError::Invalid { field, message } => Problem::Invalid { field, message: format!("{}.", capitalised(&message)) },
-        AppError::NotFound(_) => Problem::NotFound("app"),
+        AppError::NotFound(_) => Problem::NotFound(what),
         AppError::Conflict(why) => Problem::Conflict(format!("{}.", capitalised(&why))),
         AppError::Store(error) => Problem::store("app", context)(error),
     }

@@ -172,25 +172,50 @@ pub async fn connect(
     }
 }
 
-/// Entra ID's redirect back: completes the sign-in in the session that started it.
-pub async fn callback(
-    State(state): State<Arc<AppState>>,
-    SignedIn(session): SignedIn,
-    RequestHost(host): RequestHost,
-    Query(callback): Query<Callback>,
-) -> Response {
+/// Entra ID's redirect back: an end user's sign-in goes to the connect page's flow (`connect_pages`), a
+/// pbi-bridge user's completes in the session that started it.
+pub async fn callback(State(state): State<Arc<AppState>>, RequestHost(host): RequestHost, request: axum::extract::Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let callback: Callback = match Query::try_from_uri(&parts.uri) {
+        Ok(Query(callback)) => callback,
+        Err(rejection) => {
+            return crate::frame::error_page(StatusCode::BAD_REQUEST, "Sign-in answer not understood", &rejection.body_text());
+        }
+    };
+    let whose = match &callback.state {
+        Some(sent) => state.store.state_owner(&pbi_auth::state_hash(sent)).await,
+        None => Ok(None),
+    };
+    match whose {
+        Ok(Some(pbi_store::Owner::EndUser(end_user))) => {
+            return crate::connect_pages::callback(&state, &parts.headers, host.as_deref(), &callback, end_user).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(%e, "reading a pending sign-in");
+            return server_error();
+        }
+    }
+    let session = match <SignedIn as axum::extract::FromRequestParts<Arc<AppState>>>::from_request_parts(&mut parts, &state).await {
+        Ok(SignedIn(session)) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    user_callback(&state, session, host, callback).await
+}
+
+async fn user_callback(state: &AppState, session: Session, host: Option<String>, callback: Callback) -> Response {
     match state.auth.complete_authorization(&session.token_hash, &callback, host.as_deref()).await {
         Ok(completed) => {
             let upn = &completed.connection.account.upn;
             tracing::info!(user = %session.user.username, account = %upn, "connected a Power BI account");
-            let resumed = crate::subscriptions::resume(&state, &session.user, completed.connection.id).await;
+            let resumed = crate::subscriptions::resume(state, &session.user, completed.connection.id).await;
             let also = match resumed {
                 0 => String::new(),
                 1 => " Your paused subscription resumed and is delivering now.".to_owned(),
                 n => format!(" Your {n} paused subscriptions resumed and are delivering now."),
             };
             let message = Message::success(format!("Connected your Power BI account {upn}.{also}"));
-            back(&state, &session, session::safe_next(&completed.return_to), message)
+            back(state, &session, session::safe_next(&completed.return_to), message)
         }
         Err(AuthError::Store(e)) => {
             tracing::error!(%e, "completing a sign-in");
@@ -198,7 +223,7 @@ pub async fn callback(
         }
         Err(error) => {
             tracing::warn!(user = %session.user.username, %error, "a Power BI sign-in did not complete");
-            settings_page(&state, &session, StatusCode::BAD_REQUEST, Some(error.to_string()), fresh_form()).await
+            settings_page(state, &session, StatusCode::BAD_REQUEST, Some(error.to_string()), fresh_form()).await
         }
     }
 }

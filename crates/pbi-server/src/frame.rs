@@ -105,6 +105,8 @@ pub struct Frame {
     pub areas: Vec<Area>,
     pub notices: Vec<Message>,
     pub messages: Vec<Message>,
+    /// A page for an app's end users (the connect page): no pbi-bridge sign-in link.
+    pub hosted: bool,
 }
 
 /// The area a path belongs to (`None`: the home page, the API documentation, the sign-in page).
@@ -165,7 +167,8 @@ pub fn current() -> Frame {
     } else {
         Vec::new()
     };
-    Frame { home: path == "/", viewer, areas, notices, messages }
+    let hosted = path.starts_with("/connect/app");
+    Frame { home: path == "/", viewer, areas, notices, messages, hosted }
 }
 
 /// Called by `session::SignedIn`: the top bar shows this user and their standing banners, and a GET shows (and

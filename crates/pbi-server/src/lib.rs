@@ -10,6 +10,8 @@ mod assets;
 mod audit;
 pub mod background;
 mod connect;
+mod connect_pages;
+mod connect_sessions;
 mod definition_pages;
 mod definitions;
 mod embed;
@@ -197,6 +199,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/settings/tokens/{id}/revoke", post(connect::revoke_token))
         .route("/connect", post(connect::connect))
         .route("/oauth/callback", get(connect::callback))
+        .route("/connect/app", get(connect_pages::open))
+        .route("/connect/app/{id}", get(connect_pages::page).post(connect_pages::start))
+        .route("/connect/app/{id}/done", get(connect_pages::done))
         .route("/disconnect", post(connect::disconnect))
         .route("/workspaces", get(workspaces::list).post(workspaces::create))
         .route("/workspaces/{id}", get(workspaces::show))

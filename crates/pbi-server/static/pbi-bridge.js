@@ -3,7 +3,7 @@
 // is a page to go back to (and otherwise follows its href); a <time data-local> (written in UTC by the server)
 // is shown in the reader's own time zone, its title keeping the UTC time; an empty <input data-local-zone> is
 // filled with the reader's IANA time zone (the pin dialog's default); a button with data-copy copies the text of
-// the element it names and says so.
+// the element it names and says so; the connect page's result is posted to the app's window that opened it.
 "use strict";
 document.addEventListener("submit", (event) => {
   const form = event.target;
@@ -48,9 +48,29 @@ function localZones() {
     }
   }
 }
+// The connect page's result, for the app's window that opened it (the SDK's popup): posted only to the app's
+// allowed origins, which a browser delivers only if the opener is on one of them.
+function reportConnectResult() {
+  const result = document.getElementById("connect-result");
+  if (!result || !window.opener) {
+    return;
+  }
+  const message = {
+    source: "pbi-bridge",
+    type: "connect-result",
+    status: result.dataset.status,
+    sessionId: result.dataset.sessionId,
+    connectionId: result.dataset.connectionId || null,
+    message: result.dataset.message,
+  };
+  for (const origin of (result.dataset.origins || "").split(" ").filter(Boolean)) {
+    window.opener.postMessage(message, origin);
+  }
+}
 function localise() {
   localTimes();
   localZones();
+  reportConnectResult();
 }
 if (document.readyState === "loading") {
   document.addEventListener("DOMContentLoaded", localise);

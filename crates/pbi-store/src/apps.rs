@@ -152,10 +152,30 @@ impl Store {
         self.app(id).await
     }
 
-    /// Deletes an app and, by the foreign key's cascade, its keys (they stop working at once), with the audit
-    /// entry that records it.
+    /// Deletes an app and, by the foreign key's cascade, its keys (they stop working at once), its end users and
+    /// their connect sessions, with the audit entry that records it. Refused while an end user has a connection
+    /// that is not disconnected: those are deleted first, so that no token outlives its app.
     pub async fn delete_app(&self, id: Uuid, audit: &NewAuditEntry, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        let connected: i64 = on_tx!(&mut tx, |conn| {
+            sqlx::query_scalar(
+            "SELECT COUNT(*) FROM connections c JOIN end_users e ON c.owner = 'end-user:' || e.id WHERE e.app_id = $1 AND c.status <> 'revoked'"
+        )
+        .bind(id.to_string())
+        .fetch_one(&mut *conn)
+        .await?
+        });
+        if connected > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the app still has {connected} Power BI connection(s) of its end users: delete them first (they are listed on the app's page)"
+            )));
+        }
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("DELETE FROM connections WHERE owner IN (SELECT 'end-user:' || id FROM end_users WHERE app_id = $1)")
+                .bind(id.to_string())
+                .execute(&mut *conn)
+                .await?;
+        });
         let changed = on_tx!(&mut tx, |conn| sqlx::query("DELETE FROM apps WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *conn)

@@ -45,6 +45,16 @@ pub enum Owner {
 
 const END_USER_PREFIX: &str = "end-user:";
 
+impl Owner {
+    /// The end user's id, for an app's end user.
+    pub fn end_user(&self) -> Option<Uuid> {
+        match self {
+            Owner::EndUser(id) => Some(*id),
+            Owner::User(_) => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

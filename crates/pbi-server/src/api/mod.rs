@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod apps;
 mod audit;
+mod connect;
 mod definitions;
 mod edge;
 mod jobs;
@@ -38,6 +39,7 @@ use utoipa_axum::routes;
         (name = "Power BI connection", description = "The caller's own Power BI connection (made in the browser: My settings → Get started)"),
         (name = "Workspaces", description = "pbi-bridge workspaces and the Power BI tiles pinned to them"),
         (name = "Subscriptions", description = "Report items pinned to Power BI dashboards and delivered on schedules (seed 001)"),
+        (name = "Connect", description = "For an app's backend, with the app's secret key (`Authorization: Bearer pbs_…`): connect sessions for its end users (seed 002)"),
         (name = "Administration", description = "The Power BI configuration, users, the audit log and background jobs; administrators only"),
     )
 )]
@@ -49,6 +51,15 @@ impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "appKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An app's secret key (pbs_…), for the Connect operations"))
+                    .build(),
+            ),
+        );
         components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))));
     }
 }
@@ -97,6 +108,8 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::list_apps, apps::create_app))
         .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
         .routes(routes!(apps::rotate_app_key))
+        .routes(routes!(connect::create_connect_session))
+        .routes(routes!(connect::get_connect_session))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::update_user))
         .split_for_parts();

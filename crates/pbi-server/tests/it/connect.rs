@@ -108,7 +108,13 @@ impl World {
         let authorize = to_entra.headers()["location"].to_str().expect("ascii").to_owned();
         assert!(authorize.starts_with(self.sandbox.base_url()) && authorize.contains("code_challenge_method=S256"), "{authorize}");
         assert!(authorize.contains("prompt=select_account"), "the person picks the account, never a silent reuse: {authorize}");
-        let page = self.app.http.get(&authorize).send().await.expect("GET").text().await.expect("page");
+        self.sign_in_at_entra(&authorize, upn, decision).await
+    }
+
+    /// Opens Entra's `authorize` URL, signs in as `upn` and answers the consent page with `decision`; returns
+    /// where Entra sends the browser back to.
+    pub(crate) async fn sign_in_at_entra(&self, authorize: &str, upn: &str, decision: &str) -> String {
+        let page = self.app.http.get(authorize).send().await.expect("GET").text().await.expect("page");
         let base = self.sandbox.base_url();
         let password = format!("{}-password", upn.split('@').next().unwrap_or_default());
         let ctx = hidden(&page, "ctx").expect("sign-in form");

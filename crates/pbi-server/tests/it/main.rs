@@ -14,6 +14,7 @@ mod apps_page;
 mod audit;
 mod background;
 mod connect;
+mod connect_sessions;
 mod definitions;
 mod frame;
 mod fuzz;
