@@ -461,7 +461,9 @@ impl Auth {
             object_id: claims.object_id,
             upn: claims.upn,
         };
-        let elsewhere = self.store.account_connected_by_others(&account).await?;
+        // Two pbi-bridge users sharing one Power BI account is refused unless allowed; an app's end users are
+        // the app's to tell apart.
+        let elsewhere = matches!(account.owner, Owner::User(_)) && self.store.account_connected_by_others(&account).await?;
         if elsewhere && !self.store.shared_accounts_allowed().await? {
             return Err(AuthError::AccountTaken { upn: account.upn });
         }

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod apps;
+pub mod connections;
 pub mod keys;
 pub mod sessions;
 

@@ -150,6 +150,25 @@ async fn a_session_makes_its_end_user_once_is_held_by_one_browser_and_ends_once(
     let ended = store.connect_session(first.session.id).await.expect("session");
     assert_eq!(ended.outcome.map(|o| (o.code, o.connection_id)), Some(("connected".to_owned(), Some(connection.id))), "ends once");
     assert_eq!(sessions::open(&store, token, "browser-a", 303).await.expect("open").map(|s| s.id), Err(SessionRefused::Ended));
+    use pbi_connect::connections::{self, ConnectionFilter};
+    let filter = |end_user: Option<&str>, status| ConnectionFilter { end_user: end_user.map(str::to_owned), status };
+    let (listed, next) =
+        connections::list(&store, &app, &filter(Some("u-42"), Some(pbi_store::ConnectionStatus::Active)), None, 10).await.expect("list");
+    assert_eq!((listed.len(), listed[0].end_user.external_id.as_str(), next), (1, "u-42", None));
+    assert!(connections::list(&store, &app, &filter(Some("u-7"), None), None, 10).await.expect("list").0.is_empty());
+    let other =
+        store.upsert_end_user(app.id, &EndUserDetails { external_id: "u-43".into(), ..Default::default() }, 300).await.expect("end user");
+    let second = store.save_connection(&Account { owner: other.as_owner(), ..account.clone() }, &[], &tokens, 300).await.expect("second");
+    let (first_page, next) = connections::list(&store, &app, &filter(None, None), None, 1).await.expect("page 1");
+    let (second_page, last) = connections::list(&store, &app, &filter(None, None), next, 1).await.expect("page 2");
+    let mut both = [first_page[0].connection.id, second_page[0].connection.id];
+    both.sort();
+    let mut expected = [connection.id, second.id];
+    expected.sort();
+    assert_eq!((both, last), (expected, None), "two pages of one, then no more");
+    store.disconnect(second.id, 300).await.expect("disconnected");
+    let revoked = connections::list(&store, &app, &filter(None, Some(pbi_store::ConnectionStatus::Revoked)), None, 10).await.expect("list");
+    assert_eq!(revoked.0.iter().map(|c| c.connection.id).collect::<Vec<_>>(), [second.id], "only the disconnected one");
     assert!(matches!(apps::delete(&store, "admin", app.id, 400).await, Err(AppError::Conflict(_))));
     store.disconnect(connection.id, 401).await.expect("disconnected");
     apps::delete(&store, "admin", app.id, 402).await.expect("deleted");

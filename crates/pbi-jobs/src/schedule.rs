@@ -225,8 +225,16 @@ mod tests {
                 proptest::prop_assert!(next > t, "{expression} in {zone}: {next} after {t}");
                 proptest::prop_assert!(next - t <= time::Duration::days(8), "{expression}: {next} after {t}");
                 let Recurrence::Cron(cron) = schedule.recurrence() else { panic!("a cron schedule") };
-                let local = to_timestamp(next).expect("ts").to_zoned(TimeZone::get(zone).expect("zone"));
-                proptest::prop_assert!(cron.is_time_matching(&local).unwrap_or(false), "{expression} in {zone} at {local}");
+                let tz = TimeZone::get(zone).expect("zone");
+                let local = to_timestamp(next).expect("ts").to_zoned(tz.clone());
+                // A time the clocks skip when summer time starts (02:30 in New York one March night) runs at the
+                // first time after the gap, which does not match the expression's hour.
+                let hour_before = to_timestamp(next - time::Duration::hours(1)).expect("ts").to_zoned(tz);
+                let after_a_gap = hour_before.offset() < local.offset();
+                proptest::prop_assert!(
+                    cron.is_time_matching(&local).unwrap_or(false) || after_a_gap,
+                    "{expression} in {zone} at {local}"
+                );
             }
         }
     }

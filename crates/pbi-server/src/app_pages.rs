@@ -59,6 +59,36 @@ struct KeyRow {
     in_use: bool,
 }
 
+struct ConnectionRow {
+    id: Uuid,
+    end_user: String,
+    upn: String,
+    status: &'static str,
+    badge: &'static str,
+    reason: String,
+    /// HTML: a `<time>`.
+    created: String,
+    can_disconnect: bool,
+}
+
+/// How many of an app's connections its page lists (the API pages through all of them).
+const CONNECTIONS_SHOWN: u32 = 50;
+
+fn connection_row(found: pbi_connect::connections::AppConnection) -> ConnectionRow {
+    let (c, e) = (found.connection, found.end_user);
+    let who = e.display_name.or(e.email).map_or_else(|| e.external_id.clone(), |name| format!("{name} ({})", e.external_id));
+    ConnectionRow {
+        id: c.id,
+        end_user: who,
+        upn: c.account.upn,
+        status: crate::pages::status_words(c.status),
+        badge: crate::pages::status_badge(c.status),
+        reason: c.status_reason.unwrap_or_default(),
+        created: when_html(When::at(c.created_at)),
+        can_disconnect: c.status != pbi_store::ConnectionStatus::Revoked,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin_app.html")]
 struct AppPage<'a> {
@@ -68,6 +98,8 @@ struct AppPage<'a> {
     registrations: Vec<(String, String)>,
     form: AppForm,
     keys: Vec<KeyRow>,
+    connections: Vec<ConnectionRow>,
+    more_connections: bool,
     new_key: Option<String>,
     problem: Option<String>,
 }
@@ -150,6 +182,10 @@ async fn app_page(state: &AppState, session: &Session, id: Uuid, typed: Option<A
         (Err(problem), _) | (_, Err(problem)) => return problem.page(),
     };
     let registration = names.get(&app.details.registration_id).map_or_else(|| app.details.registration_id.to_string(), |(n, _)| n.clone());
+    let (connections, more_connections) = match ops::connections(state, &session.user, &app, CONNECTIONS_SHOWN).await {
+        Ok(found) => found,
+        Err(problem) => return problem.page(),
+    };
     let keys = keys
         .into_iter()
         .map(|k| KeyRow {
@@ -173,6 +209,8 @@ async fn app_page(state: &AppState, session: &Session, id: Uuid, typed: Option<A
         app,
         registration,
         keys,
+        connections: connections.into_iter().map(connection_row).collect(),
+        more_connections,
         new_key: flash_token(),
         problem: problem.map(|p| p.in_words()),
     };
@@ -264,6 +302,29 @@ pub async fn rotate_key(
             session::done(&state, &session, &format!("/admin/apps/{id}"), with_key(said, key))
         }
         Err(problem) if problem.shown_on_form() => app_page(&state, &session, id, None, Some(problem)).await,
+        Err(problem) => problem.page(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DisconnectForm {
+    csrf: String,
+}
+
+pub async fn disconnect_connection(
+    State(state): State<Arc<AppState>>,
+    SignedIn(session): SignedIn,
+    Path((id, connection)): Path<(Uuid, Uuid)>,
+    axum::Form(form): axum::Form<DisconnectForm>,
+) -> Response {
+    if !session::same(&session.csrf_token, &form.csrf) {
+        return form_expired();
+    }
+    match ops::disconnect_connection(&state, &session.user, id, connection).await {
+        Ok(upn) => {
+            let said = Message::success(format!("Disconnected {upn}: its tokens are erased. The end user connects again through the app."));
+            session::done(&state, &session, &format!("/admin/apps/{id}"), Flash::message(said))
+        }
         Err(problem) => problem.page(),
     }
 }

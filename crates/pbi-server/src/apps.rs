@@ -69,3 +69,26 @@ pub(crate) async fn rotate_key(
     tracing::info!(admin = %admin.username, app = %id, "rotated an app's secret key");
     Ok(made)
 }
+
+/// The first `limit` connections of an app's end users, and whether there are more.
+pub(crate) async fn connections(
+    state: &AppState,
+    admin: &User,
+    app: &App,
+    limit: u32,
+) -> Result<(Vec<pbi_connect::connections::AppConnection>, bool), Problem> {
+    admin_only(admin)?;
+    let filter = pbi_connect::connections::ConnectionFilter::default();
+    let (page, next) = crate::app_connect::connections(state, app, &filter, None, limit).await?;
+    Ok((page, next.is_some()))
+}
+
+/// An administrator disconnects one of an app's end users' connections (its tokens are erased).
+pub(crate) async fn disconnect_connection(state: &AppState, admin: &User, app: Uuid, connection: Uuid) -> Result<String, Problem> {
+    admin_only(admin)?;
+    let app = state.store.app(app).await.map_err(Problem::store("app", "reading an app"))?;
+    let found = crate::app_connect::connection(state, &app, connection).await?;
+    crate::app_connect::disconnect(state, &app, connection).await?;
+    tracing::info!(admin = %admin.username, app = %app.id, %connection, "an administrator disconnected an end user's connection");
+    Ok(found.connection.account.upn)
+}

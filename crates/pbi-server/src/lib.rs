@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod api;
 mod api_docs;
+mod app_connect;
 mod app_pages;
 mod apps;
 mod assets;
@@ -11,7 +12,6 @@ mod audit;
 pub mod background;
 mod connect;
 mod connect_pages;
-mod connect_sessions;
 mod definition_pages;
 mod definitions;
 mod embed;
@@ -225,6 +225,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/admin/apps/{id}", get(app_pages::app).post(app_pages::update_app))
         .route("/admin/apps/{id}/delete", post(app_pages::delete_app))
         .route("/admin/apps/{id}/keys", post(app_pages::rotate_key))
+        .route("/admin/apps/{id}/connections/{connection}/disconnect", post(app_pages::disconnect_connection))
         .route("/admin/data-sources", get(definition_pages::data_sources).post(definition_pages::add_data_source))
         .route("/admin/data-sources/{id}", get(definition_pages::data_source).post(definition_pages::update_data_source))
         .route("/admin/data-sources/{id}/delete", post(definition_pages::delete_data_source))

@@ -16,7 +16,7 @@ pub enum ConnectionStatus {
 }
 
 impl ConnectionStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ConnectionStatus::Active => "active",
             ConnectionStatus::NeedsSignIn => "needs_sign_in",
@@ -103,6 +103,25 @@ pub struct Connection {
     pub updated_at: i64,
 }
 
+/// Where a page of connections goes on (`Store::app_connections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionCursor {
+    created_at: i64,
+    id: Uuid,
+}
+
+impl ConnectionCursor {
+    /// `created.id`, as it travels in a URL.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at, self.id)
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (at, id) = text.split_once('.')?;
+        Some(Self { created_at: at.parse().ok()?, id: Uuid::parse_str(id).ok()? })
+    }
+}
+
 /// Tokens as the token endpoint gave them, with absolute expiry times.
 #[derive(Debug, Clone)]
 pub struct Tokens {
@@ -148,10 +167,12 @@ pub(crate) fn token_context(id: impl std::fmt::Display, which: &str) -> String {
 
 impl Store {
     /// Whether the Power BI account of `account` (its registration, tenant and object id) is connected, and not
-    /// disconnected, for an owner other than `account.owner`.
+    /// disconnected, for another pbi-bridge user than `account.owner` (an app's end users' connections are the
+    /// app's business, not pbi-bridge users').
     pub async fn account_connected_by_others(&self, account: &Account) -> Result<bool> {
-        Ok(on_pool!(&self.pool, |pool| sqlx::query(
-            "SELECT 1 FROM connections WHERE registration_id = $1 AND tenant_id = $2 AND object_id = $3 AND owner <> $4 AND status <> $5",
+        Ok(on_pool!(&self.pool, |pool| {
+            sqlx::query(
+            "SELECT 1 FROM connections WHERE registration_id = $1 AND tenant_id = $2 AND object_id = $3 AND owner <> $4 AND status <> $5 AND owner NOT LIKE 'end-user:%'",
         )
         .bind(account.registration_id.to_string())
         .bind(&account.tenant_id)
@@ -160,7 +181,8 @@ impl Store {
         .bind(ConnectionStatus::Revoked.as_str())
         .fetch_optional(pool)
         .await?
-        .is_some()))
+        .is_some()
+        }))
     }
 
     /// Records a completed sign-in: a new connection, or fresh tokens on the same account's connection.
@@ -255,6 +277,44 @@ impl Store {
         .iter()
         .map(connection_from)
         .collect())
+    }
+
+    /// A page of the connections of `app`'s end users, oldest first, after `after`: with `end_user` (the app's
+    /// id for them) and `status`, only theirs and only those; and where the next page starts, if there is one.
+    pub async fn app_connections(
+        &self,
+        app: Uuid,
+        end_user: Option<&str>,
+        status: Option<ConnectionStatus>,
+        after: Option<ConnectionCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Connection>, Option<ConnectionCursor>)> {
+        let limit = i64::from(limit.clamp(1, 100));
+        // Without a cursor: from the start (no time is before i64::MIN, and every UUID sorts after "").
+        let (at, id) = after.map_or((i64::MIN, String::new()), |c| (c.created_at, c.id.to_string()));
+        let mut page: Vec<Connection> = on_pool!(&self.pool, |pool| {
+            sqlx::query(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE owner IN (SELECT 'end-user:' || id FROM end_users WHERE app_id = $1 AND ($2 IS NULL OR external_id = $2)) ",
+            "AND ($3 IS NULL OR status = $3) AND (created_at > $4 OR (created_at = $4 AND id > $5)) ORDER BY created_at, id LIMIT $6"
+        ))
+        .bind(app.to_string())
+        .bind(end_user)
+        .bind(status.map(ConnectionStatus::as_str))
+        .bind(at)
+        .bind(id)
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(connection_from)
+        .collect::<Result<_>>()?
+        });
+        let more = page.len() as i64 > limit;
+        page.truncate(limit as usize);
+        let next = more.then(|| page.last().map(|c| ConnectionCursor { created_at: c.created_at, id: c.id })).flatten();
+        Ok((page, next))
     }
 
     pub async fn all_connections(&self) -> Result<Vec<Connection>> {

@@ -25,7 +25,7 @@ pub use api_tokens::ApiToken;
 pub use apps::{App, AppKey, KeyToStore, NewApp};
 pub use audit::{AuditCursor, AuditEntry, NewAuditEntry};
 pub use connect_sessions::{ConnectSession, NewConnectSession, SessionOutcome};
-pub use connections::{Account, Connection, ConnectionStatus, Owner, Tokens};
+pub use connections::{Account, Connection, ConnectionCursor, ConnectionStatus, Owner, Tokens};
 pub use data_sources::{DataSource, DataSourceKind, NewDataSource};
 pub use db::{Pool, StoreTx};
 pub use end_users::{EndUser, EndUserDetails};

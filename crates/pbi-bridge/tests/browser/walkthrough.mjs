@@ -111,9 +111,38 @@ async function admin() {
   await click(page, "#add-app-button");
   const appKey = await page.$eval("#new-key-value", (e) => e.textContent.trim());
   await checkPage(page, report.pages, shots, "p-admin-app");
+  const endUser = await connectPage(appKey);
   const dana = await signIn("dana");
   const danaSeesHerName = await dana.$eval("#user", (e) => e.textContent.trim());
-  return { redirectUrl, copied, copyButtonSays, checks, validated, added, appKey, danaSeesHerName };
+  return { redirectUrl, copied, copyButtonSays, checks, validated, added, appKey, danaSeesHerName, endUser };
+}
+
+// Seed 002: the app's backend makes a connect session with its secret key; its end user, in a browser of their
+// own, opens the hosted connect page, goes to Microsoft's sign-in as bob and declines the permissions, and
+// lands on the page that says so.
+async function connectPage(appKey) {
+  const made = await fetch(`${base}/api/v1/connect/sessions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${appKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ endUser: { id: "erp-user-7", displayName: "Bob at Contoso ERP" } }),
+  }).then((r) => r.json());
+  const page = await (await browser.createBrowserContext()).newPage();
+  sessions.endUser = page;
+  await page.goto(made.url);
+  const heading = await page.$eval("h1", (e) => e.textContent.trim());
+  await checkPage(page, report.pages, shots, "p-anonymous-connect-app");
+  await click(page, "#continue");
+  await page.waitForSelector("#passwd");
+  await page.$eval("#login", (e) => (e.value = ""));
+  await page.type("#login", "bob@contoso.onmicrosoft.com");
+  await page.type("#passwd", "bob-password");
+  await click(page, "#idSIButton9");
+  await page.waitForSelector("#cancel");
+  await click(page, "#cancel");
+  await page.waitForSelector("#connect-result");
+  const status = await page.$eval("#connect-result", (e) => e.dataset.status);
+  await checkPage(page, report.pages, shots, "p-anonymous-connect-declined");
+  return { heading, status, urlHasNoToken: !page.url().includes("pcs_") };
 }
 
 async function user(name, pick) {

@@ -68,6 +68,9 @@ async fn seed_000_in_a_browser_admin_configures_users_connect_pin_and_see_only_t
     assert!(admin["validated"].as_str().is_some_and(|m| m.starts_with("The configuration works")), "{admin}");
     assert!(admin["added"].as_str().is_some_and(|m| m.starts_with("Added dana")), "{admin}");
     assert_eq!(admin["danaSeesHerName"], "Dana Lee", "the new user signs in with what the admin set: {admin}");
+    let end_user = &admin["endUser"];
+    assert_eq!(end_user["heading"], "Connect your Power BI account to Contoso ERP", "the connect page names the app: {end_user}");
+    assert_eq!((end_user["status"].as_str(), end_user["urlHasNoToken"].as_bool()), (Some("consent_declined"), Some(true)), "{end_user}");
 
     let alice = &report["alice"];
     assert_eq!(alice["status"], "connected", "{alice}");

@@ -1,18 +1,20 @@
 //! The API an app's backend calls with its secret key (`Authorization: Bearer pbs_…`, seed 002): connect
-//! sessions that let one of its end users connect a Power BI account on pbi-bridge's connect page.
+//! sessions that let one of its end users connect a Power BI account on pbi-bridge's connect page, and its end
+//! users' connections.
 
-use super::edge::{Answer, ApiError, Body, ErrorBody, Ids, rfc3339};
+use super::edge::{Answer, ApiError, Body, ErrorBody, Ids, Params, rfc3339};
 use crate::AppState;
-use crate::connect_sessions as ops;
+use crate::app_connect as ops;
 use crate::problem::Problem;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use pbi_store::{App, ConnectSession, EndUser, EndUserDetails};
+use pbi_connect::connections::{AppConnection, ConnectionFilter};
+use pbi_store::{App, ConnectSession, ConnectionCursor, ConnectionStatus, EndUser, EndUserDetails};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utoipa::{IntoResponses, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 use uuid::Uuid;
 
 /// The app whose backend calls: by its secret key.
@@ -185,4 +187,151 @@ pub(super) async fn get_connect_session(
 ) -> Answer<axum::Json<SessionOut>> {
     let session = ops::of_app(&state, &app, id).await?;
     Ok(axum::Json(SessionOut::of(session, state.clock.unix())))
+}
+
+/// A connection's status, as the API says it.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum AppConnectionStatus {
+    Connected,
+    /// The end user must sign in again (`statusReason` says why): make a reconnect session.
+    NeedsSignIn,
+    /// Disconnected: its tokens are gone.
+    Disconnected,
+}
+
+impl AppConnectionStatus {
+    fn of(status: ConnectionStatus) -> Self {
+        match status {
+            ConnectionStatus::Active => Self::Connected,
+            ConnectionStatus::NeedsSignIn => Self::NeedsSignIn,
+            ConnectionStatus::Revoked => Self::Disconnected,
+        }
+    }
+
+    fn stored(self) -> ConnectionStatus {
+        match self {
+            Self::Connected => ConnectionStatus::Active,
+            Self::NeedsSignIn => ConnectionStatus::NeedsSignIn,
+            Self::Disconnected => ConnectionStatus::Revoked,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AppConnectionOut {
+    id: Uuid,
+    end_user: EndUserOut,
+    /// The Power BI account's user name.
+    account: String,
+    /// The account's Entra tenant.
+    tenant_id: String,
+    scopes: Vec<String>,
+    status: AppConnectionStatus,
+    status_reason: Option<String>,
+    #[schema(format = DateTime)]
+    last_refresh_at: Option<String>,
+    last_error: Option<String>,
+    /// Since when it has not worked, while it does not.
+    #[schema(format = DateTime)]
+    failing_since: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+impl From<AppConnection> for AppConnectionOut {
+    fn from(found: AppConnection) -> Self {
+        let c = found.connection;
+        Self {
+            id: c.id,
+            end_user: found.end_user.into(),
+            account: c.account.upn,
+            tenant_id: c.account.tenant_id,
+            scopes: c.scopes,
+            status: AppConnectionStatus::of(c.status),
+            status_reason: c.status_reason,
+            last_refresh_at: c.last_refresh_at.map(rfc3339),
+            last_error: c.last_error,
+            failing_since: c.failing_since.map(rfc3339),
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AppConnectionList {
+    connections: Vec<AppConnectionOut>,
+    /// Where the next page starts (`cursor`), when there is one.
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ConnectionQuery {
+    /// Only this end user's (the app's id for them).
+    end_user_id: Option<String>,
+    status: Option<AppConnectionStatus>,
+    /// `nextCursor` of the page before.
+    cursor: Option<String>,
+    /// How many, 1 to 100 (50 when left out).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+}
+
+/// The app's end users' connections, oldest first, a page at a time. Authenticate with the app's secret key.
+#[utoipa::path(get, path = "/connect/connections", tag = "Connect", operation_id = "listAppConnections",
+    security(("appKey" = [])), params(ConnectionQuery),
+    responses((status = 200, description = "OK", body = AppConnectionList), AppRefusals))]
+pub(super) async fn list_app_connections(
+    State(state): State<Arc<AppState>>,
+    AppCaller(app): AppCaller,
+    Params(query): Params<ConnectionQuery>,
+) -> Answer<axum::Json<AppConnectionList>> {
+    let after = match query.cursor.as_deref() {
+        Some(text) => Some(
+            ConnectionCursor::parse(text)
+                .ok_or_else(|| Problem::invalid("cursor", "Pass the nextCursor of the page before, as it was given."))?,
+        ),
+        None => None,
+    };
+    let limit = match query.limit {
+        None => 50,
+        Some(n @ 1..=100) => n,
+        Some(_) => return Err(Problem::invalid("limit", "Ask for 1 to 100 connections a page.").into()),
+    };
+    let filter = ConnectionFilter { end_user: query.end_user_id, status: query.status.map(AppConnectionStatus::stored) };
+    let (page, next) = ops::connections(&state, &app, &filter, after, limit).await?;
+    Ok(axum::Json(AppConnectionList {
+        connections: page.into_iter().map(AppConnectionOut::from).collect(),
+        next_cursor: next.map(|c| c.encode()),
+    }))
+}
+
+/// One of the app's end users' connections. Authenticate with the app's secret key.
+#[utoipa::path(get, path = "/connect/connections/{id}", tag = "Connect", operation_id = "getAppConnection",
+    security(("appKey" = [])), params(("id" = Uuid, Path, description = "The connection's id")),
+    responses((status = 200, description = "OK", body = AppConnectionOut), AppRefusals))]
+pub(super) async fn get_app_connection(
+    State(state): State<Arc<AppState>>,
+    AppCaller(app): AppCaller,
+    Ids(id): Ids<Uuid>,
+) -> Answer<axum::Json<AppConnectionOut>> {
+    Ok(axum::Json(ops::connection(&state, &app, id).await?.into()))
+}
+
+/// Disconnects one of the app's end users' connections: its tokens are erased at once. Authenticate with the
+/// app's secret key.
+#[utoipa::path(delete, path = "/connect/connections/{id}", tag = "Connect", operation_id = "deleteAppConnection",
+    security(("appKey" = [])), params(("id" = Uuid, Path, description = "The connection's id")),
+    responses((status = 204, description = "Disconnected"), AppRefusals))]
+pub(super) async fn delete_app_connection(
+    State(state): State<Arc<AppState>>,
+    AppCaller(app): AppCaller,
+    Ids(id): Ids<Uuid>,
+) -> Answer<StatusCode> {
+    ops::disconnect(&state, &app, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

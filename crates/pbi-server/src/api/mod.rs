@@ -110,6 +110,8 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::rotate_app_key))
         .routes(routes!(connect::create_connect_session))
         .routes(routes!(connect::get_connect_session))
+        .routes(routes!(connect::list_app_connections))
+        .routes(routes!(connect::get_app_connection, connect::delete_app_connection))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::update_user))
         .split_for_parts();

@@ -30,6 +30,12 @@ async fn read_session(world: &World, key: &str, id: &str) -> Value {
     read.expect("GET").json().await.expect("JSON")
 }
 
+/// The app lists its connections with `query`.
+async fn list_connections(world: &World, key: &str, query: &str) -> Value {
+    let listed = world.app.http.get(world.app.url(&format!("/api/v1/connect/connections{query}"))).bearer_auth(key).send().await;
+    listed.expect("GET").json().await.expect("JSON")
+}
+
 /// The `set-cookie` of the connect page's browser cookie, as a `cookie` header value.
 fn browser_cookie(response: &reqwest::Response) -> Option<String> {
     response
@@ -134,19 +140,41 @@ async fn an_apps_end_user_connects_their_own_power_bi_account_through_a_connect_
                 continue;
             }
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-            let path = format!("/api/v1{}", template.replace("{id}", &session_id));
+            let id = if template.starts_with("/connect/connections/") { connections[0].id.to_string() } else { session_id.clone() };
+            let path = format!("/api/v1{}", template.replace("{id}", &id));
             let crossed = world.app.http.request(method, world.app.url(&path)).bearer_auth(&other_key).json(&json!({})).send().await;
             let crossed = crossed.expect("call");
             assert_eq!(crossed.status(), StatusCode::NOT_FOUND, "{path}");
             tried.push(operation["operationId"].as_str().expect("id").to_owned());
         }
     }
-    assert_eq!(tried, ["getConnectSession"]);
+    tried.sort();
+    assert_eq!(tried, ["deleteAppConnection", "getAppConnection", "getConnectSession"]);
+    let theirs = world.app.http.get(world.app.url("/api/v1/connect/connections")).bearer_auth(&other_key).send().await.expect("GET");
+    assert_eq!(theirs.json::<Value>().await.expect("JSON")["connections"], json!([]), "another app lists none of them");
     // A pbi-bridge user named alice does not get the end user's connection.
     let alice = world.app.store.users().await.expect("users").into_iter().find(|u| u.username == "alice");
     if let Some(alice) = alice {
         assert!(world.app.store.connections_of(&alice.as_owner()).await.expect("list").is_empty());
     }
+    // The app lists its connections (by end user, by status), reads one and disconnects it.
+    let listed = list_connections(&world, &key, "?endUserId=u-42&status=connected").await;
+    assert_eq!(listed["connections"][0]["account"], ALICE, "{listed}");
+    assert_eq!((listed["connections"][0]["endUser"]["externalId"].as_str(), listed["nextCursor"].as_null()), (Some("u-42"), Some(())));
+    assert_eq!(list_connections(&world, &key, "?endUserId=u-7").await["connections"], json!([]));
+    assert_eq!(list_connections(&world, &key, "?status=needs_sign_in").await["connections"], json!([]));
+    let bad = world.app.http.get(world.app.url("/api/v1/connect/connections?cursor=nope")).bearer_auth(&key).send().await.expect("GET");
+    assert_eq!(bad.json::<Value>().await.expect("JSON")["error"]["field"], "cursor");
+    let one = world.app.url(&format!("/api/v1/connect/connections/{}", connections[0].id));
+    let got: Value = world.app.http.get(&one).bearer_auth(&key).send().await.expect("GET").json().await.expect("JSON");
+    assert_eq!((got["status"].as_str(), got["tenantId"].as_str()), (Some("connected"), Some(connections[0].account.tenant_id.as_str())));
+    assert!(!got.to_string().contains("accessToken") && !got.to_string().contains("refresh"), "{got}");
+    let gone = world.app.http.delete(&one).bearer_auth(&key).send().await.expect("DELETE");
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert_eq!(list_connections(&world, &key, "?status=disconnected").await["connections"][0]["id"], connections[0].id.to_string());
+    let tokens = world.app.store.connection_tokens(connections[0].id).await.expect("tokens");
+    assert!(matches!(tokens, (None, None)), "its tokens are erased");
+
     // The link is used up.
     let again = world.app.http.get(&url).header("cookie", &cookie).send().await.expect("GET");
     assert_eq!(again.status(), StatusCode::GONE);
@@ -208,4 +236,39 @@ async fn a_connect_link_expires_after_thirty_minutes_and_an_app_with_connections
     world.app.auth().disconnect(connection.id, Some(&connection.account.owner)).await.expect("disconnected");
     pbi_connect::apps::delete(&world.app.store, "admin", app.id, world.app.clock.unix()).await.expect("deleted once disconnected");
     assert!(world.app.store.all_connections().await.expect("list").is_empty(), "its end users' connections went with it");
+}
+
+#[tokio::test]
+async fn an_admin_sees_an_apps_connections_on_its_page_and_disconnects_one() {
+    let world = crate::connect::world().await;
+    let (app, key) = app_of(&world, "ERP", &[]).await;
+    let made: Value =
+        create_session(&world, &key, json!({"endUser": {"id": "u-9", "displayName": "Ann"}})).await.json().await.expect("JSON");
+    let (cookie, page) = open_link(&world, made["url"].as_str().expect("url")).await;
+    connect_as(&world, &cookie, &page, ALICE, "accept").await;
+    let connection = world.app.store.all_connections().await.expect("list").remove(0).id;
+    world.app.store.set_shared_accounts_allowed(false, &[], world.app.clock.unix()).await.expect("one account, one user");
+
+    let admin = world.app.session("admin").await;
+    let (status, html) = world.app.page(&admin, &format!("/admin/apps/{}", app.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Ann (u-9)") && html.contains(ALICE) && html.contains(r#"id="delete-app""#), "{html}");
+    assert!(!html.contains("<title>ERP · Apps<h2"), "the page's title is only its title");
+    let path = format!("/admin/apps/{}/connections/{connection}/disconnect", app.id);
+    // The pbi-bridge user alice connects the same Power BI account for herself: an app's end user's connection
+    // of it is no pbi-bridge user's, so it is not "taken".
+    let alice = world.app.session("alice").await;
+    let back = world.get_started(&alice, ALICE).await;
+    let landed = world.app.http.get(&back).header("cookie", &alice).send().await.expect("callback");
+    assert_eq!(landed.headers()["location"].to_str().expect("ascii"), "/settings", "connected for herself too");
+    let (_, settings) = world.app.page(&alice, "/settings").await;
+    let csrf = hidden(&settings, "csrf").expect("csrf");
+    let refused = world.app.http.post(world.app.url(&path)).header("cookie", &alice).form(&[("csrf", csrf.as_str())]).send().await;
+    assert_eq!(refused.expect("POST").status(), StatusCode::FORBIDDEN, "administrators only");
+    let csrf = hidden(&html, "csrf").expect("csrf");
+    let done = world.app.http.post(world.app.url(&path)).header("cookie", &admin).form(&[("csrf", csrf.as_str())]).send().await;
+    assert_eq!(done.expect("POST").status(), StatusCode::SEE_OTHER);
+    let (_, html) = world.app.page(&admin, &format!("/admin/apps/{}", app.id)).await;
+    assert!(html.contains(&format!("Disconnected {ALICE}")) && html.contains(">disconnected<"), "{html}");
+    assert_eq!(world.app.store.connection(connection).await.expect("kept").status, pbi_store::ConnectionStatus::Revoked);
 }
