@@ -116,7 +116,7 @@ impl PowerBiClient {
         self
     }
 
-    fn observe(&self, status: Option<u16>) {
+    pub(crate) fn observe(&self, status: Option<u16>) {
         if let Some(observer) = &self.observer {
             observer(status);
         }
@@ -130,6 +130,23 @@ impl PowerBiClient {
     pub fn with_sleep(mut self, sleep: Arc<dyn Sleep>) -> Self {
         self.sleep = sleep;
         self
+    }
+
+    /// `{api base}/v1.0/myorg/`: every request's URL is under it.
+    pub(crate) fn root(&self) -> &Url {
+        &self.root
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A token from the source (`fresh`: not the one sent last), its failure as the client's error.
+    pub(crate) async fn token(&self, fresh: bool) -> Result<crate::token::AccessToken> {
+        self.tokens.token(fresh).await.map_err(|e| {
+            // No answer from the token endpoint is a network failure; an answer that refuses is a token error.
+            PowerBiError::new(if e.is_unreachable() { ErrorKind::Transport(e.message) } else { ErrorKind::Token(e.message) })
+        })
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {
@@ -152,10 +169,7 @@ impl PowerBiClient {
         let url = self.url_for(&request.path)?;
         let (mut attempt, mut waited, mut fresh_token, mut refreshed) = (0u32, Duration::ZERO, false, false);
         loop {
-            let token = self.tokens.token(fresh_token).await.map_err(|e| {
-                // No answer from the token endpoint is a network failure; an answer that refuses is a token error.
-                PowerBiError::new(if e.is_unreachable() { ErrorKind::Transport(e.message) } else { ErrorKind::Token(e.message) })
-            })?;
+            let token = self.token(fresh_token).await?;
             let error = match self.send_once(request, &url, token.secret()).await {
                 Ok(answer) => return Ok(answer),
                 Err(error) => error,

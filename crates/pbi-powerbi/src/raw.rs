@@ -116,7 +116,7 @@ impl std::fmt::Display for ApiPath {
 /// Headers a caller cannot set on a raw request: the token is pbi-bridge's to send, the host is the API's,
 /// and hop-by-hop headers belong to the connection (a caller's `Transfer-Encoding` or `Content-Length` could
 /// desynchronise it).
-fn reserved_header(name: &HeaderName) -> bool {
+pub(crate) fn reserved_header(name: &HeaderName) -> bool {
     const RESERVED: [HeaderName; 9] =
         [AUTHORIZATION, HOST, CONNECTION, TRANSFER_ENCODING, TE, UPGRADE, TRAILER, CONTENT_LENGTH, HeaderName::from_static("keep-alive")];
     RESERVED.contains(name) || name.as_str().starts_with("proxy-")

@@ -22,6 +22,7 @@ mod notices;
 mod ops;
 mod pages;
 mod problem;
+mod proxy;
 mod registration;
 mod session;
 mod subscription_pages;

@@ -13,6 +13,7 @@ mod jobs;
 mod subscriptions;
 mod workspaces;
 
+pub use connect::AppCaller;
 pub use edge::ApiError;
 
 use crate::AppState;
@@ -116,6 +117,9 @@ pub fn router() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::update_user))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
-    let router = router.fallback(|| async { ApiError(crate::problem::Problem::NotFound("API route")) });
+    // The proxy is Power BI's API, not this one: described in docs/connect.md, not in the document.
+    let router = router
+        .route("/proxy/powerbi/{*path}", axum::routing::any(crate::proxy::forward))
+        .fallback(|| async { ApiError(crate::problem::Problem::NotFound("API route")) });
     (router, doc)
 }

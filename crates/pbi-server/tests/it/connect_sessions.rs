@@ -9,10 +9,10 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-const ALICE: &str = "alice@contoso.onmicrosoft.com";
+pub(crate) const ALICE: &str = "alice@contoso.onmicrosoft.com";
 
 /// An app on the world's registration, with `origins`; its secret key.
-async fn app_of(world: &World, name: &str, origins: &[&str]) -> (pbi_store::App, String) {
+pub(crate) async fn app_of(world: &World, name: &str, origins: &[&str]) -> (pbi_store::App, String) {
     let registration = world.app.store.registrations(false).await.expect("registrations").remove(0).id;
     let spec =
         AppSpec { name: name.into(), registration_id: registration, allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect() };
@@ -20,7 +20,7 @@ async fn app_of(world: &World, name: &str, origins: &[&str]) -> (pbi_store::App,
     (app, key.secret.expose_secret().to_owned())
 }
 
-async fn create_session(world: &World, key: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn create_session(world: &World, key: &str, body: Value) -> reqwest::Response {
     world.app.http.post(world.app.url("/api/v1/connect/sessions")).bearer_auth(key).json(&body).send().await.expect("POST")
 }
 
@@ -49,7 +49,7 @@ fn browser_cookie(response: &reqwest::Response) -> Option<String> {
 }
 
 /// A browser (no pbi-bridge session) opens the session's link: its cookie and the page's address.
-async fn open_link(world: &World, url: &str) -> (String, String) {
+pub(crate) async fn open_link(world: &World, url: &str) -> (String, String) {
     let opened = world.app.http.get(url).send().await.expect("GET");
     assert_eq!(opened.status(), StatusCode::SEE_OTHER, "{:?}", opened.text().await);
     let cookie = browser_cookie(&opened).expect("the browser's cookie");
@@ -60,7 +60,7 @@ async fn open_link(world: &World, url: &str) -> (String, String) {
 
 /// Continue on the connect page, sign in at Entra as `upn` with `decision`, and come back to pbi-bridge's
 /// callback: where the callback sends the browser.
-async fn connect_as(world: &World, cookie: &str, page: &str, upn: &str, decision: &str) -> String {
+pub(crate) async fn connect_as(world: &World, cookie: &str, page: &str, upn: &str, decision: &str) -> String {
     let (status, html) = world.app.page(cookie, page).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     let csrf = hidden(&html, "csrf").expect("csrf");

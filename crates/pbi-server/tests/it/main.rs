@@ -22,6 +22,7 @@ mod headers;
 mod jobs_page;
 mod keepalive;
 mod observability;
+mod proxy;
 mod signin;
 mod subscriptions;
 mod workspaces;
