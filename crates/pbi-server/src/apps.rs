@@ -90,5 +90,14 @@ pub(crate) async fn disconnect_connection(state: &AppState, admin: &User, app: U
     let found = crate::app_connect::connection(state, &app, connection).await?;
     crate::app_connect::disconnect(state, &app, connection).await?;
     tracing::info!(admin = %admin.username, app = %app.id, %connection, "an administrator disconnected an end user's connection");
-    Ok(found.connection.account.upn)
+    let upn = found.connection.account.upn;
+    let entry = pbi_store::NewAuditEntry {
+        actor: admin.username.clone(),
+        action: "connections.disconnected".into(),
+        target: format!("{upn} of {}'s end user {}", app.details.name, found.end_user.external_id),
+        old_value: None,
+        new_value: None,
+    };
+    state.store.record_audit(&[entry], state.clock.unix()).await.map_err(Problem::store("audit entry", "recording a disconnect"))?;
+    Ok(upn)
 }

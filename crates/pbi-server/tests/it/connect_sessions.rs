@@ -271,4 +271,8 @@ async fn an_admin_sees_an_apps_connections_on_its_page_and_disconnects_one() {
     let (_, html) = world.app.page(&admin, &format!("/admin/apps/{}", app.id)).await;
     assert!(html.contains(&format!("Disconnected {ALICE}")) && html.contains(">disconnected<"), "{html}");
     assert_eq!(world.app.store.connection(connection).await.expect("kept").status, pbi_store::ConnectionStatus::Revoked);
+    let (entries, _) = world.app.store.audit_entries(None, 1).await.expect("audit");
+    let entry = &entries[0].entry;
+    assert_eq!((entry.actor.as_str(), entry.action.as_str()), ("admin", "connections.disconnected"));
+    assert_eq!(entry.target, format!("{ALICE} of ERP's end user u-9"));
 }
