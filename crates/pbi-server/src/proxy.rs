@@ -19,8 +19,6 @@ use uuid::Uuid;
 
 /// Marks an answer as pbi-bridge's own, not Power BI's.
 pub const OWN_ERROR_HEADER: &str = "pbi-bridge-error";
-/// pbi-bridge's id for the request, on every answer of the proxy.
-pub const REQUEST_ID_HEADER: &str = "pbi-bridge-request-id";
 /// The header that names the connection.
 const CONNECTION_HEADER: &str = "connection-id";
 /// A body up to this size is held, so that it can be sent again after Power BI refused an expired token;
@@ -135,17 +133,10 @@ async fn client_for(state: &AppState, app: &pbi_store::App, id: Uuid) -> Result<
     Ok(PowerBiClient::sharing(state.http.clone(), &cloud, Arc::new(tokens)).with_observer(Arc::new(move |s| metrics.powerbi_call(s))))
 }
 
-/// `/api/v1/proxy/powerbi/{path}`: the request, forwarded for the connection it names.
+/// `/api/v1/proxy/powerbi/{path}`: the request, forwarded for the connection it names. pbi-bridge's id for
+/// it is the `X-Request-Id` every answer carries (`metrics::observe`), next to Power BI's `RequestId`.
 pub async fn forward(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let request_id = Uuid::new_v4().to_string();
-    let mut response = forward_for(&state, request).await;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
-    }
-    response
-}
-
-async fn forward_for(state: &Arc<AppState>, request: Request) -> Response {
+    let state = &state;
     let (mut parts, body) = request.into_parts();
     let app = match AppCaller::from_request_parts(&mut parts, state).await {
         Ok(AppCaller(app)) => app,

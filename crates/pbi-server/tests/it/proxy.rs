@@ -29,11 +29,7 @@ async fn an_app_calls_power_bi_for_its_end_user_and_gets_power_bis_answer_unchan
     let through = world.app.http.get(proxied(&world, "myorg/groups")).bearer_auth(&key).header("connection-id", &connection).send().await;
     let through = through.expect("GET");
     assert_eq!(through.status(), StatusCode::OK);
-    assert!(
-        through.headers().contains_key("pbi-bridge-request-id") && through.headers().contains_key("requestid"),
-        "{:?}",
-        through.headers()
-    );
+    assert!(through.headers().contains_key("x-request-id") && through.headers().contains_key("requestid"), "{:?}", through.headers());
     assert!(!through.headers().contains_key("pbi-bridge-error"));
     let through: Value = through.json().await.expect("JSON");
     let id = connection.parse().expect("uuid");
