@@ -97,7 +97,7 @@ const LEASE_POLL: time::Duration = time::Duration::milliseconds(250);
 
 /// Entra's refresh tokens die after 90 days without use (Entra renews the window on every use).
 const REFRESH_TOKEN_WINDOW: i64 = 90 * 86_400;
-const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+pub const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 /// The flow and the broker over one store. Cheap to share (`Arc<Auth>`).
 pub struct Auth {

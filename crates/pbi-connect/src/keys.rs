@@ -50,7 +50,12 @@ pub fn hash(text: &str) -> String {
 /// Whether `text` has a secret key's shape (its prefix and length), to tell a caller who sent something else
 /// what they sent, before any lookup.
 pub fn looks_like_secret_key(text: &str) -> bool {
-    text.len() == SECRET_KEY_PREFIX.len() + 43 && text.starts_with(SECRET_KEY_PREFIX)
+    looks_like_token(text, SECRET_KEY_PREFIX)
+}
+
+/// Whether `text` has the shape `random_token(prefix)` gives.
+pub fn looks_like_token(text: &str, prefix: &str) -> bool {
+    text.len() == prefix.len() + 43 && text.starts_with(prefix)
 }
 
 /// How long older keys keep working after a rotation, in seconds: `hours` from 0 (at once) to 30 days, 24

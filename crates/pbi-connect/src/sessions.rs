@@ -206,7 +206,7 @@ pub fn check_return_url(text: &str, app: &App) -> Result<String, AppError> {
 /// The session a token opens, while it is open, for the browser whose cookie hashes to `browser_hash` (the
 /// first browser to open a session holds it).
 pub async fn open(store: &Store, token: &str, browser_hash: &str, now: i64) -> Result<Result<ConnectSession, SessionRefused>, AppError> {
-    if !(token.len() == SESSION_TOKEN_PREFIX.len() + 43 && token.starts_with(SESSION_TOKEN_PREFIX)) {
+    if !keys::looks_like_token(token, SESSION_TOKEN_PREFIX) {
         return Ok(Err(SessionRefused::NotAToken));
     }
     let Some(session) = store.connect_session_by_token(&keys::hash(token)).await? else { return Ok(Err(SessionRefused::Unknown)) };

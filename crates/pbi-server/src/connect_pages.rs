@@ -131,10 +131,7 @@ pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(i
     let shown = async {
         let registration = state.store.registration(app.details.registration_id).await?;
         let end_user = state.store.end_user(session.details.end_user_id).await?;
-        let reconnect = match session.details.reconnect_connection_id {
-            Some(connection) => Some(state.store.connection(connection).await?.account.upn),
-            None => None,
-        };
+        let reconnect = reconnect_account(&state, &session).await?;
         Ok::<_, pbi_store::StoreError>((registration, end_user, reconnect))
     };
     let (registration, end_user, reconnect) = match shown.await {
@@ -145,7 +142,7 @@ pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(i
         .details
         .scopes
         .iter()
-        .filter(|s| !["openid", "profile", "email", "offline_access"].contains(&s.as_str()))
+        .filter(|s| !pbi_auth::OIDC_SCOPES.contains(&s.as_str()))
         .map(|scope| Permission { scope: scope.clone(), words: permission_words(scope) })
         .collect();
     render(
@@ -159,6 +156,14 @@ pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(i
             csrf: csrf_of(&browser),
         },
     )
+}
+
+/// The account a reconnect session signs in again.
+async fn reconnect_account(state: &AppState, session: &ConnectSession) -> pbi_store::Result<Option<String>> {
+    match session.details.reconnect_connection_id {
+        Some(connection) => Ok(Some(state.store.connection(connection).await?.account.upn)),
+        None => Ok(None),
+    }
 }
 
 #[derive(Deserialize)]
@@ -182,10 +187,7 @@ pub async fn start(
     if !session::same(&csrf_of(&browser), &form.csrf) {
         return crate::pages::form_expired();
     }
-    let login_hint = match session.details.reconnect_connection_id {
-        Some(connection) => state.store.connection(connection).await.ok().map(|c| c.account.upn),
-        None => None,
-    };
+    let login_hint = reconnect_account(&state, &session).await.ok().flatten();
     let options = StartOptions { force_consent: false, select_account: login_hint.is_none(), login_hint, host };
     let owner = Owner::EndUser(session.details.end_user_id);
     let done = done_path(id);

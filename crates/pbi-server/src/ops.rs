@@ -178,15 +178,20 @@ pub(crate) async fn client_for(state: &AppState, user: &User) -> Result<(PowerBi
     if connection.status != ConnectionStatus::Active {
         return Err(Problem::NeedsSignIn(connection.status_reason.unwrap_or_else(|| "the connection was disconnected".into())));
     }
-    let cloud = pbi_auth::cloud_of(&registration)
-        .map_err(|e| Problem::Unavailable(format!("Power BI cannot be called: {e}. Ask your administrator to do so.")))?;
-    let tokens = pbi_auth::ConnectionTokens::new(state.auth.clone(), connection.id, user.as_owner());
-    let metrics = state.metrics.clone();
     // Someone is waiting for the answer: an outage is said within seconds, not after minutes of backoff.
-    let client = PowerBiClient::sharing(state.http.clone(), &cloud, Arc::new(tokens))
-        .with_retry(pbi_powerbi::RetryPolicy::interactive())
-        .with_observer(Arc::new(move |status| metrics.powerbi_call(status)));
+    let client = client_of(state, &registration, &connection)?.with_retry(pbi_powerbi::RetryPolicy::interactive());
     Ok((client, connection.id))
+}
+
+/// A Power BI client acting as `connection`'s owner through `registration`'s cloud, on the server's connection
+/// pool and counted in its metrics.
+pub(crate) fn client_of(state: &AppState, registration: &Registration, connection: &Connection) -> Result<PowerBiClient, Problem> {
+    let cloud = pbi_auth::cloud_of(registration)
+        .map_err(|e| Problem::Unavailable(format!("Power BI cannot be called: {e}. Ask your administrator to do so.")))?;
+    let tokens = pbi_auth::ConnectionTokens::new(state.auth.clone(), connection.id, connection.account.owner);
+    let metrics = state.metrics.clone();
+    Ok(PowerBiClient::sharing(state.http.clone(), &cloud, Arc::new(tokens))
+        .with_observer(Arc::new(move |status| metrics.powerbi_call(status))))
 }
 
 /// Power BI's refusal in seed 000's troubleshooting words.

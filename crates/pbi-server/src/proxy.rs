@@ -127,10 +127,7 @@ async fn client_for(state: &AppState, app: &pbi_store::App, id: Uuid) -> Result<
         .registration(connection.account.registration_id)
         .await
         .map_err(|_| refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong; try again."))?;
-    let cloud = pbi_auth::cloud_of(&registration).map_err(|e| refusal(StatusCode::BAD_GATEWAY, "not_configured", e.to_string()))?;
-    let tokens = pbi_auth::ConnectionTokens::new(state.auth.clone(), connection.id, connection.account.owner);
-    let metrics = state.metrics.clone();
-    Ok(PowerBiClient::sharing(state.http.clone(), &cloud, Arc::new(tokens)).with_observer(Arc::new(move |s| metrics.powerbi_call(s))))
+    crate::ops::client_of(state, &registration, &connection).map_err(|e| refusal(StatusCode::BAD_GATEWAY, "not_configured", e.to_string()))
 }
 
 /// `/api/v1/proxy/powerbi/{path}`: the request, forwarded for the connection it names. pbi-bridge's id for

@@ -55,39 +55,24 @@ impl Store {
     /// The app's end user with this external id, made the first time; an e-mail or display name given
     /// replaces the stored one.
     pub async fn upsert_end_user(&self, app: Uuid, details: &EndUserDetails, now: i64) -> Result<EndUser> {
-        on_pool!(&self.pool, |pool| {
-            sqlx::query(
-                "INSERT INTO end_users (id, app_id, external_id, email, display_name, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (app_id, external_id) DO UPDATE SET \
-                 email = COALESCE(excluded.email, end_users.email), \
-                 display_name = COALESCE(excluded.display_name, end_users.display_name), updated_at = excluded.updated_at",
-            )
-            .bind(Uuid::new_v4().to_string())
-            .bind(app.to_string())
-            .bind(&details.external_id)
-            .bind(&details.email)
-            .bind(&details.display_name)
-            .bind(now)
-            .execute(pool)
-            .await?;
-        });
-        self.end_user_by_external_id(app, &details.external_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("end user '{}'", details.external_id)))
-    }
-
-    pub async fn end_user_by_external_id(&self, app: Uuid, external_id: &str) -> Result<Option<EndUser>> {
         on_pool!(&self.pool, |pool| sqlx::query(concat!(
-            "SELECT ",
-            end_user_columns!(),
-            " FROM end_users WHERE app_id = $1 AND external_id = $2"
+            "INSERT INTO end_users (id, app_id, external_id, email, display_name, created_at, updated_at) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (app_id, external_id) DO UPDATE SET ",
+            "email = COALESCE(excluded.email, end_users.email), ",
+            "display_name = COALESCE(excluded.display_name, end_users.display_name), updated_at = excluded.updated_at ",
+            "RETURNING ",
+            end_user_columns!()
         ))
+        .bind(Uuid::new_v4().to_string())
         .bind(app.to_string())
-        .bind(external_id)
-        .fetch_optional(pool)
-        .await?
-        .map(|row| end_user_from(&row))
-        .transpose())
+        .bind(&details.external_id)
+        .bind(&details.email)
+        .bind(&details.display_name)
+        .bind(now)
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::from)
+        .and_then(|row| end_user_from(&row)))
     }
 
     pub async fn end_user(&self, id: Uuid) -> Result<EndUser> {

@@ -84,6 +84,24 @@ async fn world_of(scopes: &[&str], working: bool) -> World {
 }
 
 impl World {
+    /// What a restart of the service (or a revoked token) leaves: a stored token for `connection` that has not
+    /// expired by our clock, which Power BI refuses, and a fresh server (a restarted pbi-bridge) with nothing in
+    /// memory, on the same store.
+    pub(crate) async fn restarted_with_a_refused_token(&self, connection: uuid::Uuid) -> pbi_server::ServerHandle {
+        let refused = pbi_store::Tokens {
+            access: SecretString::from("not-a-token-power-bi-accepts".to_owned()),
+            access_expires_at: self.app.clock.unix() + 3000,
+            refresh: None,
+            refresh_expires_at: None,
+        };
+        self.app.store.store_tokens(connection, &refused, self.app.clock.unix()).await.expect("stored");
+        let auth =
+            std::sync::Arc::new(pbi_auth::Auth::new(self.app.store.clone(), self.app.clock.clone(), pbi_auth::AuthSettings::default()));
+        pbi_server::Server::start(pbi_server::ServerConfig::default(), self.app.store.clone(), auth, self.app.clock.clone())
+            .await
+            .expect("server")
+    }
+
     /// Clicks Get started and walks the sandbox's sign-in and consent; returns Entra's redirect to the callback.
     pub(crate) async fn get_started(&self, cookie: &str, upn: &str) -> String {
         self.get_started_and(cookie, upn, "accept").await
@@ -236,18 +254,7 @@ async fn a_token_power_bi_refuses_is_replaced_once_and_the_call_goes_through() {
     let connection = world.app.store.connections_of(&user.as_owner()).await.expect("connections").remove(0);
     // What a restart of the service (or a revoked token) leaves: a stored token that has not expired by our
     // clock, which Power BI refuses. A fresh broker (a restarted pbi-bridge) has nothing in memory.
-    let refused = pbi_store::Tokens {
-        access: SecretString::from("not-a-token-power-bi-accepts".to_owned()),
-        access_expires_at: world.app.clock.unix() + 3000,
-        refresh: None,
-        refresh_expires_at: None,
-    };
-    world.app.store.store_tokens(connection.id, &refused, world.app.clock.unix()).await.expect("stored");
-    let auth =
-        std::sync::Arc::new(pbi_auth::Auth::new(world.app.store.clone(), world.app.clock.clone(), pbi_auth::AuthSettings::default()));
-    let restarted = pbi_server::Server::start(pbi_server::ServerConfig::default(), world.app.store.clone(), auth, world.app.clock.clone())
-        .await
-        .expect("server");
+    let restarted = world.restarted_with_a_refused_token(connection.id).await;
     world.sandbox.clear_requests();
 
     let tiles = world.app.http.get(format!("{}/api/v1/tiles", restarted.base_url())).header("cookie", &alice).send().await.expect("GET");

@@ -153,10 +153,9 @@ async fn an_apps_end_user_connects_their_own_power_bi_account_through_a_connect_
     let theirs = world.app.http.get(world.app.url("/api/v1/connect/connections")).bearer_auth(&other_key).send().await.expect("GET");
     assert_eq!(theirs.json::<Value>().await.expect("JSON")["connections"], json!([]), "another app lists none of them");
     // A pbi-bridge user named alice does not get the end user's connection.
-    let alice = world.app.store.users().await.expect("users").into_iter().find(|u| u.username == "alice");
-    if let Some(alice) = alice {
-        assert!(world.app.store.connections_of(&alice.as_owner()).await.expect("list").is_empty());
-    }
+    world.app.session("alice").await;
+    let alice = world.app.store.users().await.expect("users").into_iter().find(|u| u.username == "alice").expect("alice");
+    assert!(world.app.store.connections_of(&alice.as_owner()).await.expect("list").is_empty());
     // The app lists its connections (by end user, by status), reads one and disconnects it.
     let listed = list_connections(&world, &key, "?endUserId=u-42&status=connected").await;
     assert_eq!(listed["connections"][0]["account"], ALICE, "{listed}");

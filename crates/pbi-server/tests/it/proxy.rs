@@ -5,7 +5,7 @@
 use crate::connect::World;
 use crate::connect_sessions::{ALICE, app_of, connect_as, create_session, open_link};
 use reqwest::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 /// A world with an app whose end user u-1 connected Alice's Power BI account: the app's key and the connection.
@@ -106,19 +106,8 @@ async fn pbi_bridges_own_refusals_are_marked_and_no_path_leaves_the_api() {
 async fn a_token_power_bi_refuses_is_replaced_and_the_call_made_once_more() {
     let (world, key, connection) = connected().await;
     let id: uuid::Uuid = connection.parse().expect("uuid");
-    let refused = pbi_store::Tokens {
-        access: SecretString::from("not-a-token-power-bi-accepts".to_owned()),
-        access_expires_at: world.app.clock.unix() + 3000,
-        refresh: None,
-        refresh_expires_at: None,
-    };
-    world.app.store.store_tokens(id, &refused, world.app.clock.unix()).await.expect("stored");
-    // A restarted pbi-bridge: nothing in memory, the refused token in the store.
-    let auth =
-        std::sync::Arc::new(pbi_auth::Auth::new(world.app.store.clone(), world.app.clock.clone(), pbi_auth::AuthSettings::default()));
-    let restarted = pbi_server::Server::start(pbi_server::ServerConfig::default(), world.app.store.clone(), auth, world.app.clock.clone())
-        .await
-        .expect("server");
+    // A restarted pbi-bridge: nothing in memory, a token Power BI refuses in the store.
+    let restarted = world.restarted_with_a_refused_token(id).await;
     world.sandbox.clear_requests();
     let body =
         json!({"name": "Orders", "defaultMode": "Push", "tables": [{"name": "Orders", "columns": [{"name": "Id", "dataType": "Int64"}]}]});
